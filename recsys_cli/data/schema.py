@@ -1,0 +1,27 @@
+"""The canonical data format every command reads."""
+
+from __future__ import annotations
+
+EVENT_TYPES: tuple[str, ...] = ("view_product", "add_to_cart", "purchase_item")
+"""Event types, weakest to strongest. Their position is the code used inside the package."""
+
+EVENT_CODE: dict[str, int] = {name: code for code, name in enumerate(EVENT_TYPES)}
+VIEW, CART, PURCHASE = 0, 1, 2
+
+EVENT_COLUMNS: tuple[str, ...] = ("customer_id", "product_id", "type", "timestamp")
+EVENTS_GLOB = "events*.csv"
+CATALOG_FILE = "catalog.csv"
+
+CATALOG_REQUIRED: tuple[str, ...] = ("product_id",)
+CATALOG_OPTIONAL: tuple[str, ...] = (
+    "category_id",
+    "category_path",
+    "brand",
+    "gender",
+    "description",
+    "price",
+)
+CATALOG_COLUMNS: tuple[str, ...] = CATALOG_REQUIRED + CATALOG_OPTIONAL
+
+GENDERS: tuple[str, ...] = ("Man", "Woman", "Child", "Unisex", "Other")
+CATEGORY_SEPARATOR = "|"

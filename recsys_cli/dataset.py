@@ -1,0 +1,223 @@
+"""IdMap (external <-> internal ids, append-only) and Dataset (frozen matrices built once).
+
+The service is the only place that turns external ids into internal indices and back;
+models see internal indices only.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+from scipy import sparse
+
+from .data.schema import CART, CATALOG_OPTIONAL, PURCHASE, VIEW
+from .weighting import WeightingConfig, pair_weights
+
+
+@dataclass(frozen=True)
+class IdMap:
+    """External string ids; an id's position in `external_ids` is its internal index."""
+
+    external_ids: np.ndarray
+
+    @classmethod
+    def from_ids(cls, ids: "pd.Series | np.ndarray | list[str]") -> "IdMap":
+        """Distinct ids in order of first appearance."""
+        unique = pd.unique(pd.Series(ids, dtype=object))
+        return cls(np.asarray(unique, dtype=object))
+
+    def __len__(self) -> int:
+        return len(self.external_ids)
+
+    @property
+    def _index(self) -> pd.Index:
+        index = self.__dict__.get("_cached_index")
+        if index is None:
+            index = pd.Index(self.external_ids)
+            object.__setattr__(self, "_cached_index", index)
+        return index
+
+    def to_internal(self, ids: "np.ndarray | list[str] | pd.Series") -> np.ndarray:
+        """Internal indices (int64); -1 for ids this map does not know."""
+        return self._index.get_indexer(pd.Index(np.asarray(ids, dtype=object))).astype(np.int64)
+
+    def get(self, external_id: str) -> int:
+        """Internal index of one id, or -1."""
+        try:
+            position = self._index.get_loc(external_id)
+        except KeyError:
+            return -1
+        return int(position) if isinstance(position, (int, np.integer)) else -1
+
+    def to_external(self, internal: np.ndarray) -> np.ndarray:
+        """External ids for internal indices (which must be valid)."""
+        return self.external_ids[np.asarray(internal, dtype=np.int64)]
+
+    def add_ids(self, ids: "np.ndarray | list[str] | pd.Series") -> "IdMap":
+        """A new map with unseen ids appended; existing positions never move."""
+        fresh = pd.unique(pd.Series(ids, dtype=object))
+        fresh = fresh[self.to_internal(fresh) < 0]
+        if len(fresh) == 0:
+            return self
+        return IdMap(np.concatenate([self.external_ids, np.asarray(fresh, dtype=object)]))
+
+    def __getstate__(self) -> dict:
+        return {"external_ids": self.external_ids}
+
+    def __setstate__(self, state: dict) -> None:
+        object.__setattr__(self, "external_ids", state["external_ids"])
+
+
+@dataclass(frozen=True)
+class UserHistory:
+    """Interaction rows of some customers: weights, last-seen unix seconds, strongest event code + 1.
+
+    All three matrices share one sparsity pattern; row i belongs to the i-th customer asked about.
+    """
+
+    weights: sparse.csr_matrix
+    last_seen: sparse.csr_matrix
+    strongest: sparse.csr_matrix
+
+    def __len__(self) -> int:
+        return self.weights.shape[0]
+
+
+@dataclass(frozen=True)
+class Dataset:
+    """Everything models train on, in internal indices.
+
+    `pairs` has one row per (user, item) with n_view, n_cart, n_purchase, last_ts;
+    `catalog` has one row per item in internal order (NaN where the catalog says nothing).
+    """
+
+    users: IdMap
+    items: IdMap
+    pairs: pd.DataFrame
+    catalog: pd.DataFrame
+    weighting: WeightingConfig
+
+    @classmethod
+    def construct(
+        cls,
+        events: pd.DataFrame,
+        catalog: pd.DataFrame | None = None,
+        weighting: WeightingConfig | None = None,
+        users: IdMap | None = None,
+        items: IdMap | None = None,
+    ) -> "Dataset":
+        """Build id maps and per-pair counts from canonical events (type as code 0..2, int64 timestamps).
+
+        Items are the catalog's products (catalog order) followed by products seen only in events.
+        Passing `users`/`items` extends existing maps instead of building new ones.
+        """
+        weighting = weighting or WeightingConfig()
+        catalog = catalog if catalog is not None else pd.DataFrame({"product_id": pd.Series([], dtype=object)})
+        if items is None:
+            items = IdMap.from_ids(catalog["product_id"].astype(object))
+        items = items.add_ids(events["product_id"].astype(object))
+        users = (users or IdMap(np.asarray([], dtype=object))).add_ids(events["customer_id"].astype(object))
+        pairs = _aggregate_pairs(
+            users.to_internal(events["customer_id"].to_numpy(dtype=object)),
+            items.to_internal(events["product_id"].to_numpy(dtype=object)),
+            events["type"].to_numpy(dtype=np.int8),
+            events["timestamp"].to_numpy(dtype=np.int64),
+        )
+        aligned = _align_catalog(catalog, items)
+        return cls(users=users, items=items, pairs=pairs, catalog=aligned, weighting=weighting)
+
+    @property
+    def n_users(self) -> int:
+        return len(self.users)
+
+    @property
+    def n_items(self) -> int:
+        return len(self.items)
+
+    def _matrix(self, values: np.ndarray, dtype: type) -> sparse.csr_matrix:
+        matrix = sparse.csr_matrix(
+            (values.astype(dtype), (self.pairs["user"].to_numpy(), self.pairs["item"].to_numpy())),
+            shape=(self.n_users, self.n_items),
+        )
+        matrix.sort_indices()
+        return matrix
+
+    @property
+    def interactions(self) -> sparse.csr_matrix:
+        """Weighted user x item matrix (float32), cached."""
+        cached = self.__dict__.get("_interactions")
+        if cached is None:
+            cached = self._matrix(pair_weights(self.pairs, self.weighting), np.float32)
+            object.__setattr__(self, "_interactions", cached)
+        return cached
+
+    def history(self, users: np.ndarray | None = None) -> UserHistory:
+        """Interaction rows of `users` (all users when None) as a UserHistory."""
+        cached = self.__dict__.get("_history")
+        if cached is None:
+            cached = UserHistory(
+                weights=self.interactions,
+                last_seen=self._matrix(self.pairs["last_ts"].to_numpy(), np.float64),
+                strongest=self._matrix(strongest_code(self.pairs) + 1, np.int8),
+            )
+            object.__setattr__(self, "_history", cached)
+        if users is None:
+            return cached
+        rows = np.asarray(users, dtype=np.int64)
+        return UserHistory(cached.weights[rows], cached.last_seen[rows], cached.strongest[rows])
+
+    def item_counts(self) -> pd.DataFrame:
+        """Per item: distinct purchasers, carters and viewers (index = internal item)."""
+        counts = pd.DataFrame(
+            {
+                "purchasers": np.bincount(self.pairs["item"][self.pairs["n_purchase"] > 0], minlength=self.n_items),
+                "carters": np.bincount(self.pairs["item"][self.pairs["n_cart"] > 0], minlength=self.n_items),
+                "viewers": np.bincount(self.pairs["item"][self.pairs["n_view"] > 0], minlength=self.n_items),
+            }
+        )
+        return counts
+
+    def __getstate__(self) -> dict:
+        return {k: v for k, v in self.__dict__.items() if not k.startswith("_")}
+
+    def __setstate__(self, state: dict) -> None:
+        for key, value in state.items():
+            object.__setattr__(self, key, value)
+
+
+def strongest_code(pairs: pd.DataFrame) -> np.ndarray:
+    """Strongest event code per pair: PURCHASE > CART > VIEW."""
+    return np.where(
+        pairs["n_purchase"].to_numpy() > 0, PURCHASE, np.where(pairs["n_cart"].to_numpy() > 0, CART, VIEW)
+    ).astype(np.int8)
+
+
+def _aggregate_pairs(user: np.ndarray, item: np.ndarray, kind: np.ndarray, ts: np.ndarray) -> pd.DataFrame:
+    frame = pd.DataFrame(
+        {
+            "user": user.astype(np.int32),
+            "item": item.astype(np.int32),
+            "n_view": (kind == VIEW).astype(np.int32),
+            "n_cart": (kind == CART).astype(np.int32),
+            "n_purchase": (kind == PURCHASE).astype(np.int32),
+            "last_ts": ts,
+        }
+    )
+    grouped = frame.groupby(["user", "item"], sort=True).agg(
+        n_view=("n_view", "sum"), n_cart=("n_cart", "sum"), n_purchase=("n_purchase", "sum"), last_ts=("last_ts", "max")
+    )
+    return grouped.reset_index()
+
+
+def _align_catalog(catalog: pd.DataFrame, items: IdMap) -> pd.DataFrame:
+    """Catalog rows in internal item order; products absent from the catalog get NaN attributes."""
+    base = catalog.drop_duplicates("product_id", keep="last").set_index("product_id")
+    aligned = base.reindex(pd.Index(items.external_ids, name="product_id"))
+    for column in CATALOG_OPTIONAL:
+        if column not in aligned.columns:
+            aligned[column] = np.nan
+    aligned = aligned.reset_index()
+    aligned["price"] = pd.to_numeric(aligned["price"], errors="coerce")
+    return aligned

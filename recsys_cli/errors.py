@@ -1,0 +1,45 @@
+"""One exception hierarchy for the core; translated to exit codes in cli.py and statuses in server.py."""
+
+from __future__ import annotations
+
+
+class RecsysError(Exception):
+    """Base of every error a user can cause or fix. `exit_code` is what the CLI exits with."""
+
+    exit_code: int = 1
+    http_status: int = 400
+
+
+class InputError(RecsysError):
+    """Unusable input as a whole: a missing file or column, an empty file, a bad option."""
+
+    exit_code = 2
+    http_status = 400
+
+
+class DataError(RecsysError):
+    """Bad rows inside otherwise readable input (strict mode, or too many bad rows)."""
+
+    exit_code = 1
+    http_status = 400
+
+
+class NotFoundError(RecsysError):
+    """An unknown product (or other id) where a known one is required."""
+
+    exit_code = 1
+    http_status = 404
+
+
+class ArtifactError(RecsysError):
+    """Artifacts are missing, corrupt, tampered with or of another format version."""
+
+    exit_code = 1
+    http_status = 503
+
+
+class LockError(RecsysError):
+    """Another training run holds the artifacts lock."""
+
+    exit_code = 3
+    http_status = 409

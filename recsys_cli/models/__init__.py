@@ -1,0 +1,1 @@
+"""Recommenders behind one interface (see base.py)."""

@@ -1,0 +1,53 @@
+"""Events -> one weight per (customer, product).
+
+The default scheme is the original assignment's: viewed once 1, several times 2, added to
+cart once 3, several times 4, purchased once 5, several times 6; the strongest event wins.
+An optional recency half-life multiplies each weight by 0.5 ** (age_days / half_life_days),
+age measured from the newest event in the data.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+
+from .errors import InputError
+
+DEFAULT_SCHEME: dict[str, tuple[float, float]] = {
+    "view_product": (1.0, 2.0),
+    "add_to_cart": (3.0, 4.0),
+    "purchase_item": (5.0, 6.0),
+}
+
+
+@dataclass(frozen=True)
+class WeightingConfig:
+    """How events become weights: (once, several times) per event type, and a recency half-life."""
+
+    scheme: dict[str, tuple[float, float]] = field(default_factory=lambda: dict(DEFAULT_SCHEME))
+    half_life_days: float | None = None
+
+    def __post_init__(self) -> None:
+        missing = set(DEFAULT_SCHEME) - set(self.scheme)
+        if missing:
+            raise InputError(f"weighting scheme lacks event types: {', '.join(sorted(missing))}")
+        if self.half_life_days is not None and self.half_life_days <= 0:
+            raise InputError("weighting half_life_days must be positive")
+
+
+def pair_weights(pairs: pd.DataFrame, config: WeightingConfig, now: int | None = None) -> np.ndarray:
+    """One float32 weight per row of `pairs` (columns n_view, n_cart, n_purchase, last_ts)."""
+    weights = np.zeros(len(pairs), dtype=np.float32)
+    for column, event in (("n_view", "view_product"), ("n_cart", "add_to_cart"), ("n_purchase", "purchase_item")):
+        once, several = config.scheme[event]
+        counts = pairs[column].to_numpy()
+        value = np.where(counts >= 2, several, np.where(counts == 1, once, 0.0)).astype(np.float32)
+        weights = np.maximum(weights, value)
+    if config.half_life_days is not None and len(pairs):
+        last = pairs["last_ts"].to_numpy(dtype=np.int64)
+        reference = int(last.max()) if now is None else now
+        age_days = np.clip(reference - last, 0, None) / 86400.0
+        weights = weights * np.power(0.5, age_days / config.half_life_days).astype(np.float32)
+    return weights
