@@ -6,9 +6,17 @@ each row's file and line so that a rejected row can be named.
 
 from __future__ import annotations
 
+import csv
 from dataclasses import dataclass, field
+from pathlib import Path
 
+import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.csv as pacsv
+
+from ..errors import InputError
+from .schema import CATALOG_COLUMNS, CATALOG_FILE, CATALOG_REQUIRED, EVENT_COLUMNS, EVENTS_GLOB
 
 REJECT_COLUMNS = ("file", "line", "reason")
 
@@ -32,3 +40,146 @@ class RawInput:
     rejects: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=list(REJECT_COLUMNS)))
     notes: list[str] = field(default_factory=list)
     files: list[str] = field(default_factory=list)
+
+
+def empty_rejects() -> pd.DataFrame:
+    """An empty rejects frame with the right columns."""
+    return pd.DataFrame({"file": pd.Series([], dtype=object), "line": pd.Series([], dtype="int64"),
+                         "reason": pd.Series([], dtype=object)})
+
+
+def read_csv_rows(path: Path, columns: tuple[str, ...], *, required: tuple[str, ...], encoding: str = "utf8") -> tuple[pd.DataFrame, pd.DataFrame, list[str]]:
+    """Read one CSV file as strings: (rows with file/line, rejected lines, notes).
+
+    Every column in `required` must be in the header (InputError otherwise); columns outside
+    `columns` are ignored and noted. Lines with the wrong number of fields are rejected with their
+    physical line number; quoted values may contain newlines and line numbers stay exact.
+    """
+    name = path.name
+    if path.stat().st_size == 0:
+        raise InputError(f"{name}: file is empty (expected a header line with {', '.join(required)})")
+    header = _read_header(path, encoding)
+    missing = [column for column in required if column not in header]
+    if missing:
+        raise InputError(f"{name}: missing required column '{missing[0]}' (header has: {', '.join(header) or 'nothing'})")
+    notes = []
+    extra = [column for column in header if column not in columns]
+    if extra:
+        notes.append(f"{name}: ignored extra columns {', '.join(extra)}")
+    wanted = [column for column in header if column in columns]
+    bad: list[tuple[int | None, str, int]] = []
+
+    def on_invalid(row: pacsv.InvalidRow) -> str:
+        bad.append((row.number, row.text, row.actual_columns))
+        return "skip"
+
+    try:
+        table = pacsv.read_csv(
+            path,
+            read_options=pacsv.ReadOptions(use_threads=False, encoding=encoding, block_size=1 << 24),
+            parse_options=pacsv.ParseOptions(invalid_row_handler=on_invalid, newlines_in_values=True, ignore_empty_lines=False),
+            convert_options=pacsv.ConvertOptions(
+                column_types={column: pa.string() for column in header},
+                include_columns=wanted,
+                strings_can_be_null=False,
+                quoted_strings_can_be_null=False,
+            ),
+        )
+    except (pa.ArrowInvalid, UnicodeDecodeError, LookupError) as error:
+        raise InputError(_explain_arrow_error(path, encoding, error)) from None
+    frame = table.to_pandas(types_mapper=None)
+    for column in frame.columns:
+        frame[column] = frame[column].astype(object)
+    frame["file"] = name
+    frame["line"], bad_lines = _line_numbers(frame[wanted], bad)
+    rejects = pd.DataFrame(
+        {
+            "file": name,
+            "line": pd.Series(bad_lines, dtype="int64"),
+            "reason": [f"malformed line: expected {len(header)} fields, got {count}" for _, _, count in bad],
+        }
+    )
+    return frame, rejects if len(rejects) else empty_rejects(), notes
+
+
+def _read_header(path: Path, encoding: str) -> list[str]:
+    with open(path, encoding=encoding if encoding != "utf8" else "utf-8-sig", errors="replace", newline="") as handle:
+        first = handle.readline()
+    try:
+        fields = next(csv.reader([first]))
+    except StopIteration:
+        return []
+    return [field.strip() for field in fields]
+
+
+def _line_numbers(frame: pd.DataFrame, bad: list[tuple[int | None, str, int]]) -> tuple[np.ndarray, np.ndarray]:
+    """Physical start lines of accepted rows and of rejected records.
+
+    pyarrow numbers records (header = 1), not physical lines, so quoted newlines are counted here:
+    every record spans 1 + (newlines inside its values) lines.
+    """
+    n = len(frame)
+    spans = np.ones(n, dtype=np.int64)
+    for column in frame.columns:
+        values = frame[column]
+        if n and values.str.contains("\n", regex=False).any():
+            spans += values.str.count("\n").to_numpy(dtype=np.int64)
+    total = n + len(bad)
+    is_bad = np.zeros(total, dtype=bool)
+    record_spans = np.ones(total, dtype=np.int64)
+    bad_positions = np.array([(number or 0) - 2 for number, _, _ in bad], dtype=np.int64)
+    bad_positions = np.clip(bad_positions, 0, max(total - 1, 0))
+    is_bad[bad_positions] = True
+    record_spans[bad_positions] = [1 + text.count("\n") for _, text, _ in bad]
+    record_spans[~is_bad] = spans[: int((~is_bad).sum())]
+    starts = 2 + np.concatenate([[0], np.cumsum(record_spans)[:-1]]) if total else np.zeros(0, dtype=np.int64)
+    return starts[~is_bad], starts[bad_positions]
+
+
+def _explain_arrow_error(path: Path, encoding: str, error: Exception) -> str:
+    message = str(error)
+    if isinstance(error, LookupError):
+        return f"unknown encoding '{encoding}' (try utf8 or latin-1)"
+    if "UTF8" in message or "utf-8" in message.lower() or isinstance(error, UnicodeDecodeError):
+        data = path.read_bytes()
+        try:
+            data.decode("utf-8")
+            where = ""
+        except UnicodeDecodeError as decode_error:
+            line = data[: decode_error.start].count(b"\n") + 1
+            where = f" at line {line}"
+        return f"{path.name}: not valid UTF-8{where}; re-save it as UTF-8 or pass --encoding latin-1"
+    first = message.strip().splitlines()[0] if message.strip() else type(error).__name__
+    return f"{path.name}: cannot be read as CSV: {first}"
+
+
+def read_canonical(data_dir: Path, *, encoding: str = "utf8") -> RawInput:
+    """Read DATA_DIR/events*.csv (one or many) and the optional DATA_DIR/catalog.csv."""
+    if not data_dir.exists():
+        raise InputError(f"data directory {data_dir} does not exist")
+    if not data_dir.is_dir():
+        raise InputError(f"{data_dir} is not a directory (pass the folder holding events*.csv and catalog.csv)")
+    event_files = sorted(data_dir.glob(EVENTS_GLOB))
+    if not event_files:
+        raise InputError(f"{data_dir}: no {EVENTS_GLOB} file (expected columns {','.join(EVENT_COLUMNS)})")
+    frames, rejects, notes = [], [], []
+    for path in event_files:
+        frame, bad, file_notes = read_csv_rows(path, EVENT_COLUMNS, required=EVENT_COLUMNS, encoding=encoding)
+        frames.append(frame)
+        rejects.append(bad)
+        notes.extend(file_notes)
+    catalog_path = data_dir / CATALOG_FILE
+    if catalog_path.exists():
+        catalog, bad, file_notes = read_csv_rows(catalog_path, CATALOG_COLUMNS, required=CATALOG_REQUIRED, encoding=encoding)
+        rejects.append(bad)
+        notes.extend(file_notes)
+    else:
+        catalog = pd.DataFrame({"product_id": pd.Series([], dtype=object)})
+        notes.append(f"no {CATALOG_FILE}: products are known by id only (content similarity has nothing to compare)")
+    return RawInput(
+        events=pd.concat(frames, ignore_index=True),
+        catalog=catalog,
+        rejects=pd.concat([r for r in rejects if len(r)] or [empty_rejects()], ignore_index=True),
+        notes=notes,
+        files=[p.name for p in event_files] + ([CATALOG_FILE] if catalog_path.exists() else []),
+    )

@@ -1,0 +1,200 @@
+"""Versioned artifacts: save, verify, load, and the atomic `current` switch.
+
+Layout under the artifacts folder:
+    versions/<version>/manifest.json + one joblib file per part
+    current            the name of the live version (replaced atomically)
+    .train.lock        held by a training run
+
+joblib is pickle, so a part is unpickled only after its sha256 matches the manifest; the folder
+must be writable only by the operator. A version directory is written under a temporary name
+and renamed when complete, and `current` is switched last, so a crash at any moment leaves the
+previous version live and intact.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import tempfile
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import joblib
+from filelock import FileLock, Timeout
+
+from .errors import ArtifactError, LockError
+
+FORMAT_VERSION = 1
+VERSIONS_DIR = "versions"
+CURRENT = "current"
+LOCK_FILE = ".train.lock"
+TEMP_PREFIX = ".tmp-"
+
+
+@dataclass(frozen=True)
+class Loaded:
+    """A verified, loaded version."""
+
+    version: str
+    path: Path
+    manifest: dict
+    parts: dict[str, Any]
+
+
+def sha256_file(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for chunk in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def new_version_name() -> str:
+    """Sortable, unique: UTC time to the microsecond plus the process id."""
+    now = time.time()
+    stamp = time.strftime("%Y%m%dT%H%M%S", time.gmtime(now))
+    return f"{stamp}.{int((now % 1) * 1e6):06d}-{os.getpid()}"
+
+
+def current_version(artifacts_dir: Path) -> str | None:
+    pointer = artifacts_dir / CURRENT
+    try:
+        name = pointer.read_text(encoding="utf-8").strip()
+    except FileNotFoundError:
+        return None
+    return name or None
+
+
+def publish(artifacts_dir: Path, parts: dict[str, Any], manifest: dict, *, keep: int = 3) -> str:
+    """Write a complete new version, verify it, switch `current` to it, prune old versions."""
+    versions = artifacts_dir / VERSIONS_DIR
+    versions.mkdir(parents=True, exist_ok=True)
+    name = new_version_name()
+    temp = Path(tempfile.mkdtemp(prefix=TEMP_PREFIX, dir=versions))
+    try:
+        files = {}
+        for part, obj in parts.items():
+            path = temp / f"{part}.joblib"
+            joblib.dump(obj, path, compress=0)
+            _fsync(path)
+            files[f"{part}.joblib"] = {"sha256": sha256_file(path), "bytes": path.stat().st_size}
+        full = {"format_version": FORMAT_VERSION, "version": name, **manifest, "files": files}
+        manifest_path = temp / "manifest.json"
+        manifest_path.write_text(json.dumps(full, indent=2, default=str), encoding="utf-8")
+        _fsync(manifest_path)
+        final = versions / name
+        os.replace(temp, final)
+        _fsync_dir(versions)
+    except BaseException:
+        shutil.rmtree(temp, ignore_errors=True)
+        raise
+    verify(final)
+    switch_current(artifacts_dir, name)
+    prune(artifacts_dir, keep=keep)
+    return name
+
+
+def switch_current(artifacts_dir: Path, name: str) -> None:
+    """Point `current` at version `name` with write-temp-then-rename."""
+    temp = artifacts_dir / f"{TEMP_PREFIX}{CURRENT}-{os.getpid()}"
+    temp.write_text(name + "\n", encoding="utf-8")
+    _fsync(temp)
+    os.replace(temp, artifacts_dir / CURRENT)
+    _fsync_dir(artifacts_dir)
+
+
+def prune(artifacts_dir: Path, *, keep: int) -> list[str]:
+    """Remove all but the newest `keep` versions (never `current`) and stray temporaries.
+
+    Call only while holding the train lock: temporaries of a live run would be removed too.
+    """
+    versions = artifacts_dir / VERSIONS_DIR
+    live = current_version(artifacts_dir)
+    removed = []
+    for stray in list(versions.glob(f"{TEMP_PREFIX}*")) + list(artifacts_dir.glob(f"{TEMP_PREFIX}{CURRENT}-*")):
+        shutil.rmtree(stray, ignore_errors=True) if stray.is_dir() else stray.unlink(missing_ok=True)
+    complete = sorted((p.name for p in versions.iterdir() if p.is_dir() and not p.name.startswith(TEMP_PREFIX)), reverse=True)
+    for name in complete[max(keep, 1) :]:
+        if name != live:
+            shutil.rmtree(versions / name, ignore_errors=True)
+            removed.append(name)
+    return removed
+
+
+def verify(path: Path) -> dict:
+    """Check the manifest's format version and every file's checksum; return the manifest."""
+    manifest_path = path / "manifest.json"
+    if not manifest_path.exists():
+        raise ArtifactError(f"{manifest_path}: manifest missing; the version is incomplete or damaged (retrain)")
+    try:
+        manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as error:
+        raise ArtifactError(f"{manifest_path}: unreadable manifest ({error}); retrain") from None
+    if manifest.get("format_version") != FORMAT_VERSION:
+        raise ArtifactError(
+            f"{manifest_path}: artifact format {manifest.get('format_version')!r}, this recsys reads {FORMAT_VERSION}; retrain"
+        )
+    files = manifest.get("files")
+    if not isinstance(files, dict) or not files:
+        raise ArtifactError(f"{manifest_path}: lists no files; retrain")
+    for name, meta in files.items():
+        file = path / name
+        if Path(name).name != name or not file.exists():
+            raise ArtifactError(f"{file}: missing (listed in the manifest); retrain")
+        if sha256_file(file) != meta.get("sha256"):
+            raise ArtifactError(f"{file}: checksum does not match the manifest (corrupt or tampered); refusing to load it")
+    return manifest
+
+
+def load(artifacts_dir: Path, version: str | None = None) -> Loaded:
+    """Load `version` (default: current) after verifying it."""
+    name = version or current_version(artifacts_dir)
+    if name is None:
+        raise ArtifactError(f"no trained model in {artifacts_dir}: run `recsys train --data DATA_DIR --artifacts {artifacts_dir}` first")
+    path = artifacts_dir / VERSIONS_DIR / name
+    if not path.is_dir():
+        raise ArtifactError(f"{path}: version '{name}' named by {artifacts_dir / CURRENT} does not exist; retrain")
+    manifest = verify(path)
+    parts = {}
+    for file in manifest["files"]:
+        try:
+            parts[file.removesuffix(".joblib")] = joblib.load(path / file)
+        except Exception as error:  # a verified file that still fails to unpickle: wrong library versions
+            raise ArtifactError(f"{path / file}: cannot be loaded ({type(error).__name__}: {error}); retrain") from None
+    return Loaded(version=name, path=path, manifest=manifest, parts=parts)
+
+
+@contextmanager
+def train_lock(artifacts_dir: Path, *, wait: bool = False, timeout: float = 3600.0) -> Iterator[None]:
+    """Hold the artifacts folder's training lock; without `wait`, fail at once if it is taken."""
+    artifacts_dir.mkdir(parents=True, exist_ok=True)
+    lock = FileLock(str(artifacts_dir / LOCK_FILE))
+    try:
+        lock.acquire(timeout=timeout if wait else 0)
+    except Timeout:
+        raise LockError(
+            f"another training run holds {artifacts_dir / LOCK_FILE}; pass --wait to queue behind it"
+        ) from None
+    try:
+        yield
+    finally:
+        lock.release()
+
+
+def _fsync(path: Path) -> None:
+    with open(path, "rb") as handle:
+        os.fsync(handle.fileno())
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)

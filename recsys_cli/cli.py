@@ -1,0 +1,337 @@
+"""The `recsys` command line: one thin function per subcommand (parse, one call, format).
+
+Library errors (RecsysError) become a one-line message on stderr and the error's exit code;
+nothing else is caught here, so a real bug still shows its traceback.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import sys
+from collections.abc import Callable
+from enum import Enum
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from .errors import InputError, RecsysError
+
+app = typer.Typer(
+    name="recsys",
+    help="Personalized product recommendations for an online store: ingest CSVs, train, evaluate, recommend, serve.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+out = Console(highlight=False)
+err = Console(stderr=True, highlight=False)
+
+DataOpt = Annotated[Path, typer.Option("--data", "-d", help="Folder with events*.csv and catalog.csv.", envvar="RECSYS_DATA")]
+ArtifactsOpt = Annotated[Path, typer.Option("--artifacts", "-a", help="Artifacts folder (versions, current, snapshots).", envvar="RECSYS_ARTIFACTS")]
+ConfigOpt = Annotated[Path | None, typer.Option("--config", "-c", help="Settings file (TOML); default ./recsys.toml if present.")]
+
+
+class InputFormat(str, Enum):
+    canonical = "canonical"
+    retailrocket = "retailrocket"
+    movielens = "movielens"
+    online_retail = "online-retail"
+    beauty = "beauty"
+
+
+class OutputFormat(str, Enum):
+    jsonl = "jsonl"
+    csv = "csv"
+
+
+def handles_errors(command: Callable[..., Any]) -> Callable[..., Any]:
+    """Turn RecsysError into a clean message and exit code."""
+
+    @functools.wraps(command)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return command(*args, **kwargs)
+        except RecsysError as error:
+            err.print(f"[bold red]Error:[/] {error}", markup=True, highlight=False, soft_wrap=True)
+            raise typer.Exit(error.exit_code) from None
+        except KeyboardInterrupt:
+            err.print("interrupted")
+            raise typer.Exit(130) from None
+
+    return wrapper
+
+
+def _log(message: str) -> None:
+    err.print(f"[dim]{message}[/]" if err.is_terminal else message, markup=err.is_terminal, highlight=False)
+
+
+@app.command()
+@handles_errors
+def generate(
+    out_dir: Annotated[Path, typer.Option("--out", "-o", help="Folder to write events.csv and catalog.csv into.")] = Path("data"),
+    preset: Annotated[str | None, typer.Option(help="Named size: 'seed' (the original assignment's scale) or 'sample'.")] = None,
+    customers: Annotated[int | None, typer.Option(help="Number of customers (overrides the preset).")] = None,
+    products: Annotated[int | None, typer.Option(help="Number of products (overrides the preset).")] = None,
+    events: Annotated[int | None, typer.Option(help="Number of events (overrides the preset).")] = None,
+    seed: Annotated[int, typer.Option(help="Random seed; the same seed gives byte-identical files.")] = 42,
+) -> None:
+    """Write a realistic synthetic dataset (events.csv, catalog.csv) in the canonical format.
+
+    Example: recsys generate --preset seed --out /tmp/shop
+    """
+    from .data.synthetic import PRESETS
+    from .data.synthetic import generate as run
+
+    if preset is not None and preset not in PRESETS:
+        raise InputError(f"unknown preset '{preset}' (choose {', '.join(PRESETS)})")
+    sizes = dict(PRESETS[preset or "sample"])
+    for name, value in (("customers", customers), ("products", products), ("events", events)):
+        if value is not None:
+            sizes[name] = value
+    summary = run(out_dir, **sizes, seed=seed, progress=_log)
+    table = Table(title=f"Generated {out_dir}", show_header=False)
+    for label, value in (("events", summary.events), *summary.by_type.items(), ("customers", summary.customers),
+                         ("products", summary.products), ("distinct pairs", summary.pairs)):
+        table.add_row(label, f"{value:,}")
+    table.add_row("seconds", f"{summary.seconds:.1f}")
+    out.print(table)
+
+
+@app.command()
+@handles_errors
+def ingest(
+    data: DataOpt = Path("data"),
+    artifacts: ArtifactsOpt = Path("artifacts"),
+    fmt: Annotated[InputFormat, typer.Option("--format", "-f", help="Input format: canonical CSVs or a public-data preset.")] = InputFormat.canonical,
+    strict: Annotated[bool, typer.Option("--strict", help="Fail (exit 1) on the first bad row instead of skipping it.")] = False,
+    encoding: Annotated[str, typer.Option(help="Text encoding of the CSV files.")] = "utf8",
+    force: Annotated[bool, typer.Option("--force", help="Rebuild the snapshot even if the inputs are unchanged.")] = False,
+) -> None:
+    """Validate the CSVs and write a fingerprinted snapshot that train and evaluate reuse.
+
+    Bad rows are skipped and reported (file, line, reason); the full list goes to rejects.csv
+    next to the snapshot. Exit code 2: unusable input; 1: bad rows under --strict or a mostly-bad file.
+
+    Example: recsys ingest --data data/ --artifacts artifacts/
+    """
+    from .data.ingest import ingest as run
+
+    snapshot = run(data, artifacts, fmt=fmt.value, strict=strict, encoding=encoding, force=force, log=_log)
+    if snapshot.reused:
+        out.print(f"Inputs unchanged: snapshot {snapshot.fingerprint[:16]} reused (nothing to do). Use --force to rebuild.")
+    _print_summary(snapshot.summary, title=f"Snapshot {snapshot.fingerprint[:16]}")
+    if len(snapshot.rejects):
+        shown = snapshot.rejects.head(20)
+        err.print(f"{len(snapshot.rejects):,} rows rejected (first {len(shown)} below; all in {snapshot.path / 'rejects.csv'}):")
+        for row in shown.itertuples():
+            err.print(f"  {row.file}:{row.line}: {row.reason}", markup=False, highlight=False)
+
+
+def _print_summary(summary: dict, *, title: str) -> None:
+    table = Table(title=title, show_header=False)
+    table.add_row("events", f"{summary['events']:,}")
+    for name, count in summary["events_by_type"].items():
+        table.add_row(f"  {name}", f"{count:,}")
+    table.add_row("customers", f"{summary['customers']:,}")
+    table.add_row("products (in events / catalog)", f"{summary['products_in_events']:,} / {summary['catalog_products']:,}")
+    table.add_row("distinct customer-product pairs", f"{summary['pairs']:,}")
+    table.add_row("sparsity", f"{summary['sparsity']:.4%}")
+    start, end = summary["time_range"]
+    table.add_row("time range", f"{start} .. {end}")
+    table.add_row("rejected rows", f"{summary['rejected']:,}")
+    for reason, count in summary.get("rejected_by_reason", {}).items():
+        table.add_row(f"  {reason}", f"{count:,}")
+    table.add_row("duplicates collapsed", f"{summary['duplicates_collapsed']:,}")
+    table.add_row("events for products not in catalog", f"{summary['events_unknown_product']:,}")
+    out.print(table)
+    for note in summary.get("notes", []):
+        out.print(f"note: {note}", markup=False, highlight=False)
+
+
+def _settings(config: Path | None, overrides: dict[str, dict[str, Any]] | None = None) -> Any:
+    from .config import load_settings
+
+    return load_settings(config, overrides={s: {k: v for k, v in e.items() if v is not None} for s, e in (overrides or {}).items()})
+
+
+@app.command()
+@handles_errors
+def train(
+    data: DataOpt = Path("data"),
+    artifacts: ArtifactsOpt = Path("artifacts"),
+    config: ConfigOpt = None,
+    fmt: Annotated[InputFormat, typer.Option("--format", "-f", help="Input format: canonical CSVs or a public-data preset.")] = InputFormat.canonical,
+    collaborative: Annotated[str | None, typer.Option(help="Collaborative model: lightfm, ease, itemknn or item.")] = None,
+    warm_min_products: Annotated[int | None, typer.Option(help="Distinct products from which a customer gets the collaborative model.")] = None,
+    epochs: Annotated[int | None, typer.Option(help="LightFM epochs.")] = None,
+    components: Annotated[int | None, typer.Option(help="LightFM latent dimensions.")] = None,
+    half_life_days: Annotated[float | None, typer.Option(help="Recency half-life of interaction weights in days (0 = off).")] = None,
+    if_changed: Annotated[bool, typer.Option("--if-changed", help="Exit 0 without work when inputs and settings equal the current version's (for cron).")] = False,
+    wait: Annotated[bool, typer.Option("--wait", help="Wait for another running train instead of exiting with code 3.")] = False,
+    strict: Annotated[bool, typer.Option("--strict", help="Fail on the first bad input row.")] = False,
+) -> None:
+    """Ingest (reusing an unchanged snapshot), fit all three models and publish a new artifacts version.
+
+    The new version becomes `current` atomically; a running server picks it up.
+
+    Example: recsys train --data data/ --artifacts artifacts/
+    """
+    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from .training import STAGES
+    from .training import train as run
+
+    settings = _settings(config, {
+        "router": {"collaborative": collaborative, "warm_min_products": warm_min_products},
+        "lightfm": {"epochs": epochs, "no_components": components},
+        "weighting": {"half_life_days": half_life_days},
+    })
+    if err.is_terminal:
+        with Progress(TextColumn("{task.description:<14}"), BarColumn(), TimeElapsedColumn(), console=err, transient=True) as bar:
+            task = bar.add_task("starting", total=len(STAGES))
+            seen: list[str] = []
+
+            def progress(stage: str) -> None:
+                seen.append(stage)
+                bar.update(task, description=stage, completed=STAGES.index(stage) if stage in STAGES else len(seen))
+
+            outcome = run(data, artifacts, settings, fmt=fmt.value, strict=strict, if_changed=if_changed, wait=wait, progress=progress, log=_log)
+    else:
+        outcome = run(data, artifacts, settings, fmt=fmt.value, strict=strict, if_changed=if_changed, wait=wait,
+                      progress=lambda stage: _log(f"stage: {stage}"), log=_log)
+    if outcome.skipped:
+        out.print(f"Nothing to do: version {outcome.version} was trained on the same inputs and settings.")
+        return
+    table = Table(title=f"Trained version {outcome.version}", show_header=True)
+    table.add_column("stage")
+    table.add_column("seconds", justify="right")
+    for stage, seconds in outcome.seconds.items():
+        table.add_row(stage, f"{seconds:.2f}")
+    out.print(table)
+
+
+def _service(artifacts: Path, data: Path | None) -> Any:
+    from .live import LiveStore
+    from .service import RecommendationService
+
+    live = LiveStore.in_folder(data) if data is not None and LiveStore.in_folder(data).exists() else None
+    return RecommendationService.load(artifacts, live=live)
+
+
+@app.command()
+@handles_errors
+def recommend(
+    customer_id: Annotated[str | None, typer.Argument(help="The customer's id, as in events.csv.")] = None,
+    n: Annotated[int, typer.Option("-n", "--n", help="How many products (1-1000).")] = 10,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False,
+    customers_file: Annotated[Path | None, typer.Option("--customers-file", help="Batch mode: a file with one customer id per line.", exists=True, dir_okay=False)] = None,
+    output_format: Annotated[OutputFormat, typer.Option("--format", help="Batch output format.")] = OutputFormat.jsonl,
+    output: Annotated[Path | None, typer.Option("--output", "-o", help="Batch output file (default: stdout).")] = None,
+    artifacts: ArtifactsOpt = Path("artifacts"),
+    data: Annotated[Path | None, typer.Option("--data", "-d", help="Data folder whose live events count (optional).", envvar="RECSYS_DATA")] = None,
+) -> None:
+    """Recommend products for a customer, with the model that chose each one and why.
+
+    Unknown customers get popular products. Batch mode routes many customers at once.
+
+    Examples: recsys recommend 123 -n 10 ;  recsys recommend --customers-file ids.txt --format csv -o recs.csv
+    """
+    from .service import check_n
+
+    n = check_n(n)
+    if (customer_id is None) == (customers_file is None):
+        raise InputError("give either a CUSTOMER_ID or --customers-file FILE")
+    service = _service(artifacts, data)
+    if customers_file is not None:
+        _batch(service, customers_file, n, output_format, output)
+        return
+    result = service.recommend(customer_id, n)
+    if as_json:
+        out.print_json(json.dumps(result))
+        return
+    table = Table(title=f"Customer {customer_id}: {result['source']} (model {result['model_version']})")
+    for column in ("rank", "product", "score", "source", "reason", "brand", "category", "price"):
+        table.add_column(column, justify="right" if column in ("rank", "score", "price") else "left")
+    for item in result["items"]:
+        info = service.product(item["product_id"])
+        price = info.get("price")
+        table.add_row(str(item["rank"]), item["product_id"], f"{item['score']:.3f}", item["source"], item["reason"],
+                      str(info.get("brand", "")), str(info.get("category_path", "")), f"{price:.2f}" if price is not None else "")
+    out.print(table)
+
+
+def _batch(service: Any, path: Path, n: int, fmt: OutputFormat, output: Path | None) -> None:
+    ids = [line.strip() for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    if ids and ids[0] == "customer_id":
+        ids = ids[1:]
+    handle = open(output, "w", encoding="utf-8", newline="") if output else sys.stdout
+    try:
+        if fmt is OutputFormat.csv:
+            handle.write("customer_id,rank,product_id,score,source,reason\n")
+        import csv
+
+        writer = csv.writer(handle, lineterminator="\n")
+        for result in service.recommend_many(ids, n):
+            if fmt is OutputFormat.jsonl:
+                handle.write(json.dumps({"customer_id": result["customer_id"], "source": result["source"], "items": result["items"]}) + "\n")
+            else:
+                writer.writerows((result["customer_id"], i["rank"], i["product_id"], i["score"], i["source"], i["reason"]) for i in result["items"])
+    finally:
+        if output:
+            handle.close()
+    if output:
+        _log(f"wrote recommendations for {len(ids):,} customers to {output}")
+
+
+@app.command()
+@handles_errors
+def similar(
+    product_id: Annotated[str, typer.Argument(help="The product's id, as in catalog.csv.")],
+    other_id: Annotated[str | None, typer.Argument(help="A second product: print the pair's similarity instead.")] = None,
+    n: Annotated[int, typer.Option("-n", "--n", help="How many similar products (1-1000).")] = 10,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False,
+    artifacts: ArtifactsOpt = Path("artifacts"),
+) -> None:
+    """Products similar to PRODUCT_ID by category, brand, gender and price, or the similarity of two products.
+
+    Examples: recsys similar 19685 -n 5 ;  recsys similar 19685 20012
+    """
+    service = _service(artifacts, None)
+    if other_id is not None:
+        result = service.similarity(product_id, other_id)
+        if as_json:
+            out.print_json(json.dumps(result))
+            return
+        table = Table(title=f"Similarity of {product_id} and {other_id}: {result['similarity']:.3f}")
+        table.add_column("feature")
+        table.add_column("similarity", justify="right")
+        for feature, value in result["parts"].items():
+            table.add_row(feature, f"{value:.3f}")
+        out.print(table)
+        return
+    items = service.similar(product_id, n)
+    if as_json:
+        out.print_json(json.dumps({"product_id": product_id, "items": items}))
+        return
+    table = Table(title=f"Similar to {product_id} ({_describe(service.product(product_id))})")
+    for column in ("rank", "product", "score", "brand", "category", "gender", "price"):
+        table.add_column(column, justify="right" if column in ("rank", "score", "price") else "left")
+    for item in items:
+        info = service.product(item["product_id"])
+        price = info.get("price")
+        table.add_row(str(item["rank"]), item["product_id"], f"{item['score']:.3f}", str(info.get("brand", "")),
+                      str(info.get("category_path", "")), str(info.get("gender", "")), f"{price:.2f}" if price is not None else "")
+    out.print(table)
+
+
+def _describe(info: dict) -> str:
+    return ", ".join(str(info[k]) for k in ("brand", "category_path", "gender") if k in info) or "no catalog data"
+
+
+if __name__ == "__main__":  # pragma: no cover
+    app()

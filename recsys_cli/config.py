@@ -1,0 +1,179 @@
+"""Settings: defaults <- config file (TOML) <- environment (RECSYS_SECTION__KEY) <- CLI options.
+
+One nested mapping, validated against the defaults: unknown sections or keys and values of the
+wrong type are errors that name where they came from.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import os
+import tomllib
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from .errors import InputError
+
+DEFAULT_CONFIG_FILE = "recsys.toml"
+
+DEFAULTS: dict[str, dict[str, Any]] = {
+    "weighting": {
+        # (once, several times) per event type; the strongest event of a pair wins
+        "view_product": [1.0, 2.0],
+        "add_to_cart": [3.0, 4.0],
+        "purchase_item": [5.0, 6.0],
+        "half_life_days": 0.0,  # 0 = no recency decay
+    },
+    "router": {
+        "collaborative": "lightfm",  # lightfm | ease | itemknn | item (EASE if the catalog allows, else ItemKNN)
+        "warm_min_products": 5,  # customers with at least this many distinct products use the collaborative model
+        "exclude": ["purchase_item"],  # products the customer had these events for are never recommended
+        "session_items": 5,  # live products blended into a warm customer's scores
+        "session_weight": 0.3,  # weight of similarity to live products in that blend
+    },
+    "lightfm": {
+        "no_components": 40,
+        "epochs": 15,
+        "loss": "warp",
+        "learning_rate": 0.05,
+        "item_alpha": 0.0,
+        "user_alpha": 0.0,
+        "max_sampled": 10,
+        "use_item_features": False,
+        "min_item_users": 1,
+        "random_state": 42,
+        "num_threads": 0,  # 0 = CPU count
+    },
+    "ease": {"l2": 200.0, "max_items": 15000},
+    "itemknn": {"neighbours": 100, "shrink": 0.0},
+    "content": {
+        "category": 0.2,
+        "brand": 0.1,
+        "gender": 0.5,
+        "price": 0.2,
+        "text": 0.0,
+        "neighbours": 100,
+    },
+    "popularity": {"window_days": 0.0},  # 0 = all history
+    "artifacts": {"keep": 3},
+}
+
+
+class Settings:
+    """Effective settings; `sources` says where each non-default value came from."""
+
+    def __init__(self, values: dict[str, dict[str, Any]], sources: dict[str, str]):
+        self.values = values
+        self.sources = sources
+
+    def __getitem__(self, section: str) -> dict[str, Any]:
+        return self.values[section]
+
+    def to_dict(self) -> dict[str, dict[str, Any]]:
+        return copy.deepcopy(self.values)
+
+
+def load_settings(
+    config_file: Path | None = None,
+    *,
+    environ: Mapping[str, str] | None = None,
+    overrides: Mapping[str, Mapping[str, Any]] | None = None,
+) -> Settings:
+    """Merge the layers. A missing explicit config file is an error; a missing default one is not."""
+    values = copy.deepcopy(DEFAULTS)
+    sources: dict[str, str] = {}
+    environ = os.environ if environ is None else environ
+    path = config_file or (Path(environ["RECSYS_CONFIG"]) if environ.get("RECSYS_CONFIG") else None)
+    if path is None and Path(DEFAULT_CONFIG_FILE).exists():
+        path = Path(DEFAULT_CONFIG_FILE)
+    if path is not None:
+        if not path.exists():
+            raise InputError(f"config file {path} does not exist")
+        try:
+            data = tomllib.loads(path.read_text(encoding="utf-8"))
+        except (tomllib.TOMLDecodeError, UnicodeDecodeError) as error:
+            raise InputError(f"config file {path}: {error}") from None
+        _apply(values, sources, data, origin=str(path))
+    for name, raw in environ.items():
+        if not name.startswith("RECSYS_") or "__" not in name:
+            continue
+        section, _, key = name[len("RECSYS_") :].lower().partition("__")
+        _apply(values, sources, {section: {key: _parse_env(raw)}}, origin=f"environment {name}")
+    if overrides:
+        _apply(values, sources, {s: dict(v) for s, v in overrides.items() if v}, origin="command line")
+    return Settings(values, sources)
+
+
+def _parse_env(raw: str) -> Any:
+    try:
+        return json.loads(raw)
+    except json.JSONDecodeError:
+        return raw
+
+
+def _apply(values: dict, sources: dict, data: Mapping[str, Any], *, origin: str) -> None:
+    for section, entries in data.items():
+        if section not in DEFAULTS:
+            raise InputError(f"{origin}: unknown settings section [{section}] (known: {', '.join(DEFAULTS)})")
+        if not isinstance(entries, Mapping):
+            raise InputError(f"{origin}: [{section}] must be a table of settings")
+        for key, value in entries.items():
+            if key not in DEFAULTS[section]:
+                raise InputError(f"{origin}: unknown setting {section}.{key} (known: {', '.join(DEFAULTS[section])})")
+            values[section][key] = _coerce(DEFAULTS[section][key], value, f"{origin}: {section}.{key}")
+            sources[f"{section}.{key}"] = origin
+
+
+def _coerce(default: Any, value: Any, where: str) -> Any:
+    if isinstance(default, bool):
+        if isinstance(value, bool):
+            return value
+        if isinstance(value, str) and value.lower() in ("true", "false", "1", "0", "yes", "no"):
+            return value.lower() in ("true", "1", "yes")
+        raise InputError(f"{where} must be true or false, got {value!r}")
+    if isinstance(default, (int, float)):
+        if isinstance(value, bool) or not isinstance(value, (int, float, str)):
+            raise InputError(f"{where} must be a number, got {value!r}")
+        try:
+            number = float(value)
+        except ValueError:
+            raise InputError(f"{where} must be a number, got {value!r}") from None
+        if isinstance(default, int) and not number.is_integer():
+            raise InputError(f"{where} must be a whole number, got {value!r}")
+        return int(number) if isinstance(default, int) else number
+    if isinstance(default, list):
+        if isinstance(value, str):
+            value = [v.strip() for v in value.split(",") if v.strip()]
+        if not isinstance(value, list):
+            raise InputError(f"{where} must be a list, got {value!r}")
+        return value
+    return str(value)
+
+
+def write_settings(path: Path, updates: Mapping[str, Mapping[str, Any]]) -> None:
+    """Merge `updates` into the TOML file at `path` (created if absent)."""
+    existing: dict[str, dict[str, Any]] = {}
+    if path.exists():
+        existing = tomllib.loads(path.read_text(encoding="utf-8"))
+    for section, entries in updates.items():
+        existing.setdefault(section, {}).update(entries)
+    lines = ["# recsys settings (see README: Configuration)"]
+    for section, entries in existing.items():
+        lines.append(f"\n[{section}]")
+        for key, value in entries.items():
+            lines.append(f"{key} = {_toml_value(value)}")
+    temp = path.with_name(path.name + ".tmp")
+    temp.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    os.replace(temp, path)
+
+
+def _toml_value(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (int, float)):
+        return repr(value)
+    if isinstance(value, list):
+        return "[" + ", ".join(_toml_value(v) for v in value) + "]"
+    return json.dumps(str(value))

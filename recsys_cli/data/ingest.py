@@ -1,0 +1,340 @@
+"""Validate raw input and write a fingerprinted Parquet snapshot that train and evaluate reuse.
+
+Nothing is dropped silently: every rejected row is reported with file, line and reason (the
+first few on screen, all of them in the snapshot's rejects.csv). Re-running on unchanged inputs
+is a no-op because the snapshot is named by a fingerprint of the inputs.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from ..errors import DataError, InputError
+from .readers import RawInput, empty_rejects, read_canonical
+from .schema import CATALOG_COLUMNS, CATALOG_FILE, EVENT_CODE, EVENT_TYPES, EVENTS_GLOB, GENDERS
+
+SNAPSHOT_FORMAT = 1
+SNAPSHOTS_DIR = "snapshots"
+MAX_BAD_SHARE = 0.5
+SHOWN_REJECTS = 20
+KEEP_SNAPSHOTS = 2
+MS_THRESHOLD = 1e11  # 1e11 seconds is the year 5138; 1e11 ms is 1973
+
+
+@dataclass
+class Snapshot:
+    """A validated dataset on disk: canonical events and catalog plus what ingest found."""
+
+    path: Path
+    fingerprint: str
+    summary: dict
+    reused: bool = False
+    rejects: pd.DataFrame = field(default_factory=empty_rejects)
+
+    def events(self) -> pd.DataFrame:
+        """Canonical events: customer_id, product_id (str), type (int8 code), timestamp (int64 s)."""
+        return _read_parquet(self.path / "events.parquet")
+
+    def catalog(self) -> pd.DataFrame:
+        return _read_parquet(self.path / "catalog.parquet")
+
+
+def _read_parquet(path: Path) -> pd.DataFrame:
+    frame = pd.read_parquet(path)
+    for column in frame.columns:
+        if column in ("customer_id", "product_id") or frame[column].dtype.kind in "OUT" or str(frame[column].dtype) in ("str", "string"):
+            if column not in ("type", "timestamp", "price"):
+                frame[column] = frame[column].astype(object)
+    return frame
+
+
+def fingerprint_inputs(data_dir: Path, fmt: str, options: dict) -> str:
+    """sha256 over the input files' names and contents plus the reading options."""
+    if fmt == "canonical":
+        files = sorted(data_dir.glob(EVENTS_GLOB)) + [p for p in [data_dir / CATALOG_FILE] if p.exists()]
+    else:
+        files = sorted(p for p in data_dir.iterdir() if p.is_file() and ".sqlite" not in p.name) if data_dir.is_dir() else []
+    digest = hashlib.sha256(json.dumps({"format": fmt, "snapshot": SNAPSHOT_FORMAT, **options}, sort_keys=True).encode())
+    for path in files:
+        digest.update(path.name.encode() + b"\0")
+        with open(path, "rb") as handle:
+            for chunk in iter(lambda: handle.read(1 << 20), b""):
+                digest.update(chunk)
+    return digest.hexdigest()
+
+
+def ingest(
+    data_dir: Path,
+    artifacts_dir: Path,
+    *,
+    fmt: str = "canonical",
+    strict: bool = False,
+    encoding: str = "utf8",
+    force: bool = False,
+    log: Callable[[str], None] | None = None,
+) -> Snapshot:
+    """Read, validate and snapshot `data_dir`; reuse the snapshot when the inputs are unchanged."""
+    log = log or (lambda message: None)
+    reader = _reader(fmt, encoding)
+    if not data_dir.exists():
+        raise InputError(f"data directory {data_dir} does not exist")
+    fingerprint = fingerprint_inputs(data_dir, fmt, {"strict": strict, "encoding": encoding})
+    target = artifacts_dir / SNAPSHOTS_DIR / fingerprint[:16]
+    if not force and (target / "snapshot.json").exists():
+        meta = json.loads((target / "snapshot.json").read_text())
+        if meta.get("fingerprint") == fingerprint:
+            log(f"inputs unchanged since snapshot {fingerprint[:16]}: nothing to do")
+            return Snapshot(path=target, fingerprint=fingerprint, summary=meta["summary"], reused=True)
+    started = time.perf_counter()
+    log(f"reading {data_dir}")
+    raw = reader(data_dir)
+    log(f"validating {len(raw.events):,} event rows")
+    events, catalog, rejects, summary = validate(raw, strict=strict)
+    summary["format"] = fmt
+    summary["seconds"] = round(time.perf_counter() - started, 3)
+    _write_snapshot(target, fingerprint, events, catalog, rejects, summary)
+    _prune_snapshots(artifacts_dir / SNAPSHOTS_DIR, keep=target)
+    log(f"snapshot {fingerprint[:16]} written")
+    return Snapshot(path=target, fingerprint=fingerprint, summary=summary, rejects=rejects)
+
+
+def latest_snapshot(artifacts_dir: Path) -> Snapshot | None:
+    """The most recently written snapshot, if any."""
+    root = artifacts_dir / SNAPSHOTS_DIR
+    if not root.is_dir():
+        return None
+    candidates = [p for p in root.iterdir() if (p / "snapshot.json").exists()]
+    if not candidates:
+        return None
+    newest = max(candidates, key=lambda p: (p / "snapshot.json").stat().st_mtime)
+    meta = json.loads((newest / "snapshot.json").read_text())
+    return Snapshot(path=newest, fingerprint=meta["fingerprint"], summary=meta["summary"], reused=True)
+
+
+def _reader(fmt: str, encoding: str) -> Callable[[Path], RawInput]:
+    if fmt == "canonical":
+        return lambda data_dir: read_canonical(data_dir, encoding=encoding)
+    from .presets import PRESETS
+
+    if fmt not in PRESETS:
+        raise InputError(f"unknown format '{fmt}' (choose canonical, {', '.join(sorted(PRESETS))})")
+    return PRESETS[fmt]
+
+
+# --- validation -----------------------------------------------------------------------------
+
+
+def validate(raw: RawInput, *, strict: bool = False) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame, dict]:
+    """Turn raw rows into canonical typed frames; every rejected row gets a reason."""
+    events = raw.events
+    reasons = pd.Series(pd.NA, index=events.index, dtype=object)
+    notes = list(raw.notes)
+
+    def reject(mask: pd.Series | np.ndarray, reason: pd.Series | str) -> None:
+        mask = pd.Series(np.asarray(mask, dtype=bool), index=events.index) & reasons.isna()
+        if mask.any():
+            reasons[mask] = reason[mask] if isinstance(reason, pd.Series) else reason
+
+    fields = events[["customer_id", "product_id", "type", "timestamp"]].astype(str)
+    reject((fields == "").all(axis=1), "empty line")
+    reject(fields["customer_id"].str.strip() == "", "empty customer_id")
+    reject(fields["product_id"].str.strip() == "", "empty product_id")
+    known_type = fields["type"].isin(EVENT_TYPES)
+    reject(~known_type, "unknown event type '" + fields["type"].str.slice(0, 40) + "'")
+
+    timestamps = np.zeros(len(events), dtype=np.int64)
+    for name, rows in events.groupby("file", sort=False).groups.items():
+        parsed, ok, label = parse_timestamps(fields.loc[rows, "timestamp"])
+        timestamps[events.index.get_indexer(rows)] = parsed
+        shown = fields.loc[rows, "timestamp"].str.slice(0, 40)
+        reject(pd.Series(~ok, index=rows).reindex(events.index, fill_value=False), ("unparseable timestamp '" + shown + "'").reindex(events.index))
+        notes.append(f"{name}: timestamps read as {label}")
+
+    bad = reasons.notna()
+    new_rejects = pd.DataFrame({"file": events.loc[bad, "file"], "line": events.loc[bad, "line"], "reason": reasons[bad]})
+    rejects = pd.concat([r for r in (raw.rejects, new_rejects) if len(r)] or [empty_rejects()], ignore_index=True)
+    rejects = rejects.sort_values(["file", "line"], kind="stable").reset_index(drop=True)
+    _check_rejects(raw, rejects, strict=strict)
+
+    good = events.loc[~bad]
+    canonical = pd.DataFrame(
+        {
+            "customer_id": good["customer_id"].to_numpy(dtype=object),
+            "product_id": good["product_id"].to_numpy(dtype=object),
+            "type": good["type"].map(EVENT_CODE).to_numpy(dtype=np.int8),
+            "timestamp": timestamps[~bad.to_numpy()],
+        }
+    )
+    before = len(canonical)
+    canonical = canonical.drop_duplicates(ignore_index=True)
+    duplicates = before - len(canonical)
+    canonical = canonical.sort_values("timestamp", kind="stable", ignore_index=True)
+
+    catalog, catalog_rejects = _validate_catalog(raw.catalog)
+    if len(catalog_rejects):
+        rejects = pd.concat([rejects, catalog_rejects], ignore_index=True)
+    summary = summarize(canonical, catalog, rejects, duplicates=duplicates, notes=notes)
+    return canonical, catalog, rejects, summary
+
+
+def parse_timestamps(values: pd.Series) -> tuple[np.ndarray, np.ndarray, str]:
+    """Unix seconds, unix milliseconds or ISO-8601, decided per file by what most values look like."""
+    text = values.astype(str).str.strip()
+    numbers = pd.to_numeric(text, errors="coerce")
+    numeric_share = numbers.notna().mean() if len(text) else 1.0
+    if numeric_share >= 0.5:
+        finite = numbers.notna() & np.isfinite(numbers.fillna(0)) & (numbers >= 0)
+        median = float(numbers[finite].median()) if finite.any() else 0.0
+        milliseconds = median > MS_THRESHOLD
+        seconds = (numbers / 1000.0) if milliseconds else numbers
+        ok = finite & (seconds < 4.1e9)
+        parsed = np.floor(seconds.where(ok, 0)).to_numpy(dtype=np.int64)
+        return parsed, ok.to_numpy(), "unix milliseconds" if milliseconds else "unix seconds"
+    stamps = pd.to_datetime(text, format="ISO8601", utc=True, errors="coerce")
+    ok = stamps.notna()
+    parsed = np.zeros(len(text), dtype=np.int64)
+    if ok.any():
+        parsed[ok.to_numpy()] = stamps[ok].astype("int64").to_numpy() // _unit_divisor(stamps[ok])
+    return parsed, ok.to_numpy(), "ISO-8601"
+
+
+def _unit_divisor(stamps: pd.Series) -> int:
+    unit = np.datetime_data(stamps.dtype.base if hasattr(stamps.dtype, "base") else stamps.dtype)[0]
+    return {"s": 1, "ms": 1_000, "us": 1_000_000, "ns": 1_000_000_000}[unit]
+
+
+def _check_rejects(raw: RawInput, rejects: pd.DataFrame, *, strict: bool) -> None:
+    if not len(rejects):
+        return
+    first = rejects.iloc[0]
+    where = f"{first['file']} line {first['line']}: {first['reason']}"
+    if strict:
+        raise DataError(f"{where} (--strict stops at the first bad row)")
+    totals = raw.events.groupby("file").size().add(raw.rejects.groupby("file").size(), fill_value=0)
+    counts = rejects.groupby("file").size()
+    for name, bad in counts.items():
+        total = totals.get(name, bad)
+        if total and bad / total > MAX_BAD_SHARE:
+            sample = rejects[rejects["file"] == name].iloc[0]
+            raise DataError(
+                f"{name}: {bad:,} of {int(total):,} rows are bad ({bad / total:.0%}, more than {MAX_BAD_SHARE:.0%}); "
+                f"first at line {sample['line']}: {sample['reason']}. Is this the right file and format?"
+            )
+
+
+def _validate_catalog(catalog: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Canonical catalog (one row per product) and the catalog rows refused or amended, with reasons."""
+    if not len(catalog):
+        return pd.DataFrame({c: pd.Series([], dtype=object) for c in CATALOG_COLUMNS}).assign(price=pd.Series([], dtype=float)), empty_rejects()
+    frame = catalog.copy()
+    for column in CATALOG_COLUMNS:
+        if column not in frame.columns:
+            frame[column] = ""
+    if "file" not in frame.columns:
+        frame["file"], frame["line"] = CATALOG_FILE, np.arange(2, len(frame) + 2)
+    problems = []
+    empty_id = frame["product_id"].astype(str).str.strip() == ""
+    problems.append(pd.DataFrame({"file": frame.loc[empty_id, "file"], "line": frame.loc[empty_id, "line"], "reason": "empty product_id"}))
+    frame = frame.loc[~empty_id]
+    duplicated = frame["product_id"].duplicated(keep="first")
+    problems.append(pd.DataFrame({"file": frame.loc[duplicated, "file"], "line": frame.loc[duplicated, "line"],
+                                  "reason": "duplicate product_id '" + frame.loc[duplicated, "product_id"].astype(str) + "' (first row kept)"}))
+    frame = frame.loc[~duplicated]
+    price_text = frame["price"].astype(str).str.strip()
+    price = pd.to_numeric(price_text.where(price_text != "", None), errors="coerce")
+    bad_price = (price_text != "") & price_text.str.lower().ne("nan") & (price.isna() | (price < 0) | ~np.isfinite(price.fillna(0)))
+    problems.append(pd.DataFrame({"file": frame.loc[bad_price, "file"], "line": frame.loc[bad_price, "line"],
+                                  "reason": "bad price '" + price_text[bad_price].str.slice(0, 40) + "' (product kept without price)"}))
+    gender = frame["gender"].astype(str).str.strip()
+    bad_gender = (gender != "") & ~gender.isin(GENDERS)
+    problems.append(pd.DataFrame({"file": frame.loc[bad_gender, "file"], "line": frame.loc[bad_gender, "line"],
+                                  "reason": "unknown gender '" + gender[bad_gender].str.slice(0, 40) + "' (product kept without gender)"}))
+    out = pd.DataFrame({"product_id": frame["product_id"].to_numpy(dtype=object)})
+    for column in ("category_id", "category_path", "brand", "description"):
+        values = frame[column].astype(object).where(frame[column].astype(str).str.strip() != "", None)
+        out[column] = values.to_numpy(dtype=object)
+    out["gender"] = gender.where(gender.isin(GENDERS), None).to_numpy(dtype=object)
+    out["price"] = price.where(~bad_price & (price >= 0)).to_numpy(dtype=float)
+    rejects = pd.concat([p for p in problems if len(p)] or [empty_rejects()], ignore_index=True)
+    return out, rejects
+
+
+# --- summary and storage --------------------------------------------------------------------
+
+
+def summarize(events: pd.DataFrame, catalog: pd.DataFrame, rejects: pd.DataFrame, *, duplicates: int, notes: list[str]) -> dict:
+    """The numbers `recsys ingest` prints and stores."""
+    customers = int(events["customer_id"].nunique())
+    products = int(events["product_id"].nunique())
+    pairs = int(len(events[["customer_id", "product_id"]].drop_duplicates())) if len(events) else 0
+    catalog_ids = pd.Index(catalog["product_id"]) if len(catalog) else pd.Index([])
+    unknown = int((~events["product_id"].isin(catalog_ids)).sum()) if len(catalog_ids) else int(len(events))
+    counts = np.bincount(events["type"].to_numpy(dtype=np.int64), minlength=len(EVENT_TYPES))
+    start = events["timestamp"].min() if len(events) else None
+    end = events["timestamp"].max() if len(events) else None
+    return {
+        "events": int(len(events)),
+        "events_by_type": {name: int(counts[code]) for code, name in enumerate(EVENT_TYPES)},
+        "customers": customers,
+        "products_in_events": products,
+        "catalog_products": int(len(catalog)),
+        "pairs": pairs,
+        "sparsity": round(1.0 - pairs / (customers * products), 6) if customers and products else 1.0,
+        "time_range": [_iso(start), _iso(end)],
+        "rejected": int(len(rejects)),
+        "rejected_by_reason": _reason_counts(rejects),
+        "duplicates_collapsed": int(duplicates),
+        "events_unknown_product": unknown,
+        "notes": notes,
+    }
+
+
+def _reason_counts(rejects: pd.DataFrame) -> dict[str, int]:
+    if not len(rejects):
+        return {}
+    kinds = rejects["reason"].astype(str).str.replace(r" '.*", "", regex=True).str.replace(r" \(.*", "", regex=True)
+    return {str(k): int(v) for k, v in kinds.value_counts().items()}
+
+
+def _iso(seconds: float | None) -> str | None:
+    if seconds is None or pd.isna(seconds):
+        return None
+    return pd.Timestamp(int(seconds), unit="s", tz="UTC").isoformat()
+
+
+def _write_snapshot(target: Path, fingerprint: str, events: pd.DataFrame, catalog: pd.DataFrame, rejects: pd.DataFrame, summary: dict) -> None:
+    """Write into a temporary sibling folder, then rename: a crash never leaves half a snapshot."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    temp = Path(tempfile.mkdtemp(prefix=".tmp-", dir=target.parent))
+    try:
+        events.to_parquet(temp / "events.parquet", index=False)
+        catalog.to_parquet(temp / "catalog.parquet", index=False)
+        rejects.to_csv(temp / "rejects.csv", index=False)
+        meta = {"format": SNAPSHOT_FORMAT, "fingerprint": fingerprint, "created_at": pd.Timestamp.now(tz="UTC").isoformat(), "summary": summary}
+        (temp / "snapshot.json").write_text(json.dumps(meta, indent=2))
+        if target.exists():
+            shutil.rmtree(target)
+        os.replace(temp, target)
+    except BaseException:
+        shutil.rmtree(temp, ignore_errors=True)
+        raise
+
+
+def _prune_snapshots(root: Path, keep: Path) -> None:
+    snapshots = sorted((p for p in root.iterdir() if p.is_dir()), key=lambda p: p.stat().st_mtime, reverse=True)
+    for stale in [p for p in snapshots if p.name.startswith(".tmp-")]:
+        shutil.rmtree(stale, ignore_errors=True)
+    complete = [p for p in snapshots if not p.name.startswith(".tmp-") and p != keep]
+    for old in complete[KEEP_SNAPSHOTS - 1 :]:
+        shutil.rmtree(old, ignore_errors=True)

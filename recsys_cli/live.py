@@ -1,0 +1,134 @@
+"""The live-event store: events posted to the server, durable before they are acknowledged.
+
+SQLite in WAL mode (one writer at a time, many readers, safe across worker processes), with
+`synchronous=FULL` so an acknowledged event survives a crash. `recsys train --data` folds these
+events into training. Only parameterised SQL is used: ids are opaque strings.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from .data.schema import EVENT_CODE, EVENT_TYPES
+from .errors import RecsysError
+
+LIVE_DB = "live_events.sqlite"
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS events (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    customer_id TEXT NOT NULL,
+    product_id TEXT NOT NULL,
+    type INTEGER NOT NULL,
+    timestamp INTEGER NOT NULL
+);
+CREATE INDEX IF NOT EXISTS events_customer ON events (customer_id, id);
+"""
+
+
+class LiveStoreError(RecsysError):
+    """The live-event database cannot be written or read (disk full, permissions, corruption)."""
+
+    http_status = 503
+
+
+class LiveStore:
+    """Append and read live events; one connection per thread."""
+
+    def __init__(self, path: Path):
+        self.path = Path(path)
+        self._local = threading.local()
+
+    @classmethod
+    def in_folder(cls, data_dir: Path) -> "LiveStore":
+        return cls(Path(data_dir) / LIVE_DB)
+
+    def exists(self) -> bool:
+        return self.path.exists()
+
+    def _connection(self) -> sqlite3.Connection:
+        connection = getattr(self._local, "connection", None)
+        if connection is None:
+            try:
+                self.path.parent.mkdir(parents=True, exist_ok=True)
+                connection = sqlite3.connect(self.path, timeout=30.0, isolation_level=None, check_same_thread=False)
+                connection.execute("PRAGMA journal_mode=WAL")
+                connection.execute("PRAGMA synchronous=FULL")
+                connection.executescript(_SCHEMA)
+            except sqlite3.Error as error:
+                raise LiveStoreError(f"live event store {self.path}: {error}") from None
+            self._local.connection = connection
+        return connection
+
+    def append(self, events: list[tuple[str, str, int, int]]) -> int:
+        """Store (customer_id, product_id, type code, timestamp) rows in one transaction."""
+        connection = self._connection()
+        try:
+            connection.execute("BEGIN IMMEDIATE")
+            connection.executemany("INSERT INTO events (customer_id, product_id, type, timestamp) VALUES (?, ?, ?, ?)", events)
+            connection.execute("COMMIT")
+        except sqlite3.Error as error:
+            if connection.in_transaction:
+                connection.execute("ROLLBACK")
+            raise LiveStoreError(f"live event store {self.path}: could not store events ({error}); nothing was written") from None
+        return len(events)
+
+    def for_customer(self, customer_id: str, *, limit: int = 500) -> list[tuple[str, int, int]]:
+        """The customer's most recent live events as (product_id, type code, timestamp), newest first."""
+        if not self.path.exists():
+            return []
+        try:
+            rows = self._connection().execute(
+                "SELECT product_id, type, timestamp FROM events WHERE customer_id = ? ORDER BY id DESC LIMIT ?",
+                (customer_id, limit),
+            ).fetchall()
+        except sqlite3.Error as error:
+            raise LiveStoreError(f"live event store {self.path}: {error}") from None
+        return rows
+
+    def count(self) -> int:
+        if not self.path.exists():
+            return 0
+        return int(self._connection().execute("SELECT COUNT(*) FROM events").fetchone()[0])
+
+    def watermark(self) -> tuple[int, int]:
+        """(count, highest id): changes whenever events are added; part of the training fingerprint."""
+        if not self.path.exists():
+            return (0, 0)
+        count, highest = self._connection().execute("SELECT COUNT(*), COALESCE(MAX(id), 0) FROM events").fetchone()
+        return int(count), int(highest)
+
+    def to_frame(self) -> pd.DataFrame:
+        """All live events as canonical events (type as code)."""
+        empty = pd.DataFrame({"customer_id": pd.Series([], dtype=object), "product_id": pd.Series([], dtype=object),
+                              "type": pd.Series([], dtype=np.int8), "timestamp": pd.Series([], dtype=np.int64)})
+        if not self.path.exists():
+            return empty
+        rows = self._connection().execute("SELECT customer_id, product_id, type, timestamp FROM events ORDER BY id").fetchall()
+        if not rows:
+            return empty
+        frame = pd.DataFrame(rows, columns=["customer_id", "product_id", "type", "timestamp"])
+        frame["customer_id"] = frame["customer_id"].astype(object)
+        frame["product_id"] = frame["product_id"].astype(object)
+        frame["type"] = frame["type"].astype(np.int8)
+        frame["timestamp"] = frame["timestamp"].astype(np.int64)
+        return frame
+
+    def close(self) -> None:
+        connection = getattr(self._local, "connection", None)
+        if connection is not None:
+            connection.close()
+            self._local.connection = None
+
+
+def type_code(name: str) -> int:
+    """Code of a canonical event type name (KeyError if unknown)."""
+    return EVENT_CODE[name]
+
+
+__all__ = ["LiveStore", "LiveStoreError", "LIVE_DB", "EVENT_TYPES", "type_code"]

@@ -1,0 +1,436 @@
+"""RecommendationService: loads a version once, routes each customer to a model, explains results.
+
+The only place that turns external ids into internal indices and back. Routing:
+    warm  (>= router.warm_min_products distinct products, and known to the collaborative model) -> collaborative
+    few   (at least one interaction)                                                         -> content similarity
+    cold  (none, or an unknown customer)                                                     -> popularity
+A list a model leaves short (after exclusions and filters) is filled from the next model in that
+order, without duplicates.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from scipy import sparse
+
+from . import artifacts
+from .config import Settings, load_settings
+from .data.schema import CATALOG_OPTIONAL, EVENT_CODE
+from .dataset import Dataset, UserHistory, strongest_code
+from .errors import InputError, NotFoundError
+from .live import LiveStore
+from .models.base import Recommender
+from .models.content import ContentModel
+from .models.popularity import PopularityModel
+from .weighting import pair_weights
+
+MAX_N = 1000
+SOURCES = ("collaborative", "content", "popularity")
+COLLABORATIVE, CONTENT, POPULARITY = 0, 1, 2
+VERBS = {0: "viewed", 1: "added to your cart", 2: "purchased"}
+
+
+def check_n(n: Any) -> int:
+    """`n` must be a whole number from 1 to MAX_N."""
+    try:
+        value = int(str(n).strip())
+    except (TypeError, ValueError):
+        raise InputError(f"n must be a whole number from 1 to {MAX_N}, got {str(n)[:40]!r}") from None
+    if not 1 <= value <= MAX_N:
+        raise InputError(f"n must be from 1 to {MAX_N}, got {value}")
+    return value
+
+
+@dataclass(frozen=True)
+class Filters:
+    """Restrictions applied before the cut, so `n` items still come back when the catalog allows."""
+
+    category: str | None = None
+    brand: str | None = None
+    gender: str | None = None
+    min_price: float | None = None
+    max_price: float | None = None
+    exclude: tuple[str, ...] = ()
+
+    def active(self) -> bool:
+        return any(v not in (None, ()) for v in (self.category, self.brand, self.gender, self.min_price, self.max_price, self.exclude))
+
+
+@dataclass(frozen=True)
+class Routed:
+    """Batched router output in internal indices: (n_users, k) arrays, -1 padding."""
+
+    ids: np.ndarray
+    scores: np.ndarray
+    sources: np.ndarray  # per item: 0 collaborative, 1 content, 2 popularity
+    anchors: np.ndarray  # per item: the history item that explains it, or -1
+    route: np.ndarray  # per customer: the primary source
+
+
+class RecommendationService:
+    """Everything a CLI command or a REST route needs, loaded once."""
+
+    def __init__(
+        self,
+        dataset: Dataset,
+        popularity: PopularityModel,
+        content: ContentModel,
+        collaborative: Recommender,
+        settings: Settings,
+        *,
+        version: str = "in-memory",
+        manifest: dict | None = None,
+        live: LiveStore | None = None,
+    ):
+        self.dataset = dataset
+        self.popularity = popularity
+        self.content = content
+        self.collaborative = collaborative
+        self.settings = settings
+        self.version = version
+        self.manifest = manifest or {}
+        self.live = live
+        self.loaded_at = time.time()
+        router = settings["router"]
+        self.warm_min = int(router["warm_min_products"])
+        unknown = [name for name in router["exclude"] if name not in EVENT_CODE]
+        if unknown:
+            raise InputError(f"router.exclude: unknown event types {', '.join(unknown)}")
+        self.exclude_codes = np.array(sorted(EVENT_CODE[name] for name in router["exclude"]), dtype=np.int8)
+        self.session_items = int(router["session_items"])
+        self.session_weight = float(router["session_weight"])
+        self._purchasers = dataset.item_counts()["purchasers"].to_numpy()
+        catalog = dataset.catalog
+        self._catalog = catalog
+        self._category = catalog["category_path"].astype(object).where(catalog["category_path"].notna(), "").astype(str).to_numpy()
+        self._brand = catalog["brand"].astype(object).where(catalog["brand"].notna(), "").astype(str).to_numpy()
+        self._gender = catalog["gender"].astype(object).where(catalog["gender"].notna(), "").astype(str).to_numpy()
+        self._price = catalog["price"].to_numpy(dtype=float)
+
+    # --- construction ------------------------------------------------------------------------
+
+    @classmethod
+    def load(cls, artifacts_dir: Path, *, version: str | None = None, live: LiveStore | None = None) -> "RecommendationService":
+        """Load and verify `current` (or `version`) from an artifacts folder."""
+        loaded = artifacts.load(artifacts_dir, version)
+        settings = load_settings(environ={}, overrides=loaded.manifest.get("settings"))
+        parts = loaded.parts
+        return cls(
+            parts["dataset"], parts["popularity"], parts["content"], parts["collaborative"], settings,
+            version=loaded.version, manifest=loaded.manifest, live=live,
+        )
+
+    @classmethod
+    def from_trained(cls, trained: Any, settings: Settings, **kwargs: Any) -> "RecommendationService":
+        return cls(trained.dataset, trained.popularity, trained.content, trained.collaborative, settings, **kwargs)
+
+    # --- routing (internal indices, batched) -----------------------------------------------------
+
+    def exclusions(self, history: UserHistory) -> sparse.csr_matrix:
+        """Items each customer must not be recommended: those with an excluded strongest event."""
+        strongest = history.strongest.tocsr()
+        mask = np.isin(strongest.data.astype(np.int8) - 1, self.exclude_codes)
+        excluded = sparse.csr_matrix((mask.astype(np.int8), strongest.indices, strongest.indptr), shape=strongest.shape)
+        excluded.eliminate_zeros()
+        return excluded
+
+    def covered(self, users: np.ndarray) -> np.ndarray:
+        covers = getattr(self.collaborative, "covers_users", None)
+        known = users >= 0
+        if covers is None:
+            return known
+        result = np.zeros(len(users), dtype=bool)
+        result[known] = covers(users[known])
+        return result
+
+    def route(
+        self,
+        users: np.ndarray,
+        history: UserHistory,
+        k: int,
+        *,
+        extra_exclude: sparse.csr_matrix | None = None,
+        session: list[np.ndarray] | None = None,
+    ) -> Routed:
+        """Route every customer, then fill short lists from the next model; no duplicates."""
+        users = np.asarray(users, dtype=np.int64)
+        n = len(users)
+        distinct = np.diff(history.weights.indptr)
+        exclude = self.exclusions(history)
+        if extra_exclude is not None:
+            exclude = ((exclude + extra_exclude) > 0).astype(np.int8).tocsr()
+        warm = (distinct >= self.warm_min) & self.covered(users)
+        few = (distinct >= 1) & ~warm
+        route = np.full(n, POPULARITY, dtype=np.int8)
+        route[warm], route[few] = COLLABORATIVE, CONTENT
+        ids = np.full((n, k), -1, dtype=np.int64)
+        scores = np.full((n, k), -np.inf, dtype=np.float32)
+        sources = np.full((n, k), -1, dtype=np.int8)
+        anchors = np.full((n, k), -1, dtype=np.int64)
+
+        rows = np.flatnonzero(warm)
+        if len(rows):
+            sub = _rows(history, rows)
+            got_ids, got_scores = self.collaborative.recommend(users[rows], k=k, exclude=exclude[rows], history=sub)
+            if session is not None and self.session_weight > 0:
+                got_ids, got_scores = self._blend_session(users[rows], sub, exclude[rows], k, [session[i] for i in rows])
+            ids[rows], scores[rows], sources[rows] = got_ids, got_scores, COLLABORATIVE
+            anchors[rows] = self._explain(sub, got_ids)
+        rows = np.flatnonzero(distinct >= 1)  # content: primary for `few`, filler for short warm lists
+        rows = rows[~warm[rows] | (ids[rows, -1] < 0)]
+        if len(rows):
+            sub = _rows(history, rows)
+            got_ids, got_scores, got_anchors = self.content.recommend_explained(users[rows], k=2 * k, exclude=exclude[rows], history=sub)
+            _merge(ids, scores, sources, anchors, rows, got_ids, got_scores, CONTENT, got_anchors)
+        rows = np.flatnonzero(ids[:, -1] < 0)
+        if len(rows):
+            got_ids, got_scores = self.popularity.recommend(users[rows], k=2 * k, exclude=exclude[rows])
+            _merge(ids, scores, sources, anchors, rows, got_ids, got_scores, POPULARITY, None)
+        sources[ids < 0] = -1
+        return Routed(ids=ids, scores=scores, sources=sources, anchors=anchors, route=route)
+
+    def _explain(self, history: UserHistory, ids: np.ndarray) -> np.ndarray:
+        """The history item that best explains each collaborative recommendation (-1 if none)."""
+        explain = getattr(self.collaborative, "explain", None)
+        if explain is None:
+            return np.full(ids.shape, -1, dtype=np.int64)
+        return explain(history, ids)
+
+    def _blend_session(self, users: np.ndarray, history: UserHistory, exclude: sparse.csr_matrix, k: int, session: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+        """Re-rank a warm customer's candidates by similarity to their last live products.
+
+        score = (1 - w) * model score scaled to [0, 1] over the candidates + w * max content
+        similarity of the candidate to the last `router.session_items` live products.
+        """
+        pool = max(4 * k, 50)
+        cand_ids, cand_scores = self.collaborative.recommend(users, k=pool, exclude=exclude, history=history)
+        out_ids = np.full((len(users), k), -1, dtype=np.int64)
+        out_scores = np.full((len(users), k), -np.inf, dtype=np.float32)
+        for row, recent in enumerate(session):
+            valid = cand_ids[row] >= 0
+            items, raw = cand_ids[row][valid], cand_scores[row][valid].astype(np.float64)
+            if not len(items):
+                continue
+            scaled = (raw - raw.min()) / (raw.max() - raw.min()) if raw.max() > raw.min() else np.ones_like(raw)
+            boost = np.zeros(len(items))
+            recent = recent[: self.session_items]
+            if len(recent):
+                neighbour_ids, neighbour_scores = self.content.similar_items(recent, k=self.content.config.neighbours)
+                lookup = pd.Series(neighbour_scores.ravel(), index=neighbour_ids.ravel())
+                lookup = lookup[lookup.index >= 0].groupby(level=0).max()
+                boost = lookup.reindex(items).fillna(0.0).to_numpy()
+            blended = (1 - self.session_weight) * scaled + self.session_weight * boost
+            order = np.argsort(-blended, kind="stable")[:k]
+            out_ids[row, : len(order)] = items[order]
+            out_scores[row, : len(order)] = blended[order]
+        return out_ids, out_scores
+
+    # --- external ids in, dictionaries out -----------------------------------------------------
+
+    def history_for(self, customer_id: str) -> tuple[int, UserHistory, np.ndarray]:
+        """A customer's history: training rows merged with their live events; also their recent live items."""
+        user = self.dataset.users.get(customer_id)
+        if user >= 0:
+            base = self.dataset.history(np.array([user]))
+        else:
+            empty = sparse.csr_matrix((1, self.dataset.n_items))
+            base = UserHistory(empty.astype(np.float32), empty.astype(np.float64), empty.astype(np.int8))
+        live_rows = self.live.for_customer(customer_id) if self.live is not None else []
+        if not live_rows:
+            return user, base, np.zeros(0, dtype=np.int64)
+        return user, *self._merge_live(base, live_rows)
+
+    def _merge_live(self, base: UserHistory, live_rows: list[tuple[str, int, int]]) -> tuple[UserHistory, np.ndarray]:
+        frame = pd.DataFrame(live_rows, columns=["product_id", "type", "timestamp"])
+        frame["item"] = self.dataset.items.to_internal(frame["product_id"].to_numpy(dtype=object))
+        frame = frame[frame["item"] >= 0]
+        if frame.empty:
+            return base, np.zeros(0, dtype=np.int64)
+        recent = pd.unique(frame["item"].to_numpy())  # newest first
+        # the customer's training pairs (strongest event and weight), combined with the live counts
+        coo = base.weights.tocoo()
+        strongest = base.strongest.tocoo().data.astype(np.int64) - 1
+        row_pairs = pd.DataFrame({
+            "item": coo.col,
+            "n_view": (strongest == 0).astype(int), "n_cart": (strongest == 1).astype(int), "n_purchase": (strongest == 2).astype(int),
+            "last_ts": base.last_seen.tocoo().data.astype(np.int64),
+            "weight": coo.data,
+        })
+        live = frame.assign(
+            n_view=(frame["type"] == 0).astype(int), n_cart=(frame["type"] == 1).astype(int), n_purchase=(frame["type"] == 2).astype(int)
+        ).groupby("item").agg(n_view=("n_view", "sum"), n_cart=("n_cart", "sum"), n_purchase=("n_purchase", "sum"), last_ts=("timestamp", "max")).reset_index()
+        live["weight"] = pair_weights(live, self.dataset.weighting)
+        merged = pd.concat([row_pairs, live], ignore_index=True).groupby("item").agg(
+            n_view=("n_view", "sum"), n_cart=("n_cart", "sum"), n_purchase=("n_purchase", "sum"), last_ts=("last_ts", "max"), weight=("weight", "max")
+        ).reset_index()
+        cols = merged["item"].to_numpy()
+        shape = (1, self.dataset.n_items)
+
+        def row(values: np.ndarray, dtype: type) -> sparse.csr_matrix:
+            return sparse.csr_matrix((values.astype(dtype), (np.zeros(len(cols), dtype=np.int64), cols)), shape=shape)
+
+        history = UserHistory(
+            weights=row(merged["weight"].to_numpy(), np.float32),
+            last_seen=row(merged["last_ts"].to_numpy(), np.float64),
+            strongest=row(strongest_code(merged) + 1, np.int8),
+        )
+        return history, recent
+
+    def filter_mask(self, filters: Filters) -> np.ndarray:
+        """Items that pass the filters."""
+        allowed = np.ones(self.dataset.n_items, dtype=bool)
+        if filters.category:
+            prefix = filters.category
+            allowed &= np.char.startswith(self._category.astype(str), prefix)
+        if filters.brand:
+            allowed &= self._brand == filters.brand
+        if filters.gender:
+            allowed &= self._gender == filters.gender
+        if filters.min_price is not None:
+            allowed &= self._price >= filters.min_price
+        if filters.max_price is not None:
+            allowed &= self._price <= filters.max_price
+        if filters.exclude:
+            internal = self.dataset.items.to_internal(list(filters.exclude))
+            allowed[internal[internal >= 0]] = False
+        return allowed
+
+    def recommend(self, customer_id: str, n: int = 10, *, filters: Filters | None = None) -> dict:
+        """Recommendations for one customer: {customer_id, source, model_version, items: [...]}."""
+        n = check_n(n)
+        user, history, recent = self.history_for(str(customer_id))
+        extra = None
+        if filters is not None and filters.active():
+            blocked = np.flatnonzero(~self.filter_mask(filters))
+            extra = sparse.csr_matrix((np.ones(len(blocked), dtype=np.int8), (np.zeros(len(blocked), dtype=np.int64), blocked)), shape=(1, self.dataset.n_items))
+        session = [recent] if len(recent) else None
+        routed = self.route(np.array([user]), history, n, extra_exclude=extra, session=session)
+        return self._result(str(customer_id), routed, 0, history)
+
+    def recommend_many(self, customer_ids: Iterable[str], n: int = 10, *, batch_size: int = 5000) -> Iterable[dict]:
+        """Recommendations for many customers, routed in vectorized batches (training history only)."""
+        n = check_n(n)
+        ids = [str(c) for c in customer_ids]
+        for start in range(0, len(ids), batch_size):
+            chunk = ids[start : start + batch_size]
+            users = self.dataset.users.to_internal(chunk)
+            history = self._history_rows(users)
+            routed = self.route(users, history, n)
+            for row, customer in enumerate(chunk):
+                yield self._result(customer, routed, row, history)
+
+    def _history_rows(self, users: np.ndarray) -> UserHistory:
+        rows = np.where(users >= 0, users, 0)
+        full = self.dataset.history(rows)
+        if (users < 0).any():
+            keep = sparse.diags((users >= 0).astype(np.float32))
+            full = UserHistory((keep @ full.weights).tocsr(), (keep @ full.last_seen).tocsr(), (keep.astype(np.int8) @ full.strongest).tocsr())
+            for matrix in (full.weights, full.last_seen, full.strongest):
+                matrix.eliminate_zeros()
+        return full
+
+    def _result(self, customer_id: str, routed: Routed, row: int, history: UserHistory) -> dict:
+        ids = routed.ids[row]
+        valid = ids >= 0
+        product_ids = self.dataset.items.to_external(ids[valid])
+        items = []
+        strongest = history.strongest[row] if history.strongest.shape[0] > row else None
+        for rank, (product_id, item, score, source, anchor) in enumerate(
+            zip(product_ids, ids[valid], routed.scores[row][valid], routed.sources[row][valid], routed.anchors[row][valid]), start=1
+        ):
+            items.append({
+                "product_id": str(product_id),
+                "score": round(float(score), 6),
+                "rank": rank,
+                "source": SOURCES[int(source)],
+                "reason": self._reason(int(source), int(item), int(anchor), strongest),
+            })
+        return {"customer_id": customer_id, "source": SOURCES[int(routed.route[row])], "model_version": self.version, "items": items}
+
+    def _reason(self, source: int, item: int, anchor: int, strongest: sparse.csr_matrix | None) -> str:
+        if source == POPULARITY:
+            buyers = int(self._purchasers[item])
+            return f"popular: bought by {buyers:,} customer{'s' if buyers != 1 else ''}" if buyers else "popular"
+        verb = "interacted with"
+        if anchor >= 0 and strongest is not None:
+            code = int(strongest[0, anchor]) - 1
+            verb = VERBS.get(code, verb)
+        anchor_id = self.dataset.items.external_ids[anchor] if anchor >= 0 else None
+        if source == CONTENT:
+            return f"similar to {anchor_id}, which you {verb}" if anchor_id is not None else "similar to products you viewed"
+        if anchor_id is not None:
+            return f"customers who liked {anchor_id}, which you {verb}, also liked this"
+        return "customers with similar taste liked this"
+
+    def similar(self, product_id: str, n: int = 10) -> list[dict]:
+        """Products most similar to `product_id` (content similarity, precomputed neighbours)."""
+        n = check_n(n)
+        item = self._item(product_id)
+        ids, scores = self.content.similar_items(np.array([item]), k=n)
+        valid = ids[0] >= 0
+        return [
+            {"product_id": str(pid), "score": round(float(score), 6), "rank": rank}
+            for rank, (pid, score) in enumerate(zip(self.dataset.items.to_external(ids[0][valid]), scores[0][valid]), start=1)
+        ]
+
+    def similarity(self, a: str, b: str) -> dict:
+        """Similarity of two products with its per-feature parts."""
+        parts = self.content.similarity(self._item(a), self._item(b))
+        return {"product_id": str(a), "other_id": str(b), "similarity": round(float(parts["total"]), 6),
+                "parts": {k: round(float(v), 6) for k, v in parts.items() if k != "total"}}
+
+    def popular(self, n: int = 10) -> list[dict]:
+        n = check_n(n)
+        ranking = self.popularity.ranking[:n]
+        return [
+            {"product_id": str(pid), "rank": rank, "purchasers": int(self._purchasers[item])}
+            for rank, (pid, item) in enumerate(zip(self.dataset.items.to_external(ranking), ranking), start=1)
+        ]
+
+    def product(self, product_id: str) -> dict:
+        """Catalog attributes of a product (empty values left out)."""
+        item = self.dataset.items.get(str(product_id))
+        if item < 0:
+            return {}
+        row = self._catalog.iloc[item]
+        return {c: (row[c].item() if hasattr(row[c], "item") else row[c]) for c in CATALOG_OPTIONAL if c in row and not pd.isna(row[c])}
+
+    def _item(self, product_id: str) -> int:
+        item = self.dataset.items.get(str(product_id))
+        if item < 0:
+            raise NotFoundError(f"unknown product '{str(product_id)[:200]}'")
+        return item
+
+    def counts(self) -> dict:
+        return {"customers": self.dataset.n_users, "products": self.dataset.n_items, "pairs": int(len(self.dataset.pairs))}
+
+
+def _rows(history: UserHistory, rows: np.ndarray) -> UserHistory:
+    return UserHistory(history.weights[rows], history.last_seen[rows], history.strongest[rows])
+
+
+def _merge(ids, scores, sources, anchors, rows, new_ids, new_scores, source, new_anchors) -> None:
+    """Append new candidates after each row's existing items, skipping duplicates, up to k."""
+    k = ids.shape[1]
+    for position, row in enumerate(rows):
+        current = ids[row]
+        filled = int((current >= 0).sum())
+        if filled >= k:
+            continue
+        seen = set(current[:filled].tolist())
+        for j, item in enumerate(new_ids[position]):
+            if item < 0 or item in seen:
+                continue
+            ids[row, filled], scores[row, filled], sources[row, filled] = item, new_scores[position, j], source
+            anchors[row, filled] = new_anchors[position, j] if new_anchors is not None else -1
+            seen.add(int(item))
+            filled += 1
+            if filled >= k:
+                break
