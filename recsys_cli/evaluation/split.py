@@ -1,0 +1,135 @@
+"""Train/test splits of canonical events, the held-out truth, and customer segments.
+
+Events are the canonical frame: customer_id, product_id (str), type (int8 code, see
+data/schema.py) and timestamp (int64 unix seconds). Splits never reorder or copy more than
+they need: `train` and `test` keep the original row index.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+import numpy as np
+import pandas as pd
+
+from ..data.schema import EVENT_COLUMNS
+from ..errors import InputError
+
+SECONDS_PER_DAY = 86_400
+SEGMENTS: tuple[str, ...] = ("cold", "few", "warm")
+"""Customer segments by train history, in report order."""
+
+
+@dataclass(frozen=True)
+class Split:
+    """Train and test events. `cutoff` (unix seconds) is where test begins for a temporal split."""
+
+    train: pd.DataFrame
+    test: pd.DataFrame
+    cutoff: int | None
+    kind: Literal["temporal", "last"]
+
+    def sizes(self) -> dict[str, dict[str, int]]:
+        """Events, distinct customers and distinct products in each part."""
+        return {name: _part_sizes(part) for name, part in (("train", self.train), ("test", self.test))}
+
+
+def _part_sizes(events: pd.DataFrame) -> dict[str, int]:
+    return {
+        "events": len(events),
+        "customers": int(events["customer_id"].nunique()),
+        "products": int(events["product_id"].nunique()),
+    }
+
+
+def _iso(timestamp: int) -> str:
+    return pd.Timestamp(timestamp, unit="s", tz="UTC").isoformat()
+
+
+def _require_events(events: pd.DataFrame) -> None:
+    missing = [column for column in EVENT_COLUMNS if column not in events.columns]
+    if missing:
+        raise InputError(f"events are missing column(s) {', '.join(missing)}; expected {', '.join(EVENT_COLUMNS)}")
+    if events.empty:
+        raise InputError("there are no events to split; ingest some data first")
+
+
+def temporal_split(events: pd.DataFrame, *, test_fraction: float = 0.2, test_days: float | None = None) -> Split:
+    """Split at one global cutoff: events at or after it are test, the rest train.
+
+    The test window is the last `test_days` days before the newest event when given,
+    otherwise the last `test_fraction` of the span between the oldest and newest event.
+    Raises InputError when the window covers every event, leaving train empty (test always
+    holds at least the newest event).
+    """
+    _require_events(events)
+    timestamps = events["timestamp"].to_numpy(dtype=np.int64)
+    first, last = int(timestamps.min()), int(timestamps.max())
+    if test_days is not None:
+        if not test_days > 0:
+            raise InputError(f"test days must be positive, got {test_days}")
+        cutoff = last - int(round(test_days * SECONDS_PER_DAY))
+        window = f"the last {test_days:g} day(s)"
+    else:
+        if not 0 < test_fraction < 1:
+            raise InputError(f"test fraction must be between 0 and 1 (exclusive), got {test_fraction}")
+        cutoff = last - int(round(test_fraction * (last - first)))
+        window = f"the last {test_fraction:.0%} of the time span"
+    # The newest event is always at or after the cutoff, so only train can come out empty.
+    in_test = timestamps >= cutoff
+    if in_test.all():
+        raise InputError(
+            f"a temporal split on {window} (cutoff {_iso(cutoff)}) leaves no training events: all "
+            f"{len(timestamps)} events are at or after the cutoff; use a shorter test window"
+        )
+    return Split(train=events[~in_test], test=events[in_test], cutoff=cutoff, kind="temporal")
+
+
+def last_item_split(events: pd.DataFrame) -> Split:
+    """Hold out each customer's most recent distinct product (leave-last-out).
+
+    A product's recency is the customer's latest event on it; ties go to the greatest
+    product_id. All the customer's events on that product are test, everything else train.
+    Customers with a single distinct product stay wholly in train. Raises InputError when no
+    customer has two distinct products.
+    """
+    _require_events(events)
+    pairs = events.groupby(["customer_id", "product_id"], sort=False, observed=True)["timestamp"].max().reset_index()
+    products_per_customer = pairs.groupby("customer_id", sort=False, observed=True)["product_id"].transform("size")
+    eligible = pairs[products_per_customer.to_numpy() >= 2]
+    held_out = eligible.sort_values(["customer_id", "timestamp", "product_id"], kind="stable").drop_duplicates("customer_id", keep="last")
+    if held_out.empty:
+        raise InputError(
+            "a last-item split needs customers with at least 2 distinct products, and there are none; use a temporal split instead"
+        )
+    held_keys = pd.MultiIndex.from_frame(held_out[["customer_id", "product_id"]])
+    in_test = pd.MultiIndex.from_frame(events[["customer_id", "product_id"]]).isin(held_keys)
+    return Split(train=events[~in_test], test=events[in_test], cutoff=None, kind="last")
+
+
+def relevant_truth(split: Split, *, relevant_types: tuple[int, ...] | None = None) -> pd.DataFrame:
+    """Held-out (customer_id, product_id) pairs: products a customer interacted with in test
+    (only through `relevant_types` when given) and never, with any event type, in train.
+
+    Sorted by customer_id then product_id, one row per pair.
+    """
+    test = split.test
+    if relevant_types is not None:
+        test = test[test["type"].isin(relevant_types)]
+    keys = ["customer_id", "product_id"]
+    candidates = test[keys].drop_duplicates()
+    seen = split.train[keys].drop_duplicates()
+    marked = candidates.merge(seen, on=keys, how="left", indicator=True)
+    fresh = marked.loc[marked["_merge"] == "left_only", keys]
+    return fresh.sort_values(keys, kind="stable").reset_index(drop=True)
+
+
+def segment_labels(customer_ids: np.ndarray, train: pd.DataFrame, warm_min_products: int) -> np.ndarray:
+    """Label each customer by distinct products in train: "cold" (none), "few"
+    (1 .. warm_min_products - 1) or "warm" (at least warm_min_products)."""
+    if warm_min_products < 1:
+        raise InputError(f"the warm threshold must be at least 1 product, got {warm_min_products}")
+    distinct = train.groupby("customer_id", observed=True)["product_id"].nunique()
+    counts = distinct.reindex(pd.Index(np.asarray(customer_ids, dtype=object)), fill_value=0).to_numpy()
+    return np.select([counts == 0, counts < warm_min_products], ["cold", "few"], default="warm")
