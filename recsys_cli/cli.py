@@ -28,7 +28,7 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 
-out = Console(highlight=False)
+out = Console(highlight=False, width=None if sys.stdout.isatty() else 200)
 err = Console(stderr=True, highlight=False)
 
 DataOpt = Annotated[Path, typer.Option("--data", "-d", help="Folder with events*.csv and catalog.csv.", envvar="RECSYS_DATA")]
@@ -213,6 +213,108 @@ def train(
     for stage, seconds in outcome.seconds.items():
         table.add_row(stage, f"{seconds:.2f}")
     out.print(table)
+
+
+class SplitKind(str, Enum):
+    temporal = "temporal"
+    last = "last"
+
+
+@app.command()
+@handles_errors
+def evaluate(
+    data: DataOpt = Path("data"),
+    artifacts: ArtifactsOpt = Path("artifacts"),
+    config: ConfigOpt = None,
+    fmt: Annotated[InputFormat, typer.Option("--format", "-f", help="Input format: canonical CSVs or a public-data preset.")] = InputFormat.canonical,
+    split: Annotated[SplitKind, typer.Option(help="temporal: last part of the time span is test; last: each customer's last product.")] = SplitKind.temporal,
+    test_fraction: Annotated[float, typer.Option(help="Share of the time span held out (temporal split).")] = 0.2,
+    test_days: Annotated[float | None, typer.Option(help="Hold out the last N days instead of a fraction.")] = None,
+    relevant: Annotated[str | None, typer.Option(help="Event types that count as relevant, e.g. purchase_item,add_to_cart (default: all).")] = None,
+    k: Annotated[list[int] | None, typer.Option("--k", help="Cut-offs (repeatable); default 10 and 20.")] = None,
+    with_peers: Annotated[bool, typer.Option("--with-peers", help="Also train implicit ALS, plain LightFM, EASE and ItemKNN as users would.")] = False,
+    seed: Annotated[int, typer.Option(help="Random seed (random baseline, AUC sample).")] = 42,
+    json_file: Annotated[Path | None, typer.Option("--json", help="Write every number as JSON to this file.")] = None,
+    report: Annotated[Path | None, typer.Option("--report", help="Write a self-contained HTML report with plots.")] = None,
+    do_tune: Annotated[bool, typer.Option("--tune", help="Search settings on a validation split of the train part and write the winner to the config file.")] = False,
+) -> None:
+    """Offline evaluation: one split, every model ranked over the full catalog against the same truth.
+
+    Compares random, popularity, content, collaborative and the routed hybrid (what `recommend`
+    returns), overall and per segment (cold / few / warm customers).
+
+    Example: recsys evaluate --data data/ --with-peers --json eval.json --report eval.html
+    """
+    from rich.status import Status
+
+    from .config import DEFAULT_CONFIG_FILE, write_settings
+    from .data.ingest import ingest as run_ingest
+    from .data.schema import EVENT_TYPES
+    from .evaluation.report import render_tables, write_html_report
+    from .evaluation.runner import evaluate as run, make_split, tune
+
+    ks = tuple(sorted(set(k or [10, 20])))
+    if any(value < 1 for value in ks):
+        raise InputError("--k values must be at least 1")
+    relevant_types = tuple(t.strip() for t in relevant.split(",") if t.strip()) if relevant else None
+    for name in relevant_types or ():
+        if name not in EVENT_TYPES:
+            raise InputError(f"--relevant: unknown event type '{name}' (choose from {', '.join(EVENT_TYPES)})")
+    if not 0 < test_fraction < 1:
+        raise InputError("--test-fraction must be between 0 and 1")
+    settings = _settings(None if do_tune and config is not None and not config.exists() else config)
+    snapshot = run_ingest(data, artifacts, fmt=fmt.value, log=_log)
+    events, catalog = snapshot.events(), snapshot.catalog()
+    chosen = make_split(events, kind=split.value, test_fraction=test_fraction, test_days=test_days)
+    status = Status("evaluating", console=err) if err.is_terminal else None
+
+    def progress(stage: str) -> None:
+        if status is not None:
+            status.update(stage)
+        else:
+            _log(stage)
+
+    if status is not None:
+        status.start()
+    try:
+        if do_tune:
+            winner, trials = tune(events, catalog, settings, split=chosen, k=ks[0], progress=progress)
+        results = run(events, catalog, settings, split=chosen, ks=ks, relevant=relevant_types, with_peers=with_peers,
+                      seed=seed, progress=progress, dataset_summary=snapshot.summary)
+    finally:
+        if status is not None:
+            status.stop()
+    render_tables(results, out)
+    if do_tune:
+        table = Table(title=f"--tune: best settings on a validation split (hybrid ndcg@{ks[0]})")
+        table.add_column("settings")
+        table.add_column(f"ndcg@{ks[0]}", justify="right")
+        for trial in trials[:5]:
+            table.add_row(json.dumps(trial["settings"]), f"{trial[f'ndcg@{ks[0]}']:.4f}")
+        out.print(table)
+        target = config or Path(DEFAULT_CONFIG_FILE)
+        write_settings(target, winner)
+        out.print(f"Wrote the winning settings to {target}; `recsys train` reads them.")
+        results["tune"] = {"winner": winner, "trials": trials}
+    if json_file is not None:
+        json_file.write_text(json.dumps(_finite(results), indent=2), encoding="utf-8")
+        out.print(f"Wrote {json_file}")
+    if report is not None:
+        write_html_report(results, report)
+        out.print(f"Wrote {report}")
+
+
+def _finite(value: Any) -> Any:
+    """JSON has no NaN: replace non-finite floats with null."""
+    if isinstance(value, float):
+        return value if value == value and value not in (float("inf"), float("-inf")) else None
+    if isinstance(value, dict):
+        return {key: _finite(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_finite(item) for item in value]
+    if hasattr(value, "item"):
+        return _finite(value.item())
+    return value
 
 
 def _service(artifacts: Path, data: Path | None) -> Any:

@@ -27,9 +27,11 @@ DEFAULTS: dict[str, dict[str, Any]] = {
         "half_life_days": 0.0,  # 0 = no recency decay
     },
     "router": {
-        "collaborative": "lightfm",  # lightfm | ease | itemknn | item (EASE if the catalog allows, else ItemKNN)
-        "warm_min_products": 5,  # customers with at least this many distinct products use the collaborative model
-        "exclude": ["purchase_item"],  # products the customer had these events for are never recommended
+        # Defaults chosen by `recsys evaluate --tune` on the committed sample (see README, Evaluation):
+        # the item-based model beat LightFM, and excluding everything already seen beat purchases only.
+        "collaborative": "item",  # lightfm | ease | itemknn | item (EASE if the catalog allows, else ItemKNN)
+        "warm_min_products": 2,  # customers with at least this many distinct products use the collaborative model
+        "exclude": ["view_product", "add_to_cart", "purchase_item"],  # never recommend products with these events
         "session_items": 5,  # live products blended into a warm customer's scores
         "session_weight": 0.3,  # weight of similarity to live products in that blend
     },

@@ -137,7 +137,8 @@ class RecommendationService:
         """Items each customer must not be recommended: those with an excluded strongest event."""
         strongest = history.strongest.tocsr()
         mask = np.isin(strongest.data.astype(np.int8) - 1, self.exclude_codes)
-        excluded = sparse.csr_matrix((mask.astype(np.int8), strongest.indices, strongest.indptr), shape=strongest.shape)
+        # copies: eliminate_zeros works in place and must not touch the history's own index arrays
+        excluded = sparse.csr_matrix((mask.astype(np.int8), strongest.indices.copy(), strongest.indptr.copy()), shape=strongest.shape)
         excluded.eliminate_zeros()
         return excluded
 
@@ -434,3 +435,16 @@ def _merge(ids, scores, sources, anchors, rows, new_ids, new_scores, source, new
             filled += 1
             if filled >= k:
                 break
+
+
+def merge_candidates(ids: np.ndarray, scores: np.ndarray, fallback: Callable[[np.ndarray, int], np.ndarray]) -> np.ndarray:
+    """Fill the -1 padding of short rows from `fallback(rows, k)` (ids best first), no duplicates."""
+    ids = ids.copy()
+    rows = np.flatnonzero(ids[:, -1] < 0) if ids.size else np.zeros(0, dtype=np.int64)
+    if len(rows):
+        k = ids.shape[1]
+        extra = fallback(rows, 2 * k)
+        sources = np.zeros(ids.shape, dtype=np.int8)
+        anchors = np.zeros(ids.shape, dtype=np.int64)
+        _merge(ids, scores.copy(), sources, anchors, rows, extra, np.zeros(extra.shape, dtype=np.float32), POPULARITY, None)
+    return ids

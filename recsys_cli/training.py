@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from . import __version__, artifacts
@@ -53,7 +54,7 @@ def weighting_from(settings: Settings) -> WeightingConfig:
 
 
 def make_collaborative(settings: Settings, n_items: int) -> Recommender:
-    """The collaborative model the settings name."""
+    """The collaborative model the settings name (`n_items`: products with interactions)."""
     choice = settings["router"]["collaborative"]
     if choice == "lightfm":
         from .models.collaborative import LightFMModel
@@ -98,7 +99,8 @@ def fit_models(events: pd.DataFrame, catalog: pd.DataFrame, settings: Settings, 
     window = float(settings["popularity"]["window_days"]) or None
     popularity = timed("popularity", lambda: PopularityModel(window_days=window).fit(dataset))
     content = timed("content", lambda: ContentModel(content_config(settings)).fit(dataset))
-    collaborative = timed("collaborative", lambda: make_collaborative(settings, dataset.n_items).fit(dataset))
+    active_items = int((np.bincount(dataset.pairs["item"], minlength=dataset.n_items) > 0).sum())
+    collaborative = timed("collaborative", lambda: make_collaborative(settings, active_items).fit(dataset))
     return Trained(dataset=dataset, popularity=popularity, content=content, collaborative=collaborative, seconds=seconds)
 
 

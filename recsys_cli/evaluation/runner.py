@@ -229,3 +229,64 @@ def _peers(dataset: Dataset, settings: Settings, progress: Progress, seconds: di
         model = build().fit(dataset)
         seconds[name] = time.perf_counter() - started
         yield name, model
+
+
+TUNE_MODEL_GRID: tuple[dict, ...] = (
+    {"router": {"collaborative": "lightfm"}, "weighting": {"half_life_days": 0.0}},
+    {"router": {"collaborative": "lightfm"}, "weighting": {"half_life_days": 30.0}},
+    {"router": {"collaborative": "item"}, "weighting": {"half_life_days": 0.0}},
+    {"router": {"collaborative": "item"}, "weighting": {"half_life_days": 30.0}},
+)
+TUNE_ROUTER_GRID: tuple[dict, ...] = tuple(
+    {"warm_min_products": warm, "exclude": exclude}
+    for warm in (1, 2, 3, 5, 8)
+    for exclude in (["purchase_item"], ["view_product", "add_to_cart", "purchase_item"])
+)
+
+
+def tune(
+    events: pd.DataFrame,
+    catalog: pd.DataFrame,
+    settings: Settings,
+    *,
+    split: Split,
+    k: int = 10,
+    validation_fraction: float = 0.2,
+    progress: Progress | None = None,
+) -> tuple[dict, list[dict]]:
+    """Search model and router settings on a validation split carved from the train part.
+
+    Models are fitted once per model-level candidate; router candidates reuse them. The score
+    is the routed hybrid's NDCG@k. Returns (winning overrides, all trials best first).
+    """
+    from ..config import load_settings
+
+    progress = progress or (lambda stage: None)
+    inner = make_split(split.train, kind=split.kind, test_fraction=validation_fraction)
+    truth_pairs = relevant_truth(inner)
+    customers = pd.unique(truth_pairs["customer_id"].astype(object))
+    trials = []
+    for model_overrides in TUNE_MODEL_GRID:
+        candidate = load_settings(environ={}, overrides=_merge_settings(settings.to_dict(), model_overrides))
+        progress(f"tuning: fitting {model_overrides}")
+        trained = fit_models(inner.train, catalog, candidate)
+        users = trained.dataset.users.to_internal(customers)
+        truth = _truth_matrix(truth_pairs, customers, trained.dataset)
+        share = popularity_share(np.bincount(trained.dataset.pairs["item"], minlength=trained.dataset.n_items))
+        for router in TUNE_ROUTER_GRID:
+            overrides = _merge_settings(model_overrides, {"router": router})
+            trial_settings = load_settings(environ={}, overrides=_merge_settings(settings.to_dict(), overrides))
+            service = RecommendationService.from_trained(trained, trial_settings)
+            history = service._history_rows(users)
+            ids = service.route(users, history, k).ids
+            metrics = evaluate_ranking(ids, truth, (k,), n_items=trained.dataset.n_items, item_popularity_share=share)
+            trials.append({"settings": overrides, f"ndcg@{k}": metrics[f"ndcg@{k}"], f"recall@{k}": metrics[f"recall@{k}"]})
+    trials.sort(key=lambda t: -t[f"ndcg@{k}"])
+    return trials[0]["settings"], trials
+
+
+def _merge_settings(base: dict, updates: dict) -> dict:
+    merged = {section: dict(values) for section, values in base.items()}
+    for section, values in updates.items():
+        merged.setdefault(section, {}).update(values)
+    return merged

@@ -1,0 +1,597 @@
+"""Content-based product similarity from catalog attributes, and recommendations built on it.
+
+The similarity of two products is the weighted sum of per-feature similarities (see
+`ContentConfig` for the weights), each in [0, 1]:
+
+- category: cosine of the binary token vectors of the `|`-separated `category_path`;
+- brand: 1 if both brands are known and equal (compared trimmed and case-folded), else 0;
+- gender: the original assignment's table, `GENDER_SIMILARITY`;
+- price: ``exp(-|ln(p1 / p2)| / price_scale)``, i.e. ``min(p1/p2, p2/p1) ** (1 / price_scale)``:
+  1 for equal prices, smoothly decreasing with the price ratio and symmetric in it; with the
+  default scale 1.0 a product twice (or half) as expensive scores 0.5;
+- text (off by default): cosine of TF-IDF vectors of the description with HTML stripped.
+
+A feature that is missing on either side (no category path, brand, known gender, positive price or
+description) contributes 0 for that pair; the weights are not renormalised, so sparse catalog rows
+simply score lower.
+
+`fit` precomputes every product's top-K neighbours (never itself, similarity > 0 only) in row
+blocks, so `similar_items` and `recommend` are lookups.
+"""
+
+from __future__ import annotations
+
+import html
+import math
+import os
+import re
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+from scipy import sparse
+
+from ..data.schema import CATEGORY_SEPARATOR, GENDERS
+from ..dataset import Dataset, UserHistory
+from ..errors import InputError, NotFoundError
+
+_GENDER_LABELS: dict[str, frozenset[str]] = {
+    "Man": frozenset({"man"}),
+    "Woman": frozenset({"woman"}),
+    "Child": frozenset({"child"}),
+    "Unisex": frozenset({"man", "woman", "unisex"}),
+    "Other": frozenset({"man", "woman", "unisex", "other"}),
+}
+
+
+def _gender_table() -> np.ndarray:
+    labels = sorted(set().union(*_GENDER_LABELS.values()))
+    onehot = np.array([[label in _GENDER_LABELS[g] for label in labels] for g in GENDERS], dtype=np.float64)
+    onehot /= np.linalg.norm(onehot, axis=1, keepdims=True)
+    table = onehot @ onehot.T
+    table.setflags(write=False)
+    return table
+
+
+GENDER_SIMILARITY: np.ndarray = _gender_table()
+"""5x5 gender similarity in `schema.GENDERS` order: the cosine of the label sets Man={man},
+Woman={woman}, Child={child}, Unisex={man, woman, unisex}, Other={man, woman, unisex, other}."""
+
+_GENDER_INDEX: dict[str, int] = {g.casefold(): i for i, g in enumerate(GENDERS)}
+_MISSING_GENDER = len(GENDERS)
+
+
+def gender_similarity(a: str, b: str) -> float:
+    """Similarity of two gender labels (case-insensitive); 0.0 if either is not one of `GENDERS`."""
+    i = _GENDER_INDEX.get(str(a).strip().casefold(), _MISSING_GENDER)
+    j = _GENDER_INDEX.get(str(b).strip().casefold(), _MISSING_GENDER)
+    if i == _MISSING_GENDER or j == _MISSING_GENDER:
+        return 0.0
+    return float(GENDER_SIMILARITY[i, j])
+
+
+@dataclass(frozen=True)
+class ContentConfig:
+    """Feature weights, neighbour count K and the price scale of the content model.
+
+    The default weights sum to 1, so similarities lie in [0, 1]; text is off by default.
+    """
+
+    category: float = 0.2
+    brand: float = 0.1
+    gender: float = 0.5
+    price: float = 0.2
+    text: float = 0.0
+    neighbours: int = 100
+    price_scale: float = 1.0
+
+    def __post_init__(self) -> None:
+        weights = self.weights()
+        if any(not math.isfinite(w) or w < 0 for w in weights.values()):
+            raise InputError("content weights must be finite and non-negative")
+        if sum(weights.values()) <= 0:
+            raise InputError("at least one content weight must be positive")
+        if self.neighbours < 1:
+            raise InputError("content neighbours must be at least 1")
+        if not (math.isfinite(self.price_scale) and self.price_scale > 0):
+            raise InputError("content price_scale must be positive")
+
+    def weights(self) -> dict[str, float]:
+        """Feature name -> weight."""
+        return {
+            "category": self.category,
+            "brand": self.brand,
+            "gender": self.gender,
+            "price": self.price,
+            "text": self.text,
+        }
+
+
+_BLOCK_ROWS = 32  # small blocks keep the working set in cache; measured fastest on 28k products
+_MAX_COMBO_TABLE = 4096  # (category path, gender) combinations: precompute their table up to this many
+_PRICE_CLIP = 40.0  # |ln(p / median) / scale| is clipped here so p ** (1/scale) fits float32
+_TAG = re.compile(r"<[^>]*>")
+
+
+@dataclass
+class _Features:
+    """Integer codes and small tables describing the catalog; compact enough to pickle."""
+
+    path_code: np.ndarray  # int32 per item, index into path_tokens; the last row is "no category"
+    path_tokens: sparse.csr_matrix  # (n_paths + 1) x n_tokens, L2-normalised rows, float32
+    gender_code: np.ndarray  # int8 per item, index into GENDERS; len(GENDERS) = missing
+    brand_code: np.ndarray  # int32 per item, -1 = missing
+    log_price: np.ndarray  # float64 per item, NaN = missing
+    text: sparse.csr_matrix | None  # n_items x vocabulary TF-IDF (L2-normalised), when enabled
+
+
+class ContentModel:
+    """Products are similar when their catalog attributes are; customers get neighbours of their history."""
+
+    name = "content"
+
+    def __init__(self, config: ContentConfig = ContentConfig()) -> None:
+        self.config = config
+        self.n_items = 0
+        self.features: _Features | None = None
+        self.neighbours: sparse.csr_matrix = sparse.csr_matrix((0, 0), dtype=np.float32)
+        self._fit_last_seen: sparse.csr_matrix = sparse.csr_matrix((0, 0))
+
+    # ------------------------------------------------------------------ fit
+
+    def fit(self, dataset: Dataset) -> "ContentModel":
+        """Encode the catalog and precompute each product's top-K neighbours.
+
+        `neighbours` is an n_items x n_items CSR matrix whose row i holds at most K entries in rank
+        order (similarity descending, then index): read it through `indptr`/`indices`/`data`, do not
+        call `sort_indices` on it.
+        """
+        self.n_items = dataset.n_items
+        self.features = _encode(dataset.catalog, self.config)
+        self.neighbours = _neighbours(self.features, self.config)
+        self._fit_last_seen = dataset.history().last_seen.astype(np.float64)
+        return self
+
+    # ------------------------------------------------------------ similarity
+
+    def similarity(self, a: int, b: int) -> dict[str, float]:
+        """Similarity of products `a` and `b` (internal indices): each feature's part and the total.
+
+        Parts are the unweighted feature similarities in [0, 1]; "total" is their weighted sum.
+        "text" is present only when the text weight is positive.
+        """
+        f = self._fitted()
+        for item in (a, b):
+            if not 0 <= int(item) < self.n_items:
+                raise NotFoundError(f"product index {item} is not in the fitted catalog; retrain to include it")
+        a, b = int(a), int(b)
+        row_a, row_b = f.path_tokens[f.path_code[a]], f.path_tokens[f.path_code[b]]
+        parts = {
+            "category": float(row_a.multiply(row_b).sum()),
+            "brand": float(f.brand_code[a] >= 0 and f.brand_code[a] == f.brand_code[b]),
+            "gender": _gender_pair(int(f.gender_code[a]), int(f.gender_code[b])),
+            "price": _price_pair(f.log_price[a], f.log_price[b], self.config.price_scale),
+        }
+        if f.text is not None:
+            parts["text"] = float(f.text[a].multiply(f.text[b]).sum())
+        parts = {key: min(max(value, 0.0), 1.0) for key, value in parts.items()}
+        weights = self.config.weights()
+        parts["total"] = float(sum(weights[key] * value for key, value in parts.items()))
+        return parts
+
+    def similar_items(self, items: np.ndarray, *, k: int) -> tuple[np.ndarray, np.ndarray]:
+        """The precomputed top-k neighbours of `items`; -1 / -inf beyond K or for unknown items."""
+        self._fitted()
+        items = np.atleast_1d(np.asarray(items, dtype=np.int64))
+        ids = np.full((len(items), max(k, 0)), -1, dtype=np.int64)
+        scores = np.full((len(items), max(k, 0)), -np.inf, dtype=np.float32)
+        if k <= 0 or len(items) == 0:
+            return ids, scores
+        known = (items >= 0) & (items < self.n_items)
+        rows = np.flatnonzero(known)
+        ptr = self.neighbours.indptr
+        start = ptr[items[rows]]
+        length = np.minimum(ptr[items[rows] + 1] - start, k)
+        out_row = np.repeat(rows, length)
+        rank = np.arange(length.sum()) - np.repeat(np.cumsum(length) - length, length)
+        source = np.repeat(start, length) + rank
+        ids[out_row, rank] = self.neighbours.indices[source]
+        scores[out_row, rank] = self.neighbours.data[source]
+        return ids, scores
+
+    # -------------------------------------------------------- recommendations
+
+    def recommend(
+        self,
+        users: np.ndarray,
+        *,
+        k: int,
+        exclude: sparse.csr_matrix | None = None,
+        history: UserHistory | None = None,
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Neighbours of each customer's history, round-robin over history items (see recommend_explained)."""
+        ids, scores, _ = self.recommend_explained(users, k=k, exclude=exclude, history=history)
+        return ids, scores
+
+    def recommend_explained(
+        self,
+        users: np.ndarray,
+        *,
+        k: int,
+        exclude: sparse.csr_matrix | None = None,
+        history: UserHistory | None = None,
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Top-k items per customer with, for each, the history item ("anchor") it is a neighbour of.
+
+        History items (from `history` when given, else the fit-time interactions) are taken most
+        recent first; the k slots are shared round-robin: the best neighbour of the most recent
+        item, the best of the second most recent, ..., then the second-best neighbours, and so on.
+        Items the customer already interacted with, items in `exclude` and repeats are skipped.
+        A score is the similarity between the item and its anchor, so scores follow the
+        round-robin order and need not decrease. Customers without history get -1 / -inf / -1.
+        """
+        self._fitted()
+        users = np.atleast_1d(np.asarray(users, dtype=np.int64))
+        n_users, k = len(users), max(int(k), 0)
+        ids = np.full((n_users, k), -1, dtype=np.int64)
+        scores = np.full((n_users, k), -np.inf, dtype=np.float32)
+        anchors = np.full((n_users, k), -1, dtype=np.int64)
+        if k == 0 or n_users == 0:
+            return ids, scores, anchors
+        last_seen = history.last_seen if history is not None else self._fit_history(users)
+        last_seen = sparse.csr_matrix(last_seen)
+        width = max(self.n_items, last_seen.shape[1], exclude.shape[1] if exclude is not None else 0)
+
+        seen = last_seen.tocoo()
+        h_row, h_item, h_ts = seen.row.astype(np.int64), seen.col.astype(np.int64), seen.data
+        order = np.lexsort((h_item, -h_ts, h_row))  # per customer: most recent first
+        h_row, h_item = h_row[order], h_item[order]
+        seen_keys = np.unique(h_row * width + h_item)
+        excluded_keys = _keys(exclude, width)
+
+        per_user = np.bincount(h_row, minlength=n_users)
+        h_rank = np.arange(len(h_row)) - np.repeat(np.cumsum(per_user) - per_user, per_user)
+        ptr = self.neighbours.indptr
+        inside = h_item < self.n_items
+        degree = np.zeros(len(h_item), dtype=np.int64)
+        degree[inside] = ptr[h_item[inside] + 1] - ptr[h_item[inside]]
+        start = np.zeros(len(h_item), dtype=np.int64)
+        start[inside] = ptr[h_item[inside]]
+
+        # Depth per customer: enough neighbours per anchor to fill k slots when nothing is skipped;
+        # customers left short while some anchor has deeper neighbours retry with double depth.
+        depth = np.zeros(n_users, dtype=np.int64)
+        has_history = per_user > 0
+        depth[has_history] = -(-k // per_user[has_history]) + 1
+        active = has_history.copy()
+        max_degree = int(degree.max()) if len(degree) else 0
+        while active.any():
+            take = active[h_row]
+            filled, truncated = self._round_robin(
+                h_row[take],
+                h_rank[take],
+                h_item[take],
+                start[take],
+                degree[take],
+                depth,
+                k,
+                width,
+                seen_keys,
+                excluded_keys,
+                (ids, scores, anchors),
+            )
+            retry = active & (filled < k) & truncated & (depth < max_degree)
+            depth[retry] *= 2
+            active = retry
+        return ids, scores, anchors
+
+    def _round_robin(
+        self,
+        row: np.ndarray,
+        rank: np.ndarray,
+        item: np.ndarray,
+        start: np.ndarray,
+        degree: np.ndarray,
+        depth: np.ndarray,
+        k: int,
+        width: int,
+        seen_keys: np.ndarray,
+        excluded_keys: np.ndarray,
+        out: tuple[np.ndarray, np.ndarray, np.ndarray],
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Fill `out` rows for the anchors given; return per-row filled counts and whether any anchor was cut."""
+        n_rows = len(out[0])
+        length = np.minimum(degree, depth[row])
+        truncated = np.bincount(row[degree > length], minlength=n_rows) > 0
+        anchor = np.repeat(np.arange(len(row)), length)
+        level = np.arange(length.sum()) - np.repeat(np.cumsum(length) - length, length)
+        source = start[anchor] + level
+        cand = self.neighbours.indices[source].astype(np.int64)
+        cand_row = row[anchor]
+        keys = cand_row * width + cand
+        keep = ~(_contains(seen_keys, keys) | _contains(excluded_keys, keys))
+        anchor, level, source, cand, cand_row, keys = (a[keep] for a in (anchor, level, source, cand, cand_row, keys))
+        max_rank = int(rank.max()) + 1 if len(rank) else 1
+        max_level = int(level.max()) + 1 if len(level) else 1
+        order = np.argsort((cand_row * max_level + level) * max_rank + rank[anchor], kind="stable")
+        _, first = np.unique(keys[order], return_index=True)
+        order = order[np.sort(first)]
+        cand_row = cand_row[order]
+        per_row = np.bincount(cand_row, minlength=n_rows)
+        slot = np.arange(len(order)) - np.repeat(np.cumsum(per_row) - per_row, per_row)
+        fits = slot < k
+        order, cand_row, slot = order[fits], cand_row[fits], slot[fits]
+        ids, scores, anchors = out
+        ids[cand_row, slot] = cand[order]
+        scores[cand_row, slot] = self.neighbours.data[source[order]]
+        anchors[cand_row, slot] = item[anchor[order]]
+        return np.minimum(per_row, k), truncated
+
+    # --------------------------------------------------------------- helpers
+
+    def _fitted(self) -> _Features:
+        if self.features is None:
+            raise RuntimeError("ContentModel is not fitted; call fit(dataset) first")
+        return self.features
+
+    def _fit_history(self, users: np.ndarray) -> sparse.csr_matrix:
+        """Fit-time last-seen rows of `users`; customers unknown at fit time get empty rows."""
+        known = (users >= 0) & (users < self._fit_last_seen.shape[0])
+        rows = self._fit_last_seen[np.where(known, users, 0)]
+        if not known.all():
+            rows = sparse.diags(known.astype(np.float64)) @ rows
+            rows.eliminate_zeros()
+        return rows
+
+
+def _keys(matrix: sparse.spmatrix | None, width: int) -> np.ndarray:
+    """Sorted unique row * width + column keys of a matrix's stored entries."""
+    if matrix is None or matrix.nnz == 0:
+        return np.zeros(0, dtype=np.int64)
+    coo = sparse.coo_matrix(matrix)
+    return np.unique(coo.row.astype(np.int64) * width + coo.col.astype(np.int64))
+
+
+def _contains(sorted_keys: np.ndarray, keys: np.ndarray) -> np.ndarray:
+    if len(sorted_keys) == 0:
+        return np.zeros(len(keys), dtype=bool)
+    position = np.minimum(np.searchsorted(sorted_keys, keys), len(sorted_keys) - 1)
+    return sorted_keys[position] == keys
+
+
+def _gender_pair(i: int, j: int) -> float:
+    if i == _MISSING_GENDER or j == _MISSING_GENDER:
+        return 0.0
+    return float(GENDER_SIMILARITY[i, j])
+
+
+def _price_pair(log_a: float, log_b: float, scale: float) -> float:
+    if not (np.isfinite(log_a) and np.isfinite(log_b)):
+        return 0.0
+    return float(np.exp(-abs(log_a - log_b) / scale))
+
+
+# ---------------------------------------------------------------- encoding
+
+
+def _encode(catalog: pd.DataFrame, config: ContentConfig) -> _Features:
+    """Catalog rows (internal item order) -> integer codes, token matrix and log prices."""
+    n = len(catalog)
+    path_code, path_tokens = _encode_paths(_text_column(catalog, "category_path"))
+
+    gender = _text_column(catalog, "gender").str.strip().str.casefold().fillna("")
+    gender_code = pd.Index(list(_GENDER_INDEX)).get_indexer(gender)
+    gender_code = np.where(gender_code < 0, _MISSING_GENDER, gender_code).astype(np.int8)
+
+    brand = _text_column(catalog, "brand").str.strip().str.casefold()
+    brand_code = pd.factorize(brand.mask(brand == ""))[0].astype(np.int32)
+
+    price = pd.to_numeric(catalog["price"], errors="coerce").to_numpy(dtype=np.float64) if n else np.zeros(0)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        log_price = np.where(np.isfinite(price) & (price > 0), np.log(np.where(price > 0, price, 1.0)), np.nan)
+
+    text = _encode_text(_text_column(catalog, "description")) if config.text > 0 else None
+    return _Features(path_code, path_tokens, gender_code, brand_code, log_price, text)
+
+
+def _text_column(catalog: pd.DataFrame, column: str) -> pd.Series:
+    """A catalog column as pandas strings (missing values stay missing), even when all are missing."""
+    if column not in catalog.columns:
+        return pd.Series(pd.NA, index=catalog.index, dtype="string")
+    values = catalog[column]
+    return values.astype(object).where(values.notna(), None).astype("string")
+
+
+def _encode_paths(paths: pd.Series) -> tuple[np.ndarray, sparse.csr_matrix]:
+    """Distinct category paths and their normalised binary token vectors (last row: no category)."""
+    code, uniques = pd.factorize(paths)
+    n_paths = len(uniques)
+    tokens = pd.Series(uniques, dtype=object).str.split(CATEGORY_SEPARATOR, regex=False).explode().str.strip()
+    tokens = tokens[tokens.notna() & (tokens != "")]
+    token_code, _ = pd.factorize(tokens)
+    matrix = sparse.csr_matrix(
+        (np.ones(len(tokens), dtype=np.float32), (tokens.index.to_numpy(), token_code)),
+        shape=(n_paths + 1, max(token_code.max() + 1 if len(token_code) else 0, 1)),
+    )
+    matrix.sum_duplicates()
+    matrix.data[:] = 1.0
+    norms = np.sqrt(np.asarray(matrix.sum(axis=1)).ravel())
+    norms[norms == 0] = 1.0
+    matrix = sparse.csr_matrix(sparse.diags(1.0 / norms).astype(np.float32) @ matrix, dtype=np.float32)
+    code = np.where(code < 0, n_paths, code).astype(np.int32)
+    return code, matrix
+
+
+def _encode_text(descriptions: pd.Series) -> sparse.csr_matrix:
+    """TF-IDF (L2-normalised rows) of descriptions with HTML tags and entities removed.
+
+    Products without a description get empty rows. In catalogs of 100+ described products, terms
+    found in more than half of the descriptions are dropped: they carry no signal and make the
+    similarity blocks dense.
+    """
+    from sklearn.feature_extraction.text import TfidfVectorizer
+
+    text = descriptions.fillna("").str.replace(_TAG, " ", regex=True).astype(object).map(html.unescape)
+    described = int(text.str.strip().astype(bool).sum())
+    if described == 0:
+        return sparse.csr_matrix((len(text), 1), dtype=np.float32)
+    vectorizer = TfidfVectorizer(strip_accents="unicode", sublinear_tf=True, max_df=0.5 if described >= 100 else 1.0, dtype=np.float32)
+    try:
+        return sparse.csr_matrix(vectorizer.fit_transform(text), dtype=np.float32)
+    except ValueError:  # no usable terms at all (e.g. only punctuation)
+        return sparse.csr_matrix((len(text), 1), dtype=np.float32)
+
+
+# -------------------------------------------------------------- neighbours
+
+
+@dataclass
+class _BlockInputs:
+    """What each row block needs, precomputed once per fit."""
+
+    combo_code: np.ndarray  # per item: index of its (category path, gender) combination
+    combo_tokens_t: sparse.csc_matrix  # tokens x combos
+    combo_gender: np.ndarray  # per combination: gender code
+    gender_table: np.ndarray  # (len(GENDERS) + 1)^2, zero row/column for missing
+    brand: np.ndarray  # int32 per item, -1 missing
+    price_q: np.ndarray  # float32 p ** (1/scale) (centred), 0 where missing
+    price_r: np.ndarray  # float32 1 / price_q, 0 where missing
+    combo_table: np.ndarray | None = None  # combos x combos category + gender part, when small
+
+
+def _neighbours(f: _Features, config: ContentConfig) -> sparse.csr_matrix:
+    """Top-K neighbours of every item (rank order per row), computed in row blocks on up to 2 threads."""
+    n = len(f.path_code)
+    K = min(config.neighbours, max(n - 1, 0))
+    if n == 0 or K == 0:
+        return sparse.csr_matrix((n, n), dtype=np.float32)
+
+    combo, combo_code = np.unique(f.path_code.astype(np.int64) * 8 + f.gender_code, return_inverse=True)
+    gender_table = np.zeros((_MISSING_GENDER + 1, _MISSING_GENDER + 1), dtype=np.float32)
+    gender_table[:_MISSING_GENDER, :_MISSING_GENDER] = GENDER_SIMILARITY
+    centred = (f.log_price - np.nanmedian(f.log_price)) if np.isfinite(f.log_price).any() else f.log_price
+    exponent = np.clip(centred / config.price_scale, -_PRICE_CLIP, _PRICE_CLIP)
+    known = np.isfinite(exponent)
+    q = np.where(known, np.exp(np.where(known, exponent, 0.0)), 0.0).astype(np.float32)
+    r = np.where(known, np.exp(-np.where(known, exponent, 0.0)), 0.0).astype(np.float32)
+    inputs = _BlockInputs(
+        combo_code=combo_code.astype(np.intp).ravel(),
+        combo_tokens_t=f.path_tokens[combo // 8].T.tocsc(),
+        combo_gender=(combo % 8).astype(np.intp),
+        gender_table=gender_table,
+        brand=f.brand_code.astype(np.int64),
+        price_q=q,
+        price_r=r,
+    )
+    if len(combo) <= _MAX_COMBO_TABLE:
+        every = np.unique(combo_code)
+        inputs.combo_table = _combo_part(every, f, inputs, config)
+    local = threading.local()
+
+    def block(lo: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        if not hasattr(local, "workspace"):  # one set of buffers per thread, reused by every block
+            local.workspace = _Workspace(min(_BLOCK_ROWS, n), n)
+        hi = min(lo + _BLOCK_ROWS, n)
+        scores = _block_scores(lo, hi, f, inputs, config, local.workspace)
+        return _top_positive(scores, K, local.workspace)
+
+    threads = max(1, min(2, os.cpu_count() or 1))
+    with ThreadPoolExecutor(max_workers=threads) as pool:
+        parts = list(pool.map(block, range(0, n, _BLOCK_ROWS)))
+    counts = np.concatenate([p[0] for p in parts])
+    indptr = np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
+    indices = np.concatenate([p[1] for p in parts]).astype(np.int32)
+    data = np.concatenate([p[2] for p in parts]).astype(np.float32)
+    return sparse.csr_matrix((data, indices, indptr), shape=(n, n))
+
+
+class _Workspace:
+    """Preallocated block buffers: fresh large arrays per block would cost a page fault per page."""
+
+    def __init__(self, rows: int, n: int) -> None:
+        self.scores = np.empty((rows, n), dtype=np.float32)
+        self.scratch = np.empty((rows, n), dtype=np.float32)
+        self.scratch2 = np.empty((rows, n), dtype=np.float32)
+        self.mask = np.empty((rows, n), dtype=bool)
+
+
+def _block_scores(lo: int, hi: int, f: _Features, x: _BlockInputs, config: ContentConfig, work: _Workspace) -> np.ndarray:
+    """Dense similarities of items lo..hi-1 to every item (float32, B x n, a view of a work buffer)."""
+    b = hi - lo
+    rows = np.arange(lo, hi)
+    scores, mask = work.scores[:b], work.mask[:b]
+    if x.combo_table is not None:
+        table = x.combo_table[x.combo_code[rows]]
+    else:
+        table = _combo_part(x.combo_code[rows], f, x, config)
+    np.take(table, x.combo_code, axis=1, out=scores, mode="clip")  # clip: no buffering, codes are valid
+    if config.brand > 0:
+        query = np.where(x.brand[rows] >= 0, x.brand[rows], -2)
+        np.equal(query[:, None], x.brand[None, :], out=mask)
+        np.multiply(mask, np.float32(config.brand), out=work.scratch[:b])  # faster than add(where=)
+        scores += work.scratch[:b]
+    if config.price > 0:
+        weight = np.float32(config.price)
+        up, down = work.scratch[:b], work.scratch2[:b]
+        np.multiply.outer(weight * x.price_q[rows], x.price_r, out=up)
+        np.multiply.outer(weight * x.price_r[rows], x.price_q, out=down)
+        np.minimum(up, down, out=up)
+        scores += up
+    if f.text is not None and config.text > 0:
+        # sparse @ dense beats sparse @ sparse here: common terms make the product nearly dense
+        scores += (f.text @ (config.text * f.text[rows].T).toarray()).T
+    scores[np.arange(b), rows] = -np.inf
+    return scores
+
+
+def _combo_part(combos: np.ndarray, f: _Features, x: _BlockInputs, config: ContentConfig) -> np.ndarray:
+    """Category + gender similarity of the given (path, gender) combinations to every combination."""
+    table = np.zeros((len(combos), len(x.combo_gender)), dtype=np.float32)
+    if config.category > 0:
+        query = x.combo_tokens_t[:, combos].T.tocsr()
+        table += config.category * (query @ x.combo_tokens_t).toarray()
+    if config.gender > 0:
+        table += config.gender * x.gender_table[x.combo_gender[combos]][:, x.combo_gender]
+    return table
+
+
+def _top_positive(scores: np.ndarray, K: int, work: _Workspace) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Row-wise top-K of the positive entries (score descending, then column), as ragged arrays.
+
+    A threshold from a strided sample of each row keeps roughly 3K candidates, so only those are
+    sorted; rows the threshold leaves short are redone with their exact K-th value.
+    """
+    n_rows, n = scores.shape
+    tiny = np.float32(np.finfo(np.float32).tiny)
+    stride = max(1, n // 1024)
+    if n > 8 * K and stride > 1:
+        sample = scores[:, ::stride]
+        m = sample.shape[1]
+        r = min(m, max(1, math.ceil(3 * K * m / n)))
+        threshold = np.partition(sample, m - r, axis=1)[:, m - r]
+    else:
+        threshold = np.full(n_rows, -np.inf, dtype=np.float32)
+    threshold = np.maximum(threshold, tiny)
+    mask = work.mask[:n_rows]
+    np.greater_equal(scores, threshold[:, None], out=mask)
+    row, col = np.divmod(np.flatnonzero(mask), n)
+    counts = np.bincount(row, minlength=n_rows)
+    short = np.flatnonzero((counts < K) & (threshold > tiny))
+    if len(short):  # the sample overestimated these rows' K-th value: redo them with the exact one
+        exact = np.maximum(-np.partition(-scores[short], K - 1, axis=1)[:, K - 1], tiny)
+        again_row, again_col = np.divmod(np.flatnonzero(scores[short] >= exact[:, None]), n)
+        keep = ~np.isin(row, short)
+        row = np.concatenate([row[keep], short[again_row]])
+        col = np.concatenate([col[keep], again_col])
+        counts = np.bincount(row, minlength=n_rows)
+    # one stable sort orders entries by (row, score descending); within a row the entries arrive in
+    # column order, so ties stay in column order. row * span - value is exact in float64.
+    value = scores.reshape(-1)[row * n + col].astype(np.float64)
+    span = float(value.max()) + 1.0 if len(value) else 1.0
+    order = np.argsort(row * span - value, kind="stable")
+    starts = np.cumsum(counts) - counts
+    picked = order[(np.arange(len(order)) - starts[row[order]]) < K]
+    kept = np.minimum(counts, K)
+    return kept, col[picked], value[picked].astype(np.float32)

@@ -1,0 +1,243 @@
+"""Item-to-item models: a customer's history times an item-item matrix, so live events count.
+
+Both keep the fit-time interactions to score customers when no `history` is given. With
+`binary=True` interactions count as 1 both when fitting and when scoring. An item never
+recommends itself (zero diagonal), but items in the customer's history can be returned:
+excluding them is the caller's job (`exclude`). Customers with an empty history get all -1.
+
+Which one to use: `make_item_based` picks EASE while the items with interactions fit in
+`max_items` (its dense item-item matrix costs max_items**2 * 4 bytes), else ItemKNN.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from scipy import sparse
+from scipy.linalg import lapack
+from threadpoolctl import threadpool_limits
+
+from ..dataset import Dataset, UserHistory
+from ..errors import InputError
+from .base import top_k
+from .collaborative import rank_rows
+
+_BLOCK_ROWS = 512
+_USER_CHUNK = 4096
+
+
+class _ItemToItem:
+    """History lookup and row activity shared by EASE and ItemKNN."""
+
+    name: str
+    binary: bool
+    _interactions: sparse.csr_matrix
+
+    @property
+    def n_items(self) -> int:
+        return self._interactions.shape[1]
+
+    def _history_rows(self, users: np.ndarray, history: UserHistory | None) -> sparse.csr_matrix:
+        """Rows aligned with `users`: `history.weights` when given, else the fit-time rows (empty when unknown)."""
+        if history is not None:
+            rows = sparse.csr_matrix(history.weights, dtype=np.float32)
+        else:
+            inside = (users >= 0) & (users < self._interactions.shape[0])
+            rows = self._interactions[np.where(inside, users, 0)]
+            rows = sparse.diags(inside.astype(np.float32)) @ rows
+        rows = sparse.csr_matrix(rows)
+        rows.eliminate_zeros()
+        if self.binary:
+            rows.data = np.ones_like(rows.data)
+        return rows
+
+
+def _training_matrix(dataset: Dataset, binary: bool) -> sparse.csr_matrix:
+    matrix = sparse.csr_matrix(dataset.interactions, dtype=np.float32, copy=True)
+    matrix.eliminate_zeros()
+    if binary:
+        matrix.data = np.ones_like(matrix.data)
+    return matrix
+
+
+class EASEModel(_ItemToItem):
+    """EASE (Steck 2019): B = -P / diag(P) with P = (X^T X + l2 I)^-1 and diag(B) = 0.
+
+    When more than `max_items` items have interactions, only the `max_items` most-interacted
+    (by distinct customers) are modelled; the others are never recommended nor used as evidence.
+    Fit is a float32 Cholesky inverse on 2 BLAS threads; B is dense (m x m float32).
+    """
+
+    name = "ease"
+
+    def __init__(self, *, l2: float = 200.0, max_items: int = 15000, binary: bool = True) -> None:
+        self.l2 = l2
+        self.max_items = max_items
+        self.binary = binary
+
+    def fit(self, dataset: Dataset) -> "EASEModel":
+        """Solve B in closed form on the (restricted) item set."""
+        self._interactions = _training_matrix(dataset, self.binary)
+        counts = np.bincount(self._interactions.indices, minlength=dataset.n_items)
+        kept = np.flatnonzero(counts > 0)
+        if len(kept) > self.max_items:
+            kept = np.sort(kept[np.argsort(-counts[kept], kind="stable")[: self.max_items]])
+        self.items = kept
+        self._position = np.full(dataset.n_items, -1, dtype=np.int64)
+        self._position[kept] = np.arange(len(kept))
+        x = self._interactions[:, kept]
+        gram = np.asarray((x.T @ x).toarray(), dtype=np.float32, order="F")
+        gram[np.diag_indices_from(gram)] += self.l2
+        self.B = _ease_weights(gram) if len(kept) else np.zeros((0, 0), dtype=np.float32)
+        return self
+
+    def recommend(
+        self,
+        users: np.ndarray,
+        *,
+        k: int,
+        exclude: sparse.csr_matrix | None = None,
+        history: UserHistory | None = None,
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Top-k items scored history @ B (see the module docstring for history and exclusion)."""
+        users = np.asarray(users, dtype=np.int64)
+        rows = self._history_rows(users, history)[:, self.items]
+        if exclude is not None:
+            exclude = sparse.csr_matrix(exclude)[:, self.items]
+
+        def score(part: np.ndarray) -> np.ndarray:
+            return np.asarray(rows[part] @ self.B, dtype=np.float32)
+
+        ids, best = rank_rows(np.diff(rows.indptr) > 0, k, score, len(self.items), exclude)
+        return np.where(ids >= 0, self.items[np.maximum(ids, 0)], -1), best
+
+    def similar_items(self, items: np.ndarray, *, k: int) -> tuple[np.ndarray, np.ndarray]:
+        """Top-k other items by the item's row of B: what a customer whose history is that one item gets."""
+        items = np.asarray(items, dtype=np.int64)
+        inside = (items >= 0) & (items < self.n_items)
+        position = np.where(inside, self._position[np.where(inside, items, 0)], -1)
+
+        def score(part: np.ndarray) -> np.ndarray:
+            scores = self.B[position[part]]
+            scores[np.arange(len(part)), position[part]] = -np.inf
+            return scores
+
+        ids, best = rank_rows(position >= 0, k, score, len(self.items))
+        return np.where(ids >= 0, self.items[np.maximum(ids, 0)], -1), best
+
+
+def _ease_weights(gram: np.ndarray) -> np.ndarray:
+    """B from the regularized Gram matrix (overwritten): Cholesky inverse, symmetrized in blocks."""
+    with threadpool_limits(2, "blas"):
+        factor, info = lapack.spotrf(gram, lower=False, overwrite_a=True)
+        if info == 0:
+            inverse, info = lapack.spotri(factor, lower=False, overwrite_c=True)
+    if info != 0:
+        raise InputError(f"EASE: the Gram matrix is not positive definite (LAPACK info {info}): raise l2")
+    n = inverse.shape[0]
+    for start in range(0, n, _BLOCK_ROWS):
+        stop = min(start + _BLOCK_ROWS, n)
+        inverse[start:stop, :start] = inverse[:start, start:stop].T
+        square = inverse[start:stop, start:stop]
+        square[...] = np.triu(square) + np.triu(square, 1).T
+    diagonal = inverse.diagonal().copy()
+    inverse /= -diagonal[None, :]
+    inverse[np.diag_indices(n)] = 0.0
+    return np.ascontiguousarray(inverse, dtype=np.float32)
+
+
+class ItemKNNModel(_ItemToItem):
+    """Item-item cosine neighbours: S[i, j] = x_i . x_j / (|x_i| |x_j| + shrink), top `neighbours` per row.
+
+    Computed in blocks of rows so memory stays bounded; S is sparse CSR with a zero diagonal.
+    Scores are history @ S, and only items connected to the history are returned (others are -1).
+    """
+
+    name = "itemknn"
+
+    def __init__(self, *, neighbours: int = 100, shrink: float = 0.0, binary: bool = True) -> None:
+        self.neighbours = neighbours
+        self.shrink = shrink
+        self.binary = binary
+
+    def fit(self, dataset: Dataset) -> "ItemKNNModel":
+        """Build S block by block from the (binarized) user-item matrix."""
+        self._interactions = _training_matrix(dataset, self.binary)
+        x = self._interactions
+        xt = x.T.tocsr()
+        norms = np.sqrt(np.asarray(xt.multiply(xt).sum(axis=1)).ravel()).astype(np.float32)
+        n_items = x.shape[1]
+        blocks = []
+        for start in range(0, n_items, _BLOCK_ROWS * 4):
+            stop = min(start + _BLOCK_ROWS * 4, n_items)
+            blocks.append(self._neighbour_block(xt[start:stop] @ x, start, norms))
+        self.S = sparse.vstack(blocks, format="csr") if blocks else sparse.csr_matrix((0, 0), dtype=np.float32)
+        self.S.sort_indices()
+        return self
+
+    def _neighbour_block(self, dots: sparse.csr_matrix, start: int, norms: np.ndarray) -> sparse.csr_matrix:
+        dots = dots.tocoo()
+        rows, cols = dots.row, dots.col
+        sims = (dots.data / (norms[rows + start] * norms[cols] + self.shrink)).astype(np.float32)
+        keep = (rows + start != cols) & (sims > 0)
+        rows, cols, sims = rows[keep], cols[keep], sims[keep]
+        order = np.lexsort((-sims, rows))
+        rows, cols, sims = rows[order], cols[order], sims[order]
+        counts = np.bincount(rows, minlength=dots.shape[0])
+        rank = np.arange(len(rows)) - np.repeat(np.cumsum(counts) - counts, counts)
+        keep = rank < self.neighbours
+        return sparse.csr_matrix((sims[keep], (rows[keep], cols[keep])), shape=dots.shape, dtype=np.float32)
+
+    def recommend(
+        self,
+        users: np.ndarray,
+        *,
+        k: int,
+        exclude: sparse.csr_matrix | None = None,
+        history: UserHistory | None = None,
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Top-k items scored history @ S (see the module docstring for history and exclusion)."""
+        users = np.asarray(users, dtype=np.int64)
+        rows = self._history_rows(users, history)
+        ids = np.full((len(users), k), -1, dtype=np.int64)
+        best = np.full((len(users), k), -np.inf, dtype=np.float32)
+        for start in range(0, len(users), _USER_CHUNK):
+            part = slice(start, start + _USER_CHUNK)
+            scores = sparse.csr_matrix(rows[part] @ self.S)
+            if exclude is not None and exclude.nnz:
+                scores = sparse.csr_matrix(scores - scores.multiply(sparse.csr_matrix(exclude[part]) != 0))
+            scores.eliminate_zeros()
+            ids[part], best[part] = sparse_top_k(scores, k)
+        return ids, best
+
+    def similar_items(self, items: np.ndarray, *, k: int) -> tuple[np.ndarray, np.ndarray]:
+        """Top-k neighbours of each item (its row of S); unknown items get all -1."""
+        items = np.asarray(items, dtype=np.int64)
+        inside = (items >= 0) & (items < self.n_items)
+        rows = sparse.diags(inside.astype(np.float32)) @ self.S[np.where(inside, items, 0)]
+        return sparse_top_k(sparse.csr_matrix(rows), k)
+
+
+def sparse_top_k(scores: sparse.csr_matrix, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """Row-wise top-k of the stored entries of a CSR matrix, padded like `top_k` (-1 / -inf)."""
+    n_rows = scores.shape[0]
+    if k < 1:
+        return top_k(np.zeros((n_rows, 0), dtype=np.float32), k)
+    counts = np.diff(scores.indptr)
+    rows = np.repeat(np.arange(n_rows), counts)
+    order = np.lexsort((scores.indices, -scores.data, rows))
+    rank = np.arange(len(order)) - scores.indptr[rows]
+    keep = rank < k
+    ids = np.full((n_rows, k), -1, dtype=np.int64)
+    best = np.full((n_rows, k), -np.inf, dtype=np.float32)
+    ids[rows[keep], rank[keep]] = scores.indices[order][keep]
+    best[rows[keep], rank[keep]] = scores.data[order][keep]
+    return ids, best
+
+
+def make_item_based(
+    n_items: int, *, l2: float = 200.0, max_items: int = 15000, neighbours: int = 100
+) -> EASEModel | ItemKNNModel:
+    """EASE when `n_items` (items with interactions) <= max_items, else ItemKNN."""
+    if n_items <= max_items:
+        return EASEModel(l2=l2, max_items=max_items)
+    return ItemKNNModel(neighbours=neighbours)

@@ -1,0 +1,308 @@
+"""The OpenAPI 3.0 document of the REST server, served at /openapi.json.
+
+Written by hand next to the routes in server.py; tests validate real responses against the
+schemas below, so a route and its description cannot drift apart silently.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from .data.schema import EVENT_TYPES
+from .service import MAX_N, SOURCES
+
+MAX_BATCH = 1000
+
+
+def _ref(name: str) -> dict[str, str]:
+    return {"$ref": f"#/components/schemas/{name}"}
+
+
+def _json(schema: dict[str, Any], description: str) -> dict[str, Any]:
+    return {"description": description, "content": {"application/json": {"schema": schema}}}
+
+
+def _error(description: str) -> dict[str, Any]:
+    return _json(_ref("Error"), description)
+
+
+def _path_param(name: str, description: str) -> dict[str, Any]:
+    return {"name": name, "in": "path", "required": True, "description": description, "schema": {"type": "string", "minLength": 1}}
+
+
+def _query(name: str, schema: dict[str, Any], description: str) -> dict[str, Any]:
+    return {"name": name, "in": "query", "required": False, "description": description, "schema": schema}
+
+
+N_PARAM = _query("n", {"type": "integer", "minimum": 1, "maximum": MAX_N, "default": 10}, f"How many items (1-{MAX_N}).")
+ADMIN = [{"bearer": []}]
+
+SCHEMAS: dict[str, dict[str, Any]] = {
+    "Error": {
+        "type": "object",
+        "required": ["error"],
+        "additionalProperties": False,
+        "properties": {
+            "error": {
+                "type": "object",
+                "required": ["status", "message"],
+                "additionalProperties": False,
+                "properties": {
+                    "status": {"type": "integer", "minimum": 400, "maximum": 599},
+                    "message": {"type": "string"},
+                    "id": {"type": "string", "description": "Error id of a 500; the server log holds its traceback under this id."},
+                    "details": {"type": "array", "items": {"type": "string"}, "description": "Every problem found (POST /events)."},
+                },
+            }
+        },
+    },
+    "RecommendedItem": {
+        "type": "object",
+        "required": ["product_id", "score", "rank", "source", "reason"],
+        "additionalProperties": False,
+        "properties": {
+            "product_id": {"type": "string"},
+            "score": {"type": "number"},
+            "rank": {"type": "integer", "minimum": 1},
+            "source": {"type": "string", "enum": list(SOURCES)},
+            "reason": {"type": "string"},
+        },
+    },
+    "Recommendations": {
+        "type": "object",
+        "required": ["customer_id", "source", "model_version", "items"],
+        "additionalProperties": False,
+        "properties": {
+            "customer_id": {"type": "string"},
+            "source": {"type": "string", "enum": list(SOURCES), "description": "The model the customer was routed to."},
+            "model_version": {"type": "string"},
+            "items": {"type": "array", "items": _ref("RecommendedItem")},
+        },
+    },
+    "SimilarItem": {
+        "type": "object",
+        "required": ["product_id", "score", "rank"],
+        "additionalProperties": False,
+        "properties": {"product_id": {"type": "string"}, "score": {"type": "number"}, "rank": {"type": "integer", "minimum": 1}},
+    },
+    "Similar": {
+        "type": "object",
+        "required": ["product_id", "items"],
+        "additionalProperties": False,
+        "properties": {"product_id": {"type": "string"}, "items": {"type": "array", "items": _ref("SimilarItem")}},
+    },
+    "Similarity": {
+        "type": "object",
+        "required": ["product_id", "other_id", "similarity", "parts"],
+        "additionalProperties": False,
+        "properties": {
+            "product_id": {"type": "string"},
+            "other_id": {"type": "string"},
+            "similarity": {"type": "number"},
+            "parts": {"type": "object", "additionalProperties": {"type": "number"}, "description": "Per-feature similarity."},
+        },
+    },
+    "PopularItem": {
+        "type": "object",
+        "required": ["product_id", "rank", "purchasers"],
+        "additionalProperties": False,
+        "properties": {"product_id": {"type": "string"}, "rank": {"type": "integer", "minimum": 1}, "purchasers": {"type": "integer", "minimum": 0}},
+    },
+    "Popular": {
+        "type": "object",
+        "required": ["items"],
+        "additionalProperties": False,
+        "properties": {"items": {"type": "array", "items": _ref("PopularItem")}},
+    },
+    "Event": {
+        "type": "object",
+        "required": ["customer_id", "product_id", "type"],
+        "additionalProperties": False,
+        "properties": {
+            "customer_id": {"type": "string", "minLength": 1},
+            "product_id": {"type": "string", "minLength": 1},
+            "type": {"type": "string", "enum": list(EVENT_TYPES)},
+            "timestamp": {
+                "oneOf": [{"type": "number", "minimum": 0}, {"type": "string", "format": "date-time"}],
+                "description": "Unix seconds or ISO-8601 (no zone = UTC); default: now.",
+            },
+        },
+    },
+    "Accepted": {
+        "type": "object",
+        "required": ["accepted"],
+        "additionalProperties": False,
+        "properties": {"accepted": {"type": "integer", "minimum": 1, "maximum": MAX_BATCH}},
+    },
+    "Health": {
+        "type": "object",
+        "required": ["status", "model_version", "current_version", "loaded_at", "counts", "live_events", "last_reload_error", "pid"],
+        "additionalProperties": False,
+        "properties": {
+            "status": {"type": "string", "enum": ["ok", "degraded"], "description": "degraded: the last new version was refused."},
+            "model_version": {"type": "string", "description": "The version this worker serves."},
+            "current_version": {"type": "string", "nullable": True, "description": "The version `current` names now."},
+            "loaded_at": {"type": "string", "format": "date-time"},
+            "counts": {
+                "type": "object",
+                "required": ["customers", "products", "pairs"],
+                "additionalProperties": False,
+                "properties": {n: {"type": "integer", "minimum": 0} for n in ("customers", "products", "pairs")},
+            },
+            "live_events": {"type": "integer", "minimum": 0},
+            "last_reload_error": {"type": "string", "nullable": True},
+            "pid": {"type": "integer"},
+        },
+    },
+    "Reload": {
+        "type": "object",
+        "required": ["status", "model_version"],
+        "additionalProperties": False,
+        "properties": {"status": {"type": "string", "enum": ["reloaded", "unchanged"]}, "model_version": {"type": "string"}},
+    },
+    "TrainJob": {
+        "type": "object",
+        "required": ["job_id", "status", "exit_code", "started_at", "finished_at", "output"],
+        "additionalProperties": False,
+        "properties": {
+            "job_id": {"type": "string"},
+            "status": {"type": "string", "enum": ["running", "succeeded", "failed"]},
+            "exit_code": {"type": "integer", "nullable": True},
+            "started_at": {"type": "string", "format": "date-time"},
+            "finished_at": {"type": "string", "format": "date-time", "nullable": True},
+            "output": {"type": "array", "items": {"type": "string"}, "description": "Last lines of the training output."},
+        },
+    },
+    "ProductIds": {"type": "array", "items": {"type": "string"}},
+}
+
+_FILTERS = [
+    _query("category", {"type": "string"}, "Only products whose category path starts with this (e.g. `Women|Women's Footwear`)."),
+    _query("brand", {"type": "string"}, "Only this brand."),
+    _query("gender", {"type": "string"}, "Only this gender (Man, Woman, Child, Unisex, Other)."),
+    _query("min_price", {"type": "number"}, "Lowest price."),
+    _query("max_price", {"type": "number"}, "Highest price."),
+    _query("exclude", {"type": "string"}, "Comma-separated product ids never to return."),
+]
+_CUSTOMER = _path_param("customer_id", "The customer's id; may contain `/` (percent-encoded or not).")
+_PRODUCT = _path_param("product_id", "A product id from the catalog.")
+_OTHER = _path_param("other_id", "A second product id.")
+_DEFAULT = {"default": _error("Any other error (404 unknown route, 405, 500 with an error id, 503).")}
+_ADMIN_ERRORS = {"401": _error("Missing or wrong bearer token."), "404": _error("Admin routes are off (no admin token configured).")}
+
+
+def _get(summary: str, parameters: list, responses: dict, **extra: Any) -> dict[str, Any]:
+    return {"get": {"summary": summary, "parameters": parameters, "responses": {**responses, **_DEFAULT}, **extra}}
+
+
+PATHS: dict[str, dict[str, Any]] = {
+    "/recommendations/{customer_id}": _get(
+        "Recommendations for a customer, with the model and reason behind each item. Unknown customers get popular products.",
+        [_CUSTOMER, N_PARAM, *_FILTERS],
+        {"200": _json(_ref("Recommendations"), "Recommendations."), "400": _error("Bad `n` or filter.")},
+    ),
+    "/products/{product_id}/similar": _get(
+        "Products most similar to a product (category, brand, gender, price).",
+        [_PRODUCT, N_PARAM],
+        {"200": _json(_ref("Similar"), "Similar products."), "400": _error("Bad `n`."), "404": _error("Unknown product.")},
+    ),
+    "/products/{product_id}/similarity/{other_id}": _get(
+        "Similarity of two products, with its per-feature parts.",
+        [_PRODUCT, _OTHER],
+        {"200": _json(_ref("Similarity"), "Similarity."), "404": _error("Unknown product.")},
+    ),
+    "/popular": _get("The most popular products.", [N_PARAM], {"200": _json(_ref("Popular"), "Popular products."), "400": _error("Bad `n`.")}),
+    "/events": {
+        "post": {
+            "summary": f"Store live events (one object or an array of up to {MAX_BATCH}); they affect the next recommendations.",
+            "description": "All events are validated first; any error rejects the whole batch and nothing is stored. "
+            "Stored events are on disk before the 201 is sent.",
+            "requestBody": {
+                "required": True,
+                "content": {
+                    "application/json": {
+                        "schema": {"oneOf": [_ref("Event"), {"type": "array", "items": _ref("Event"), "minItems": 1, "maxItems": MAX_BATCH}]}
+                    }
+                },
+            },
+            "responses": {
+                "201": _json(_ref("Accepted"), "All events stored."),
+                "400": _error("Malformed JSON or an invalid event (the message names events[i].field)."),
+                "413": _error("Body over 1 MB."),
+                "503": _error("The live-event store cannot be written; nothing was stored."),
+                **_DEFAULT,
+            },
+        }
+    },
+    "/health": _get("Liveness and the model this worker serves.", [], {"200": _json(_ref("Health"), "Health.")}),
+    "/metrics": _get(
+        "Prometheus metrics of this worker process.",
+        [],
+        {"200": {"description": "Prometheus text format 0.0.4.", "content": {"text/plain": {"schema": {"type": "string"}}}}},
+    ),
+    "/openapi.json": _get("This document.", [], {"200": _json({"type": "object"}, "OpenAPI 3.0 document.")}),
+    "/admin/reload": {
+        "post": {
+            "summary": "Load the version `current` names now (this worker; the others within their poll interval).",
+            "security": ADMIN,
+            "responses": {
+                "200": _json(_ref("Reload"), "Reloaded, or already serving it."),
+                "409": _error("The new version was refused (e.g. a checksum mismatch); the old one keeps serving."),
+                **_ADMIN_ERRORS,
+                **_DEFAULT,
+            },
+        }
+    },
+    "/admin/train": {
+        "post": {
+            "summary": "Start `recsys train --data DATA --artifacts ARTIFACTS` in the background.",
+            "security": ADMIN,
+            "responses": {
+                "202": _json(_ref("TrainJob"), "Started; poll /admin/train/{job_id}."),
+                "409": _error("A training job started by this worker is still running."),
+                **_ADMIN_ERRORS,
+                **_DEFAULT,
+            },
+        }
+    },
+    "/admin/train/{job_id}": _get(
+        "Status of a training job, with the last lines of its output.",
+        [_path_param("job_id", "The id POST /admin/train returned.")],
+        {"200": _json(_ref("TrainJob"), "The job."), **_ADMIN_ERRORS},
+        security=ADMIN,
+    ),
+    "/recommender/{customer_id}": _get(
+        "Compatibility: recommendations as a plain list of product ids.",
+        [_CUSTOMER, N_PARAM],
+        {"200": _json(_ref("ProductIds"), "Product ids, best first."), "400": _error("Bad `n`.")},
+    ),
+    "/similarity/{product_id}": _get(
+        "Compatibility: similar products as a plain list of product ids.",
+        [_PRODUCT, N_PARAM],
+        {"200": _json(_ref("ProductIds"), "Product ids, most similar first."), "400": _error("Bad `n`."), "404": _error("Unknown product.")},
+    ),
+    "/similarity/{product_id}/{other_id}": _get(
+        "Compatibility: similarity of two products as a plain number.",
+        [_PRODUCT, _OTHER],
+        {"200": _json({"type": "number"}, "Similarity."), "404": _error("Unknown product.")},
+    ),
+}
+
+
+def document(version: str) -> dict[str, Any]:
+    """The OpenAPI document (a fresh dict each call)."""
+    import copy
+
+    return {
+        "openapi": "3.0.3",
+        "info": {
+            "title": "recsys",
+            "version": version,
+            "description": "Personalized product recommendations. Every error body is an `Error`. Ids are strings.",
+        },
+        "paths": copy.deepcopy(PATHS),
+        "components": {
+            "schemas": copy.deepcopy(SCHEMAS),
+            "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer", "description": "The server's admin token."}},
+        },
+    }

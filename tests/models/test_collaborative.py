@@ -1,0 +1,154 @@
+"""LightFMModel, ALSModel and the shared factor scoring: what the contract tests cannot see."""
+
+from __future__ import annotations
+
+import sys
+
+import lightfm
+import numpy as np
+import pandas as pd
+import pytest
+
+from recsys_cli.dataset import Dataset
+from recsys_cli.errors import InputError
+from recsys_cli.models.base import top_k
+from recsys_cli.models.collaborative import LightFMModel, item_feature_matrix, select_top_k
+from recsys_cli.models.peers import ALSModel, plain_lightfm
+
+
+def small_dataset(seed: int = 0, n_users: int = 60, n_items: int = 30) -> Dataset:
+    """Random events, plus customer "loner" whose only product "rare" nobody else touched."""
+    rng = np.random.default_rng(seed)
+    n = 600
+    events = pd.DataFrame(
+        {
+            "customer_id": [f"c{u}" for u in rng.integers(0, n_users, n)] + ["loner"],
+            "product_id": [f"p{i}" for i in rng.integers(0, n_items, n)] + ["rare"],
+            "type": np.append(rng.integers(0, 3, n), 2).astype(np.int64),
+            "timestamp": np.arange(n + 1, dtype=np.int64) + 1_700_000_000,
+        }
+    )
+    catalog = pd.DataFrame(
+        {
+            "product_id": [f"p{i}" for i in range(n_items)] + ["rare"],
+            "category_path": ["Women|Shoes", "Women|Bags", "Men|Shoes"] * (n_items // 3) + [np.nan],
+            "brand": [f"b{i % 4}" for i in range(n_items)] + ["b9"],
+            "gender": ["Woman", "Woman", "Man"] * (n_items // 3) + [np.nan],
+            "price": np.linspace(5, 200, n_items + 1),
+        }
+    )
+    return Dataset.construct(events, catalog)
+
+
+@pytest.fixture(scope="module")
+def dataset() -> Dataset:
+    return small_dataset()
+
+
+def test_precomputed_vectors_rank_like_lightfm_predict(dataset, monkeypatch):
+    trained = []
+
+    class Recording(lightfm.LightFM):
+        def fit(self, *args, **kwargs):
+            trained.append((self, kwargs.get("item_features")))
+            return super().fit(*args, **kwargs)
+
+    monkeypatch.setattr(lightfm, "LightFM", Recording)
+    for hybrid in (False, True):
+        model = LightFMModel(no_components=6, epochs=3, num_threads=1, use_item_features=hybrid).fit(dataset)
+        library, features = trained[-1]
+        users = np.flatnonzero(model.covers_users(np.arange(dataset.n_users)))
+        items = np.arange(dataset.n_items)  # min_item_users=1 trains every item, in internal order
+        expected = np.vstack(
+            [library.predict(int(u), items, item_features=features, num_threads=1) for u in users]
+        )
+        scores = model.user_vectors[users] @ model.item_vectors.T
+        np.testing.assert_allclose(
+            scores - scores[:, :1], expected - expected[:, :1], rtol=1e-4, atol=1e-4
+        )
+        ids, _ = model.recommend(users, k=5)
+        np.testing.assert_array_equal(ids, top_k(expected, 5)[0])
+
+
+def test_fitted_model_keeps_only_arrays(dataset):
+    model = LightFMModel(no_components=4, epochs=1, num_threads=1).fit(dataset)
+    for name, value in vars(model).items():
+        assert isinstance(value, (np.ndarray, int, float, str, bool, type(None))), name
+    assert model.item_vectors.shape == (dataset.n_items, 5) and model.item_vectors.dtype == np.float32
+    assert np.all(model.user_vectors[:, -1] == 1.0)
+
+
+def test_min_item_users_leaves_rare_items_out(dataset):
+    model = LightFMModel(no_components=4, epochs=2, num_threads=1, min_item_users=2).fit(dataset)
+    rare, loner = dataset.items.get("rare"), dataset.users.get("loner")
+    users = np.arange(dataset.n_users)
+    ids, _ = model.recommend(users, k=dataset.n_items)
+    assert rare not in ids
+    assert not model.covers_users(np.array([loner]))[0]
+    assert np.all(model.recommend(np.array([loner]), k=3)[0] == -1)
+    assert np.all(model.similar_items(np.array([rare]), k=3)[0] == -1)
+    assert rare not in model.similar_items(np.arange(dataset.n_items), k=dataset.n_items)[0]
+
+
+def test_unknown_customers_get_padding(dataset):
+    model = LightFMModel(no_components=4, epochs=1, num_threads=1).fit(dataset)
+    users = np.array([-1, dataset.n_users, dataset.n_users + 100, 0])
+    assert model.covers_users(users).tolist() == [False, False, False, True]
+    ids, scores = model.recommend(users, k=4)
+    assert np.all(ids[:3] == -1) and np.all(np.isneginf(scores[:3]))
+    assert np.all(ids[3] >= 0)
+
+
+def test_item_features_are_normalized_tokens():
+    catalog = pd.DataFrame(
+        {
+            "product_id": ["a", "b", "c"],
+            "category_path": ["Women|Shoes", "Men|Shoes", np.nan],
+            "brand": ["x", "x", np.nan],
+            "gender": ["Woman", "Man", np.nan],
+            "price": [10.0, 20.0, np.nan],
+        }
+    )
+    features = item_feature_matrix(catalog)
+    np.testing.assert_allclose(np.asarray(features.sum(axis=1)).ravel(), 1.0, rtol=1e-6)
+    dense = features.toarray()
+    assert np.allclose(dense[:, :3], np.diag(dense.diagonal()))  # identity block first
+    # a: identity, Women, Women|Shoes, x, Woman, price band -> 6; c has only its identity
+    assert (dense[0] > 0).sum() == 6 and (dense[2] > 0).sum() == 1
+    shared = (dense[0] > 0) & (dense[1] > 0)
+    assert shared.sum() == 1, "a and b share the brand only: 'Men|Shoes' is not 'Women|Shoes'"
+
+
+@pytest.mark.parametrize("k", [1, 5, 40])
+def test_select_top_k_matches_top_k(k):
+    rng = np.random.default_rng(k)
+    scores = rng.standard_normal((50, 3000)).astype(np.float32)
+    scores[:, rng.integers(0, 3000, 500)] = -np.inf
+    scores[3] = -np.inf
+    scores[4, :2990] = -np.inf
+    scores[5] = np.round(scores[5])  # many ties
+    ids, best = select_top_k(scores, k)
+    expected_ids, expected_best = top_k(scores, k)
+    np.testing.assert_array_equal(best, expected_best)
+    np.testing.assert_array_equal(ids[[0, 1, 2, 3, 4]], expected_ids[[0, 1, 2, 3, 4]])
+    rows = np.arange(len(scores))[:, None]
+    np.testing.assert_array_equal(np.where(ids >= 0, scores[rows, np.maximum(ids, 0)], -np.inf), best)
+
+
+def test_als_covers_only_customers_with_interactions(dataset):
+    model = ALSModel(factors=4, iterations=2, num_threads=1).fit(dataset)
+    assert model.user_vectors.shape == (dataset.n_users, 5) and np.all(model.item_vectors[:, -1] == 0)
+    ids, _ = model.recommend(np.array([0, -1, dataset.n_users]), k=3)
+    assert np.all(ids[0] >= 0) and np.all(ids[1:] == -1)
+
+
+def test_als_without_implicit_says_how_to_install(dataset, monkeypatch):
+    monkeypatch.setitem(sys.modules, "implicit.cpu.als", None)
+    with pytest.raises(InputError, match="pip install implicit"):
+        ALSModel().fit(dataset)
+
+
+def test_plain_lightfm_is_the_library_defaults_with_warp():
+    model = plain_lightfm()
+    assert (model.no_components, model.learning_rate, model.loss, model.epochs) == (10, 0.05, "warp", 30)
+    assert (model.item_alpha, model.user_alpha, model.max_sampled, model.use_item_features) == (0.0, 0.0, 10, False)

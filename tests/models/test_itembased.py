@@ -1,0 +1,122 @@
+"""EASEModel and ItemKNNModel: closed forms checked by hand and by brute force, history handling."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+from scipy import sparse
+
+from recsys_cli.dataset import Dataset, UserHistory
+from recsys_cli.models.base import top_k
+from recsys_cli.models.itembased import EASEModel, ItemKNNModel, make_item_based, sparse_top_k
+
+
+def events_dataset(pairs: list[tuple[str, str]], products: list[str] | None = None) -> Dataset:
+    events = pd.DataFrame(pairs, columns=["customer_id", "product_id"])
+    events["type"] = np.zeros(len(events), dtype=np.int64)
+    events["timestamp"] = np.arange(len(events), dtype=np.int64)
+    catalog = pd.DataFrame({"product_id": products}) if products else None
+    return Dataset.construct(events, catalog)
+
+
+def random_dataset(n_users: int, n_items: int, n_pairs: int, seed: int = 0) -> Dataset:
+    rng = np.random.default_rng(seed)
+    popularity = 1.0 / np.arange(1, n_items + 1)
+    items = rng.choice(n_items, n_pairs, p=popularity / popularity.sum())
+    users = rng.integers(0, n_users, n_pairs)
+    return events_dataset(
+        [(f"c{u}", f"p{i}") for u, i in zip(users, items, strict=True)], [f"p{i}" for i in range(n_items)]
+    )
+
+
+def history_of(rows: list[list[int]], n_items: int) -> UserHistory:
+    matrix = sparse.csr_matrix(
+        (np.ones(sum(map(len, rows)), dtype=np.float32), ([r for r, row in enumerate(rows) for _ in row], sum(rows, []))),
+        shape=(len(rows), n_items),
+    )
+    return UserHistory(weights=matrix, last_seen=matrix.copy(), strongest=matrix.astype(np.int8))
+
+
+def test_ease_solves_a_hand_checked_case():
+    # X = [[1,1,0],[0,1,1]], l2=1: G = [[2,1,0],[1,3,1],[0,1,2]], P = G^-1 = [[5,-2,1],[-2,4,-2],[1,-2,5]] / 8
+    dataset = events_dataset([("u0", "a"), ("u0", "b"), ("u1", "b"), ("u1", "c")])
+    model = EASEModel(l2=1.0).fit(dataset)
+    expected = np.array([[0.0, 0.5, -0.2], [0.4, 0.0, 0.4], [-0.2, 0.5, 0.0]])
+    np.testing.assert_allclose(model.B, expected, atol=1e-6)
+    ids, scores = model.recommend(np.array([0]), k=3)
+    assert ids.tolist() == [[1, 0, 2]]  # history a,b: c = -0.2 + 0.4 = 0.2, b = 0.5, a = 0.4
+    np.testing.assert_allclose(scores, [[0.5, 0.4, 0.2]], atol=1e-6)
+
+
+def test_ease_matches_numpy_across_symmetrization_blocks():
+    dataset = random_dataset(n_users=900, n_items=700, n_pairs=6000)
+    model = EASEModel(l2=5.0).fit(dataset)
+    x = (dataset.interactions[:, model.items] > 0).astype(np.float64).toarray()
+    p = np.linalg.inv(x.T @ x + 5.0 * np.eye(x.shape[1]))
+    b = -p / np.diag(p)
+    np.fill_diagonal(b, 0.0)
+    assert np.all(np.diag(model.B) == 0)
+    np.testing.assert_allclose(model.B, b, atol=2e-5)
+
+
+def test_ease_restricts_to_the_most_interacted_items():
+    dataset = random_dataset(n_users=300, n_items=60, n_pairs=2000)
+    model = EASEModel(max_items=20).fit(dataset)
+    counts = np.bincount(dataset.interactions.indices, minlength=dataset.n_items)
+    assert len(model.items) == 20 and counts[model.items].min() >= np.delete(counts, model.items).max()
+    ids, _ = model.recommend(np.arange(dataset.n_users), k=dataset.n_items)
+    assert set(ids[ids >= 0].tolist()) <= set(model.items.tolist())
+    outside = np.setdiff1d(np.arange(dataset.n_items), model.items)
+    assert np.all(model.similar_items(outside[:3], k=3)[0] == -1)
+
+
+@pytest.mark.parametrize("make", [EASEModel, ItemKNNModel], ids=["ease", "itemknn"])
+def test_live_history_counts_and_empty_history_pads(make):
+    dataset = events_dataset([("u0", "a"), ("u0", "b"), ("u1", "b"), ("u1", "c"), ("u2", "c"), ("u2", "d")])
+    model = make().fit(dataset)
+    a, d = dataset.items.get("a"), dataset.items.get("d")
+    live = history_of([[d], []], dataset.n_items)
+    ids, _ = model.recommend(np.array([0, 1]), k=1, history=live)  # u0 now has only "d"; u1 nothing
+    assert ids[0, 0] == dataset.items.get("c") and ids[1, 0] == -1
+    unknown = np.array([-1, dataset.n_users + 3])
+    assert np.all(model.recommend(unknown, k=2)[0] == -1)
+    assert model.recommend(unknown, k=1, history=history_of([[a], [a]], dataset.n_items))[0][:, 0].tolist() == [
+        dataset.items.get("b")
+    ] * 2
+
+
+def test_itemknn_keeps_top_cosine_neighbours():
+    dataset = random_dataset(n_users=400, n_items=120, n_pairs=3000, seed=3)
+    model = ItemKNNModel(neighbours=5, shrink=2.0).fit(dataset)
+    x = (dataset.interactions > 0).astype(np.float64).toarray()
+    norms = np.linalg.norm(x, axis=0)
+    sims = x.T @ x / (np.outer(norms, norms) + 2.0)
+    np.fill_diagonal(sims, 0.0)
+    s = model.S.toarray()
+    assert np.all(np.diag(s) == 0) and np.all((s > 0).sum(axis=1) <= 5)
+    for item in range(dataset.n_items):
+        kept = np.flatnonzero(s[item])
+        np.testing.assert_allclose(s[item, kept], sims[item, kept], rtol=1e-5)
+        if len(kept):
+            assert sims[item, kept].min() >= np.sort(sims[item])[-len(kept)] - 1e-6
+    ids, scores = model.recommend(np.arange(dataset.n_users), k=10)
+    dense = (dataset.interactions > 0).astype(np.float32) @ model.S
+    expected = np.where(dense.toarray() > 0, dense.toarray(), -np.inf).astype(np.float32)
+    np.testing.assert_allclose(scores, top_k(expected, 10)[1], rtol=1e-5)
+
+
+def test_sparse_top_k_matches_dense_top_k():
+    matrix = sparse.random(40, 300, density=0.05, random_state=1, format="csr", dtype=np.float32)
+    dense = np.where(matrix.toarray() > 0, matrix.toarray(), -np.inf).astype(np.float32)
+    for k in (1, 7, 400):
+        ids, scores = sparse_top_k(matrix, k)
+        expected_ids, expected_scores = top_k(dense, k)
+        np.testing.assert_array_equal(scores, expected_scores)
+        np.testing.assert_array_equal(ids, expected_ids)
+
+
+def test_make_item_based_switches_at_max_items():
+    assert isinstance(make_item_based(100, l2=50.0, max_items=100, neighbours=20), EASEModel)
+    knn = make_item_based(101, l2=50.0, max_items=100, neighbours=20)
+    assert isinstance(knn, ItemKNNModel) and knn.neighbours == 20
