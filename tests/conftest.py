@@ -32,3 +32,26 @@ def write(folder: Path, name: str, text: str) -> Path:
     path = folder / name
     path.write_text(text, encoding="utf-8")
     return path
+
+
+@pytest.fixture(scope="session")
+def sample_artifacts(tmp_path_factory):
+    """Artifacts trained once per session on a copy of the committed sample (default settings)."""
+    import shutil
+
+    from recsys_cli.config import load_settings
+    from recsys_cli.training import train
+
+    root = tmp_path_factory.mktemp("sample")
+    data = root / "data"
+    shutil.copytree(SAMPLE, data)
+    artifacts = root / "artifacts"
+    train(data, artifacts, load_settings(environ={}))
+    return data, artifacts
+
+
+@pytest.fixture(scope="session")
+def service(sample_artifacts):
+    from recsys_cli.service import RecommendationService
+
+    return RecommendationService.load(sample_artifacts[1])

@@ -76,7 +76,8 @@ def gender_similarity(a: str, b: str) -> float:
 class ContentConfig:
     """Feature weights, neighbour count K and the price scale of the content model.
 
-    The default weights sum to 1, so similarities lie in [0, 1]; text is off by default.
+    The default weights sum to 1, so similarities lie in [0, 1]. Text is off by default; turning
+    it on roughly triples `fit` time (about 6 s instead of 2 s on a 28k-product catalog).
     """
 
     category: float = 0.2
@@ -111,7 +112,9 @@ class ContentConfig:
 
 _BLOCK_ROWS = 32  # small blocks keep the working set in cache; measured fastest on 28k products
 _MAX_COMBO_TABLE = 4096  # (category path, gender) combinations: precompute their table up to this many
-_PRICE_CLIP = 40.0  # |ln(p / median) / scale| is clipped here so p ** (1/scale) fits float32
+# ln(p / midrange price) / scale is clipped here so exp(+-it) and their products stay finite in float32;
+# neighbour scores are exact unless the catalog's max/min price ratio exceeds exp(160 * scale)
+_PRICE_CLIP = 80.0
 _TAG = re.compile(r"<[^>]*>")
 
 
@@ -242,6 +245,8 @@ class ContentModel:
             return ids, scores, anchors
         last_seen = history.last_seen if history is not None else self._fit_history(users)
         last_seen = sparse.csr_matrix(last_seen)
+        if last_seen.shape[0] != n_users:
+            raise InputError(f"history has {last_seen.shape[0]} rows for {n_users} customers; align them")
         width = max(self.n_items, last_seen.shape[1], exclude.shape[1] if exclude is not None else 0)
 
         seen = last_seen.tocoo()
@@ -340,10 +345,12 @@ class ContentModel:
         """Fit-time last-seen rows of `users`; customers unknown at fit time get empty rows."""
         known = (users >= 0) & (users < self._fit_last_seen.shape[0])
         rows = self._fit_last_seen[np.where(known, users, 0)]
-        if not known.all():
-            rows = sparse.diags(known.astype(np.float64)) @ rows
-            rows.eliminate_zeros()
-        return rows
+        if known.all():
+            return rows
+        lengths = np.diff(rows.indptr) * known
+        keep = np.repeat(known, np.diff(rows.indptr))
+        indptr = np.concatenate([[0], np.cumsum(lengths)])
+        return sparse.csr_matrix((rows.data[keep], rows.indices[keep], indptr), shape=rows.shape)
 
 
 def _keys(matrix: sparse.spmatrix | None, width: int) -> np.ndarray:
@@ -471,7 +478,8 @@ def _neighbours(f: _Features, config: ContentConfig) -> sparse.csr_matrix:
     combo, combo_code = np.unique(f.path_code.astype(np.int64) * 8 + f.gender_code, return_inverse=True)
     gender_table = np.zeros((_MISSING_GENDER + 1, _MISSING_GENDER + 1), dtype=np.float32)
     gender_table[:_MISSING_GENDER, :_MISSING_GENDER] = GENDER_SIMILARITY
-    centred = (f.log_price - np.nanmedian(f.log_price)) if np.isfinite(f.log_price).any() else f.log_price
+    finite = f.log_price[np.isfinite(f.log_price)]
+    centred = f.log_price - (finite.min() + finite.max()) / 2 if len(finite) else f.log_price
     exponent = np.clip(centred / config.price_scale, -_PRICE_CLIP, _PRICE_CLIP)
     known = np.isfinite(exponent)
     q = np.where(known, np.exp(np.where(known, exponent, 0.0)), 0.0).astype(np.float32)
@@ -486,8 +494,7 @@ def _neighbours(f: _Features, config: ContentConfig) -> sparse.csr_matrix:
         price_r=r,
     )
     if len(combo) <= _MAX_COMBO_TABLE:
-        every = np.unique(combo_code)
-        inputs.combo_table = _combo_part(every, f, inputs, config)
+        inputs.combo_table = _combo_part(np.arange(len(combo)), f, inputs, config)
     local = threading.local()
 
     def block(lo: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

@@ -1,0 +1,649 @@
+"""The REST server: `create_app(config)` builds a Flask app whose routes are as thin as the CLI.
+
+Per-app state lives in `app.extensions["recsys"]` (a `ServerState`); nothing happens at import.
+
+Hot swaps: each worker process polls `ARTIFACTS/current` every POLL_SECONDS in a daemon thread
+started on its first request. A new version is loaded (and checksum-verified) in that thread, then
+one reference is swapped; a request reads the reference once, so requests in flight finish on the
+old model and none waits for a load. A version that fails to load is refused: logged, reported by
+/health as "degraded" with `last_reload_error`, and the old model keeps serving.
+
+`serve()` runs the app under waitress. waitress is one process with a thread pool; for
+`workers > 1` the parent binds one listening socket, loads the model once, and forks N children
+that each run waitress on that shared socket (the kernel hands every connection to one of them;
+the model's arrays are shared copy-on-write until a worker loads a new version). The parent only
+supervises: it restarts a worker that dies and forwards SIGTERM/SIGINT. Metrics, `/admin/reload`
+and the poll thread are per worker; training jobs are kept in files so any worker can report them.
+"""
+
+from __future__ import annotations
+
+import hmac
+import json
+import logging
+import math
+import multiprocessing
+import multiprocessing.connection
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from flask import Blueprint, Flask, Response, current_app, g, jsonify, request
+from werkzeug.exceptions import HTTPException, MethodNotAllowed, NotFound, RequestEntityTooLarge, Unauthorized
+
+from . import __version__
+from . import artifacts as artifact_store
+from .data.schema import EVENT_CODE, EVENT_TYPES
+from .errors import InputError, RecsysError
+from .live import LiveStore
+from .metrics_prom import CONTENT_TYPE, Metrics
+from .openapi import MAX_BATCH, document
+from .service import Filters, RecommendationService
+
+MAX_BODY = 1 << 20
+JOBS_DIR = ".train-jobs"
+KEEP_JOBS = 20
+JOB_OUTPUT_LINES = 20
+EVENT_FIELDS = ("customer_id", "product_id", "type", "timestamp")
+MAX_TIMESTAMP = 253402300799  # 9999-12-31T23:59:59Z
+
+access_log = logging.getLogger("recsys.access")
+log = logging.getLogger("recsys.server")
+bp = Blueprint("recsys", __name__)
+
+
+class ReloadRefused(RecsysError):
+    """A new version could not be loaded; the previous one keeps serving."""
+
+    http_status = 409
+
+
+class EventsError(InputError):
+    """Invalid events in a POST /events body; `details` lists every problem found."""
+
+    def __init__(self, message: str, details: list[str] | None = None):
+        super().__init__(message)
+        self.details = details or []
+
+
+class JobConflict(RecsysError):
+    http_status = 409
+
+
+# --- per-app state ------------------------------------------------------------------------------
+
+
+class ServerState:
+    """What the routes share: the served model (one swappable reference), the live store, metrics, jobs."""
+
+    def __init__(self, artifacts: Path, data: Path, *, poll_seconds: float, admin_token: str | None):
+        self.artifacts = artifacts
+        self.data = data
+        self.live = LiveStore.in_folder(data)
+        self.poll_seconds = float(poll_seconds)
+        self.admin_token = admin_token or None
+        self.metrics = Metrics()
+        self.jobs = TrainJobs(artifacts / JOBS_DIR, data=data, artifacts=artifacts)
+        self.openapi = document(__version__)
+        self.service = RecommendationService.load(artifacts, live=self.live)
+        self.last_reload_error: str | None = None
+        self._refused: str | None = None
+        self._reload_lock = threading.Lock()
+        self._poller_lock = threading.Lock()
+        self._poller_pid: int | None = None
+
+    def reload(self, *, retry_refused: bool = True) -> str:
+        """Serve the version `current` names now: 'reloaded' or 'unchanged'; ReloadRefused if it fails to load."""
+        with self._reload_lock:
+            name = artifact_store.current_version(self.artifacts)
+            serving = self.service.version
+            if name is None or name == serving:
+                if name == serving:  # `current` points back at what we serve: an earlier refusal is moot
+                    self.last_reload_error, self._refused = None, None
+                return "unchanged"
+            if name == self._refused and not retry_refused:
+                raise ReloadRefused(self.last_reload_error or f"version {name} was refused")
+            try:
+                fresh = RecommendationService.load(self.artifacts, version=name, live=self.live)
+            except Exception as error:  # any failure to load keeps the old model serving
+                reason = str(error) if isinstance(error, RecsysError) else f"{type(error).__name__}: {error}"
+                self.last_reload_error, self._refused = f"version {name} refused: {reason}", name
+                self.metrics.count_reload_failure()
+                log.error("reload refused version=%s serving=%s error=%s", name, serving, json.dumps(reason))
+                raise ReloadRefused(f"{self.last_reload_error}; still serving {serving}") from None
+            self.service = fresh
+            self.last_reload_error, self._refused = None, None
+            log.info("model reloaded version=%s previous=%s", name, serving)
+            return "reloaded"
+
+    def ensure_poller(self) -> None:
+        """Start this process's poll thread once (after a fork, the child starts its own)."""
+        if self.poll_seconds <= 0 or self._poller_pid == os.getpid():
+            return
+        with self._poller_lock:
+            if self._poller_pid != os.getpid():
+                threading.Thread(target=self._poll, name="recsys-reload", daemon=True).start()
+                self._poller_pid = os.getpid()
+
+    def _poll(self) -> None:
+        while True:
+            time.sleep(self.poll_seconds)
+            try:
+                self.reload(retry_refused=False)
+            except ReloadRefused:
+                pass
+            except Exception:  # never let the poll thread die
+                log.exception("reload check failed")
+
+    def live_events(self) -> int:
+        return self.live.count()
+
+
+def _state() -> ServerState:
+    return current_app.extensions["recsys"]
+
+
+# --- training jobs --------------------------------------------------------------------------------
+
+
+class TrainJobs:
+    """`recsys train` subprocesses. Status and output are files under ARTIFACTS/.train-jobs, so any worker can report any job."""
+
+    def __init__(self, folder: Path, *, data: Path, artifacts: Path):
+        self.folder = folder
+        self.command = [sys.executable, "-m", "recsys_cli.cli", "train", "--data", str(data), "--artifacts", str(artifacts)]
+        self._lock = threading.Lock()
+        self._running: tuple[str, subprocess.Popen] | None = None
+
+    def start(self) -> dict:
+        with self._lock:
+            if self._running is not None and self._running[1].poll() is None:
+                raise JobConflict(f"training job {self._running[0]} is still running; poll /admin/train/{self._running[0]}")
+            self.folder.mkdir(parents=True, exist_ok=True)
+            job_id = uuid.uuid4().hex[:16]
+            with open(self.folder / f"{job_id}.log", "wb") as output:
+                process = subprocess.Popen(self.command, stdout=output, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True)
+            record = {"job_id": job_id, "status": "running", "exit_code": None, "started_at": _iso(time.time()), "finished_at": None}
+            self._write(job_id, record)
+            self._running = (job_id, process)
+            threading.Thread(target=self._wait, args=(process, record), name=f"recsys-train-{job_id}", daemon=True).start()
+            self._prune()
+        log.info("training job started job_id=%s pid=%s", job_id, process.pid)
+        return self.status(job_id)
+
+    def _wait(self, process: subprocess.Popen, record: dict) -> None:
+        code = process.wait()
+        record.update(status="succeeded" if code == 0 else "failed", exit_code=code, finished_at=_iso(time.time()))
+        self._write(record["job_id"], record)
+        log.info("training job finished job_id=%s exit_code=%s", record["job_id"], code)
+
+    def _write(self, job_id: str, record: dict) -> None:
+        temp = self.folder / f".{job_id}.json.tmp"
+        temp.write_text(json.dumps(record), encoding="utf-8")
+        os.replace(temp, self.folder / f"{job_id}.json")
+
+    def status(self, job_id: str) -> dict:
+        """The job's record and the last lines of its output; NotFound for an unknown id."""
+        if not re.fullmatch(r"[0-9a-f]{16}", job_id) or not (self.folder / f"{job_id}.json").exists():
+            raise NotFound(f"no training job '{job_id[:40]}'")
+        record = json.loads((self.folder / f"{job_id}.json").read_text(encoding="utf-8"))
+        record["output"] = _tail(self.folder / f"{job_id}.log", JOB_OUTPUT_LINES)
+        return record
+
+    def _prune(self) -> None:
+        records = sorted(self.folder.glob("*.json"), key=lambda p: p.stat().st_mtime, reverse=True)
+        for old in records[KEEP_JOBS:]:
+            old.unlink(missing_ok=True)
+            old.with_suffix(".log").unlink(missing_ok=True)
+
+
+def _tail(path: Path, lines: int) -> list[str]:
+    try:
+        with open(path, "rb") as handle:
+            handle.seek(0, os.SEEK_END)
+            handle.seek(max(0, handle.tell() - 16384))
+            text = handle.read().decode("utf-8", errors="replace")
+    except FileNotFoundError:
+        return []
+    return [line for line in text.splitlines() if line.strip()][-lines:]
+
+
+# --- request parsing ------------------------------------------------------------------------------
+
+
+def _n() -> str | int:
+    return request.args.get("n", 10)  # service.check_n validates it
+
+
+def _price(name: str) -> float | None:
+    raw = request.args.get(name, "").strip()
+    if not raw:
+        return None
+    try:
+        value = float(raw)
+    except ValueError:
+        value = math.nan
+    if not math.isfinite(value):
+        raise InputError(f"{name} must be a number, got {raw[:40]!r}")
+    return value
+
+
+def parse_filters() -> Filters:
+    """Filters from the query string: category (prefix), brand, gender, min_price, max_price, exclude (comma-separated)."""
+    low, high = _price("min_price"), _price("max_price")
+    if low is not None and high is not None and low > high:
+        raise InputError(f"min_price ({low}) is greater than max_price ({high})")
+    exclude = tuple(dict.fromkeys(p.strip() for value in request.args.getlist("exclude") for p in value.split(",") if p.strip()))
+    return Filters(
+        category=request.args.get("category") or None,
+        brand=request.args.get("brand") or None,
+        gender=request.args.get("gender") or None,
+        min_price=low,
+        max_price=high,
+        exclude=exclude,
+    )
+
+
+def _json_body() -> Any:
+    raw = request.get_data(cache=False)  # over MAX_CONTENT_LENGTH: RequestEntityTooLarge (413)
+    if not raw.strip():
+        raise InputError("the request body is empty: send a JSON event object or an array of them")
+    try:
+        return json.loads(raw)
+    except (ValueError, RecursionError) as error:  # JSONDecodeError and UnicodeDecodeError are ValueErrors
+        raise InputError(f"the request body is not valid JSON: {str(error)[:200]}") from None
+
+
+def _shown(value: Any) -> str:
+    text = json.dumps(value) if not isinstance(value, str) else repr(value)
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
+def _json_type(value: Any) -> str:
+    return {dict: "an object", list: "an array", str: "a string", bool: "a boolean", type(None): "null"}.get(type(value), "a number")
+
+
+def _timestamp(value: Any, now: float) -> int:
+    """Unix seconds (int or float) or an ISO-8601 string (no zone = UTC); None means now. ValueError says why not."""
+    if value is None:
+        return int(now)
+    if isinstance(value, bool) or not isinstance(value, (int, float, str)):
+        raise ValueError(f"must be unix seconds or an ISO-8601 string, got {_json_type(value)}")
+    if isinstance(value, str):
+        try:
+            moment = datetime.fromisoformat(value.strip())
+        except ValueError:
+            raise ValueError(f"not an ISO-8601 date-time: {_shown(value)}") from None
+        if moment.tzinfo is None:
+            moment = moment.replace(tzinfo=UTC)
+        seconds = moment.timestamp()
+    else:
+        seconds = float(value)
+        if not math.isfinite(seconds):
+            raise ValueError(f"must be a finite number, got {_shown(value)}")
+        if seconds > MAX_TIMESTAMP:
+            raise ValueError(f"{_shown(value)} is too large for unix seconds (milliseconds? divide by 1000)")
+    if seconds < 0:
+        raise ValueError(f"must not be before 1970, got {_shown(value)}")
+    return int(seconds)
+
+
+def parse_events(payload: Any, *, now: float) -> list[tuple[str, str, int, int]]:
+    """Validate a POST /events body (one event or an array) into LiveStore rows; EventsError lists every problem."""
+    if isinstance(payload, list):
+        if not payload:
+            raise EventsError("events: the array is empty; send at least one event")
+        if len(payload) > MAX_BATCH:
+            raise EventsError(f"events: {len(payload):,} events in one request; at most {MAX_BATCH:,}, nothing was stored")
+        items = payload
+    elif isinstance(payload, dict):
+        items = [payload]
+    else:
+        raise EventsError(f"the body must be an event object or an array of them, got {_json_type(payload)}")
+    rows: list[tuple[str, str, int, int]] = []
+    problems: list[str] = []
+    for index, item in enumerate(items):
+        where = f"events[{index}]"
+        if not isinstance(item, dict):
+            problems.append(f"{where}: must be an object, got {_json_type(item)}")
+            continue
+        found: list[str] = []
+        unknown = [key for key in item if key not in EVENT_FIELDS]
+        if unknown:
+            found.append(f"{where}: unknown field {', '.join(_shown(k) for k in unknown)} (allowed: {', '.join(EVENT_FIELDS)})")
+        for name in ("customer_id", "product_id"):
+            value = item.get(name)
+            if name not in item or value is None:
+                found.append(f"{where}.{name}: missing")
+            elif not isinstance(value, str):
+                found.append(f"{where}.{name}: must be a string, got {_json_type(value)} {_shown(value)}")
+            elif not value.strip():
+                found.append(f"{where}.{name}: empty")
+        kind = item.get("type")
+        if kind is None:
+            found.append(f"{where}.type: missing (one of {', '.join(EVENT_TYPES)})")
+        elif not isinstance(kind, str) or kind not in EVENT_CODE:
+            found.append(f"{where}.type: unknown event type {_shown(kind)} (one of {', '.join(EVENT_TYPES)})")
+        try:
+            stamp = _timestamp(item.get("timestamp"), now)
+        except ValueError as error:
+            found.append(f"{where}.timestamp: {error}")
+        if found:
+            problems += found
+        else:
+            rows.append((item["customer_id"], item["product_id"], EVENT_CODE[kind], stamp))
+    if problems:
+        more = f" (and {len(problems) - 5} more problems)" if len(problems) > 5 else ""
+        raise EventsError("; ".join(problems[:5]) + more + "; nothing was stored", details=problems[:100])
+    return rows
+
+
+# --- routes -----------------------------------------------------------------------------------------
+
+
+@bp.get("/recommendations/<path:customer_id>")
+def recommendations(customer_id: str) -> Response:
+    return jsonify(_state().service.recommend(customer_id, _n(), filters=parse_filters()))
+
+
+@bp.get("/products/<product_id>/similar")
+def similar(product_id: str) -> Response:
+    return jsonify({"product_id": product_id, "items": _state().service.similar(product_id, _n())})
+
+
+@bp.get("/products/<product_id>/similarity/<other_id>")
+def similarity(product_id: str, other_id: str) -> Response:
+    return jsonify(_state().service.similarity(product_id, other_id))
+
+
+@bp.get("/popular")
+def popular() -> Response:
+    return jsonify({"items": _state().service.popular(_n())})
+
+
+@bp.post("/events")
+def events() -> tuple[Response, int]:
+    rows = parse_events(_json_body(), now=time.time())
+    return jsonify({"accepted": _state().live.append(rows)}), 201
+
+
+@bp.get("/health")
+def health() -> Response:
+    state = _state()
+    service = state.service
+    return jsonify({
+        "status": "degraded" if state.last_reload_error else "ok",
+        "model_version": service.version,
+        "current_version": artifact_store.current_version(state.artifacts),
+        "loaded_at": _iso(service.loaded_at),
+        "counts": service.counts(),
+        "live_events": state.live_events(),
+        "last_reload_error": state.last_reload_error,
+        "pid": os.getpid(),
+    })
+
+
+@bp.get("/metrics")
+def metrics() -> Response:
+    state = _state()
+    return Response(state.metrics.render(model_version=state.service.version, live_events=state.live_events()), content_type=CONTENT_TYPE)
+
+
+@bp.get("/openapi.json")
+def openapi() -> Response:
+    return jsonify(_state().openapi)
+
+
+def _require_admin() -> ServerState:
+    state = _state()
+    if state.admin_token is None:
+        raise NotFound(f"no route {request.path[:200]!r}; the API is described at /openapi.json")  # no token: no admin routes
+    scheme, _, given = request.headers.get("Authorization", "").partition(" ")
+    if scheme.lower() != "bearer" or not hmac.compare_digest(given.strip().encode(), state.admin_token.encode()):
+        raise Unauthorized("admin routes need the header 'Authorization: Bearer <token>' with the server's admin token")
+    return state
+
+
+@bp.post("/admin/reload")
+def admin_reload() -> Response:
+    state = _require_admin()
+    status = state.reload()
+    return jsonify({"status": status, "model_version": state.service.version})
+
+
+@bp.post("/admin/train")
+def admin_train() -> tuple[Response, int]:
+    return jsonify(_require_admin().jobs.start()), 202
+
+
+@bp.get("/admin/train/<job_id>")
+def admin_train_status(job_id: str) -> Response:
+    return jsonify(_require_admin().jobs.status(job_id))
+
+
+@bp.get("/recommender/<path:customer_id>")
+def compat_recommender(customer_id: str) -> Response:
+    return jsonify([item["product_id"] for item in _state().service.recommend(customer_id, _n())["items"]])
+
+
+@bp.get("/similarity/<product_id>")
+def compat_similar(product_id: str) -> Response:
+    return jsonify([item["product_id"] for item in _state().service.similar(product_id, _n())])
+
+
+@bp.get("/similarity/<product_id>/<other_id>")
+def compat_similarity(product_id: str, other_id: str) -> Response:
+    return jsonify(_state().service.similarity(product_id, other_id)["similarity"])
+
+
+# --- errors, access log, metrics ---------------------------------------------------------------------
+
+
+def _error(status: int, message: str, **extra: Any) -> Response:
+    response = jsonify({"error": {"status": status, "message": message, **{k: v for k, v in extra.items() if v}}})
+    response.status_code = status
+    return response
+
+
+def _recsys_error(error: RecsysError) -> Response:
+    return _error(error.http_status, str(error), details=getattr(error, "details", None))
+
+
+def _http_error(error: HTTPException) -> Response:
+    status = error.code or 500
+    message = error.description or error.name
+    if isinstance(error, NotFound) and request.url_rule is None:
+        message = f"no route {request.path[:200]!r}; the API is described at /openapi.json"
+    elif isinstance(error, MethodNotAllowed):
+        message = f"{request.method} is not allowed on {request.path[:200]!r} (allowed: {', '.join(sorted(error.valid_methods or []))})"
+    elif isinstance(error, RequestEntityTooLarge):
+        message = f"request body over {MAX_BODY:,} bytes; send at most {MAX_BATCH:,} events per request"
+    response = _error(status, message)
+    if isinstance(error, MethodNotAllowed) and error.valid_methods:
+        response.headers["Allow"] = ", ".join(sorted(error.valid_methods))
+    if status == 401:
+        response.headers["WWW-Authenticate"] = 'Bearer realm="recsys admin"'
+    return response
+
+
+def _unexpected(error: Exception) -> Response:
+    if isinstance(error, HTTPException):
+        return _http_error(error)
+    error_id = uuid.uuid4().hex[:12]
+    log.error("unhandled error error_id=%s method=%s path=%s", error_id, request.method, json.dumps(request.path), exc_info=error)
+    return _error(500, f"internal error {error_id}; the server log has its details under this id", id=error_id)
+
+
+def _logfmt_value(value: Any) -> str:
+    text = str(value)
+    return json.dumps(text) if not text or re.search(r'[\s"=\\]|[^\x21-\x7e]', text) else text
+
+
+def _before() -> None:
+    g.recsys_started = time.perf_counter()
+    current_app.extensions["recsys"].ensure_poller()
+
+
+def _after(response: Response) -> Response:
+    seconds = time.perf_counter() - g.get("recsys_started", time.perf_counter())
+    endpoint = request.endpoint.rpartition(".")[2] if request.endpoint else "unmatched"
+    current_app.extensions["recsys"].metrics.observe(endpoint, response.status_code, seconds)
+    fields = {"method": request.method, "path": request.path, "status": response.status_code, "ms": f"{seconds * 1000:.2f}"}
+    access_log.info(" ".join(f"{k}={_logfmt_value(v)}" for k, v in fields.items()))
+    return response
+
+
+# --- the factory, serve, get --------------------------------------------------------------------------
+
+
+def create_app(config: dict | None = None) -> Flask:
+    """The Flask app for one artifacts folder and data folder; loads `current` once.
+
+    Config: ARTIFACTS, DATA (required paths), POLL_SECONDS (5; 0 = no polling), ADMIN_TOKEN
+    (default $RECSYS_ADMIN_TOKEN; unset = no admin routes), MAX_CONTENT_LENGTH (1 MB).
+    """
+    app = Flask(__name__)
+    app.config.update(POLL_SECONDS=5, ADMIN_TOKEN=os.environ.get("RECSYS_ADMIN_TOKEN") or None, MAX_CONTENT_LENGTH=MAX_BODY)
+    app.config.update(config or {})
+    missing = [key for key in ("ARTIFACTS", "DATA") if not app.config.get(key)]
+    if missing:
+        raise InputError(f"create_app needs {' and '.join(missing)} in its config")
+    app.json.sort_keys = False
+    app.extensions["recsys"] = ServerState(
+        Path(app.config["ARTIFACTS"]).resolve(),
+        Path(app.config["DATA"]).resolve(),
+        poll_seconds=float(app.config["POLL_SECONDS"]),
+        admin_token=app.config["ADMIN_TOKEN"],
+    )
+    app.register_blueprint(bp)
+    app.register_error_handler(RecsysError, _recsys_error)
+    app.register_error_handler(HTTPException, _http_error)
+    app.register_error_handler(Exception, _unexpected)
+    app.before_request(_before)
+    app.after_request(_after)
+    return app
+
+
+def get(path: str, artifacts: Path, data: Path) -> tuple[int, dict | list | str]:
+    """Run one GET request in-process (`recsys serve --get PATH`): (status, JSON body or text)."""
+    app = create_app({"ARTIFACTS": artifacts, "DATA": data, "POLL_SECONDS": 0})
+    response = app.test_client().get(path)
+    return response.status_code, response.get_json() if response.is_json else response.get_data(as_text=True)
+
+
+class _LogfmtFormatter(logging.Formatter):
+    def format(self, record: logging.LogRecord) -> str:
+        stamp = datetime.fromtimestamp(record.created, UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
+        line = f"ts={stamp} level={record.levelname.lower()} logger={record.name} pid={record.process} {record.getMessage()}"
+        if record.exc_info:
+            line += "\n" + self.formatException(record.exc_info)
+        return line
+
+
+def configure_logging(level: int = logging.INFO) -> None:
+    """One logfmt line per record on stderr, for recsys.* and waitress."""
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(_LogfmtFormatter())
+    for name in ("recsys", "waitress"):
+        logger = logging.getLogger(name)
+        logger.handlers[:] = [handler]
+        logger.setLevel(level)
+        logger.propagate = False
+
+
+def serve(
+    artifacts: Path,
+    data: Path,
+    *,
+    host: str = "127.0.0.1",
+    port: int = 5000,
+    workers: int = 1,
+    threads: int = 8,
+    poll_seconds: float = 5.0,
+) -> None:
+    """Serve the API with waitress until SIGTERM or SIGINT (see the module docstring for workers > 1)."""
+    import waitress
+
+    if workers < 1 or threads < 1:
+        raise InputError(f"workers and threads must be at least 1, got {workers} and {threads}")
+    configure_logging()
+    started = time.perf_counter()
+    app = create_app({"ARTIFACTS": artifacts, "DATA": data, "POLL_SECONDS": poll_seconds})
+    version = app.extensions["recsys"].service.version
+    log.info("model loaded version=%s seconds=%.2f workers=%d threads=%d", version, time.perf_counter() - started, workers, threads)
+    if workers == 1:
+        signal.signal(signal.SIGTERM, _exit)  # lets waitress finish in-flight requests
+        waitress.serve(app, host=host, port=port, threads=threads, ident="recsys")
+        return
+    _serve_forked(app, _listen(host, port), workers=workers, threads=threads)
+
+
+def _exit(signum: int, frame: Any) -> None:
+    raise SystemExit(0)
+
+
+def _listen(host: str, port: int) -> socket.socket:
+    family, kind, proto, _, address = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0]
+    sock = socket.socket(family, kind, proto)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind(address)
+    sock.listen(1024)
+    return sock
+
+
+def _worker(app: Flask, sock: socket.socket, threads: int) -> None:
+    import waitress
+
+    signal.signal(signal.SIGTERM, _exit)
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    waitress.serve(app, sockets=[sock], threads=threads, ident="recsys")
+
+
+def _serve_forked(app: Flask, sock: socket.socket, *, workers: int, threads: int) -> None:
+    context = multiprocessing.get_context("fork")
+    stopping = threading.Event()
+
+    def stop(signum: int, frame: Any) -> None:
+        stopping.set()
+
+    def spawn() -> multiprocessing.Process:
+        child = context.Process(target=_worker, args=(app, sock, threads), name="recsys-worker", daemon=False)
+        child.start()
+        return child
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+    children = [spawn() for _ in range(workers)]
+    log.info("serving on http://%s:%s workers=%s pids=%s", *sock.getsockname()[:2], workers, ",".join(str(c.pid) for c in children))
+    while not stopping.is_set():
+        ended = multiprocessing.connection.wait([child.sentinel for child in children], timeout=1.0)
+        for child in [c for c in children if c.sentinel in ended]:
+            if stopping.is_set():
+                break
+            child.join()
+            log.error("worker pid=%s exited with code %s; starting a new one", child.pid, child.exitcode)
+            time.sleep(1.0)  # no tight loop if workers die at once
+            children[children.index(child)] = spawn()
+    for child in children:
+        if child.is_alive():
+            os.kill(child.pid, signal.SIGTERM)
+    for child in children:
+        child.join(timeout=10)
+        if child.is_alive():
+            child.kill()
+            child.join()
+    sock.close()
+    log.info("stopped")
+
+
+def _iso(seconds: float) -> str:
+    return datetime.fromtimestamp(seconds, UTC).isoformat(timespec="seconds")

@@ -1,0 +1,110 @@
+"""The command line as a user meets it: help everywhere, README coverage, exit codes, batch mode."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+
+import pytest
+
+from recsys_cli.cli import app
+
+from .conftest import ROOT
+
+COMMANDS = ["generate", "ingest", "train", "evaluate", "recommend", "similar", "serve"]
+
+
+def test_help_lists_every_command(run_cli):
+    result = run_cli("--help")
+    assert result.exit_code == 0
+    for command in COMMANDS:
+        assert command in result.stdout
+
+
+@pytest.mark.parametrize("command", COMMANDS)
+def test_each_command_has_help_with_an_example_and_is_in_the_readme(run_cli, command):
+    result = run_cli(command, "--help")
+    assert result.exit_code == 0
+    assert "Example" in result.stdout
+    assert f"recsys {command}" in (ROOT / "README.md").read_text()
+
+
+def test_recommend_json_for_known_and_unknown(sample_artifacts, run_cli):
+    _, artifacts = sample_artifacts
+    result = run_cli("recommend", "nobody", "-n", "3", "--json", "--artifacts", artifacts)
+    assert result.exit_code == 0
+    payload = json.loads(result.stdout)
+    assert payload["source"] == "popularity" and len(payload["items"]) == 3
+
+
+def test_recommend_table_shows_catalog_attributes(sample_artifacts, service, run_cli):
+    _, artifacts = sample_artifacts
+    customer = service.dataset.users.external_ids[0]
+    result = run_cli("recommend", customer, "-n", "5", "--artifacts", artifacts)
+    assert result.exit_code == 0
+    assert "reason" in result.stdout and "brand" in result.stdout
+
+
+def test_recommend_bad_n_exit_code(sample_artifacts, run_cli):
+    result = run_cli("recommend", "x", "-n", "0", "--artifacts", sample_artifacts[1])
+    assert result.exit_code == 2
+    assert "n must be from 1 to 1000" in result.stderr
+
+
+def test_recommend_without_artifacts_is_a_clear_error(tmp_path, run_cli):
+    result = run_cli("recommend", "x", "--artifacts", tmp_path)
+    assert result.exit_code == 1
+    assert "recsys train" in result.stderr
+
+
+def test_batch_jsonl_and_csv(sample_artifacts, service, tmp_path, run_cli):
+    _, artifacts = sample_artifacts
+    ids = list(service.dataset.users.external_ids[:40]) + ["ghost"]
+    source = tmp_path / "ids.txt"
+    source.write_text("\n".join(ids) + "\n")
+    out = tmp_path / "recs.jsonl"
+    result = run_cli("recommend", "--customers-file", source, "-n", "4", "--format", "jsonl", "--output", out, "--artifacts", artifacts)
+    assert result.exit_code == 0
+    lines = [json.loads(line) for line in out.read_text().splitlines()]
+    assert [line["customer_id"] for line in lines] == ids
+    assert all(len(line["items"]) == 4 and set(line["items"][0]) == {"product_id", "score", "rank", "source", "reason"} for line in lines)
+    assert lines[-1]["source"] == "popularity"
+    result = run_cli("recommend", "--customers-file", source, "-n", "2", "--format", "csv", "--artifacts", artifacts)
+    rows = list(csv.DictReader(io.StringIO(result.stdout)))
+    assert len(rows) == 2 * len(ids) and rows[0]["customer_id"] == ids[0]
+
+
+def test_similar_and_pair(sample_artifacts, service, run_cli):
+    _, artifacts = sample_artifacts
+    product = service.dataset.items.external_ids[service.popularity.ranking[0]]
+    result = run_cli("similar", product, "-n", "3", "--json", "--artifacts", artifacts)
+    assert result.exit_code == 0
+    items = json.loads(result.stdout)["items"]
+    assert len(items) == 3 and product not in {i["product_id"] for i in items}
+    pair = run_cli("similar", product, items[0]["product_id"], "--artifacts", artifacts)
+    assert pair.exit_code == 0 and "gender" in pair.stdout
+
+
+def test_similar_unknown_product_exit_1_names_id(sample_artifacts, run_cli):
+    result = run_cli("similar", "NO-SUCH-PRODUCT", "--artifacts", sample_artifacts[1])
+    assert result.exit_code == 1
+    assert "NO-SUCH-PRODUCT" in result.stderr
+
+
+def test_bad_config_is_a_clear_error(tmp_path, sample_artifacts, run_cli):
+    config = tmp_path / "recsys.toml"
+    config.write_text("[router]\nwarm_min_products = 'many'\n")
+    result = run_cli("train", "--data", sample_artifacts[0], "--artifacts", tmp_path / "a", "--config", config)
+    assert result.exit_code == 2
+    assert "router.warm_min_products must be a number" in result.stderr
+
+
+def test_generate_small(tmp_path, run_cli):
+    result = run_cli("generate", "--out", tmp_path / "g", "--customers", "50", "--products", "40", "--events", "600", "--seed", "3")
+    assert result.exit_code == 0, result.output
+    assert (tmp_path / "g" / "events.csv").exists() and (tmp_path / "g" / "catalog.csv").exists()
+
+
+def test_app_object_is_typer():
+    assert app.info.name == "recsys"

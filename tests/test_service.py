@@ -1,0 +1,165 @@
+"""The router as users meet it: sources, reasons, exclusions, fill-up, ids (never indices)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from recsys_cli.errors import InputError, NotFoundError
+from recsys_cli.service import CONTENT, POPULARITY, Filters, RecommendationService
+
+
+def customers_with(service: RecommendationService, low: int, high: int) -> np.ndarray:
+    distinct = np.diff(service.dataset.interactions.indptr)
+    return np.flatnonzero((distinct >= low) & (distinct <= high))
+
+
+def test_routes_by_history(service):
+    warm = service.dataset.users.external_ids[customers_with(service, 10, 10_000)[0]]
+    few = service.dataset.users.external_ids[customers_with(service, 1, 1)[0]]
+    assert service.recommend(warm, 10)["source"] == "collaborative"
+    assert service.recommend(few, 10)["source"] == "content"
+    assert service.recommend("never-seen-customer", 10)["source"] == "popularity"
+
+
+def test_every_item_has_product_id_score_rank_source_reason(service):
+    customer = service.dataset.users.external_ids[0]
+    result = service.recommend(customer, 10)
+    assert result["model_version"] == service.version
+    assert [item["rank"] for item in result["items"]] == list(range(1, 11))
+    catalog_ids = set(service.dataset.items.external_ids)
+    for item in result["items"]:
+        assert set(item) == {"product_id", "score", "rank", "source", "reason"}
+        assert isinstance(item["product_id"], str) and item["product_id"] in catalog_ids
+        assert item["reason"]
+
+
+def test_returns_product_ids_not_internal_indices(service):
+    """The original returned LightFM's internal indices; ids here are catalog ids (e.g. '10117', not 0..n)."""
+    users = customers_with(service, 3, 10_000)[:50]
+    for user in users:
+        result = service.recommend(service.dataset.users.external_ids[user], 10)
+        internal = service.dataset.items.to_internal([i["product_id"] for i in result["items"]])
+        assert (internal >= 0).all()
+        assert [i["product_id"] for i in result["items"]] == list(service.dataset.items.external_ids[internal])
+    # product ids in the sample are 5-digit numbers while internal indices are < 1,500
+    assert all(int(i["product_id"]) >= 10_000 for i in service.recommend(service.dataset.users.external_ids[users[0]], 10)["items"])
+
+
+def test_excludes_what_the_customer_interacted_with_and_never_duplicates(service):
+    for user in customers_with(service, 1, 10_000)[:200]:
+        customer = service.dataset.users.external_ids[user]
+        seen = set(service.dataset.items.external_ids[service.dataset.interactions[user].indices])
+        ids = [i["product_id"] for i in service.recommend(customer, 30)["items"]]
+        assert len(ids) == len(set(ids)) == 30
+        assert not seen & set(ids)
+
+
+def test_purchases_only_exclusion_is_configurable(sample_artifacts):
+    from recsys_cli.config import load_settings
+
+    base = RecommendationService.load(sample_artifacts[1])
+    settings = load_settings(environ={}, overrides={**base.settings.to_dict(), "router": {**base.settings["router"], "exclude": ["purchase_item"]}})
+    service = RecommendationService(base.dataset, base.popularity, base.content, base.collaborative, settings)
+    history = service.dataset.history()
+    purchased = history.strongest.multiply(history.strongest == 3)
+    for user in np.flatnonzero(np.diff(purchased.tocsr().indptr))[:100]:
+        bought = set(service.dataset.items.external_ids[purchased.tocsr()[user].indices])
+        ids = {i["product_id"] for i in service.recommend(service.dataset.users.external_ids[user], 50)["items"]}
+        assert not bought & ids
+
+
+def test_short_lists_are_filled_from_the_next_model(service):
+    """n larger than the content model can offer: popularity fills up, no duplicates."""
+    few = service.dataset.users.external_ids[customers_with(service, 1, 1)[0]]
+    result = service.recommend(few, 400)
+    sources = [i["source"] for i in result["items"]]
+    assert len(result["items"]) == 400
+    assert sources[0] == "content" and "popularity" in sources
+    assert sources.index("popularity") > 0 and set(sources[sources.index("popularity"):]) == {"popularity"}
+    assert len({i["product_id"] for i in result["items"]}) == 400
+
+
+def test_content_reason_names_the_history_product_and_the_event(service):
+    few_user = customers_with(service, 1, 1)[0]
+    history_item = service.dataset.items.external_ids[service.dataset.interactions[few_user].indices[0]]
+    result = service.recommend(service.dataset.users.external_ids[few_user], 5)
+    for item in result["items"]:
+        assert item["source"] == "content"
+        assert item["reason"].startswith(f"similar to {history_item}, which you ")
+
+
+def test_popularity_reason_and_order(service):
+    result = service.recommend("nobody-at-all", 5)
+    assert [i["product_id"] for i in result["items"]] == [p["product_id"] for p in service.popular(5)]
+    assert all(i["reason"].startswith("popular") for i in result["items"])
+
+
+@pytest.mark.parametrize("n", [0, 1001, -3, "ten", 2.5])
+def test_n_out_of_range_is_a_clear_error(service, n):
+    with pytest.raises(InputError, match="n must be"):
+        service.recommend("x", n)
+
+
+def test_unknown_product_is_not_found(service):
+    with pytest.raises(NotFoundError, match="unknown product 'nope'"):
+        service.similar("nope", 5)
+    with pytest.raises(NotFoundError):
+        service.similarity(service.dataset.items.external_ids[0], "nope")
+
+
+def test_similar_and_similarity_agree(service):
+    product = service.dataset.items.external_ids[service.popularity.ranking[0]]
+    similar = service.similar(product, 5)
+    assert product not in {s["product_id"] for s in similar}
+    pair = service.similarity(product, similar[0]["product_id"])
+    assert pair["similarity"] == pytest.approx(similar[0]["score"], abs=1e-4)
+    assert set(pair["parts"]) >= {"category", "brand", "gender", "price"}
+
+
+def test_filters_apply_before_the_cut(service):
+    customer = service.dataset.users.external_ids[customers_with(service, 3, 10_000)[0]]
+    brand = service.dataset.catalog["brand"].value_counts().index[0]
+    result = service.recommend(customer, 10, filters=Filters(brand=brand, max_price=100.0))
+    assert len(result["items"]) == 10
+    for item in result["items"]:
+        info = service.product(item["product_id"])
+        assert info["brand"] == brand and info["price"] <= 100.0
+    top = service.recommend(customer, 3)["items"][0]["product_id"]
+    again = service.recommend(customer, 3, filters=Filters(exclude=(top,)))
+    assert top not in {i["product_id"] for i in again["items"]}
+
+
+def test_batch_equals_single_calls(service):
+    customers = list(service.dataset.users.external_ids[:300]) + ["unknown-1"]
+    batch = {r["customer_id"]: r for r in service.recommend_many(customers, 10)}
+    for customer in customers[::37] + ["unknown-1"]:
+        single = service.recommend(customer, 10)
+        assert [i["product_id"] for i in batch[customer]["items"]] == [i["product_id"] for i in single["items"]]
+        assert batch[customer]["source"] == single["source"]
+
+
+def test_route_internal_arrays_have_no_duplicates(service):
+    users = np.arange(service.dataset.n_users)
+    routed = service.route(users, service.dataset.history(users), 20)
+    assert (routed.ids >= 0).all()
+    ordered = np.sort(routed.ids, axis=1)
+    assert not (ordered[:, 1:] == ordered[:, :-1]).any()
+    assert set(np.unique(routed.route)) <= {0, CONTENT, POPULARITY}
+
+
+def test_live_history_overrides(service, tmp_path):
+    from recsys_cli.live import LiveStore
+
+    live = LiveStore(tmp_path / "live.sqlite")
+    with_live = RecommendationService(service.dataset, service.popularity, service.content, service.collaborative, service.settings, live=live)
+    product = service.dataset.items.external_ids[5]
+    assert with_live.recommend("brand-new", 5)["source"] == "popularity"
+    live.append([("brand-new", product, 0, 1_700_000_000)])
+    result = with_live.recommend("brand-new", 5)
+    assert result["source"] == "content"
+    assert all(i["reason"] == f"similar to {product}, which you viewed" for i in result["items"])
+    warm = service.dataset.users.external_ids[customers_with(service, 5, 10_000)[0]]
+    top = with_live.recommend(warm, 5)["items"][0]["product_id"]
+    live.append([(warm, top, 2, 1_700_000_001)])
+    assert top not in {i["product_id"] for i in with_live.recommend(warm, 5)["items"]}
