@@ -435,5 +435,35 @@ def _describe(info: dict) -> str:
     return ", ".join(str(info[k]) for k in ("brand", "category_path", "gender") if k in info) or "no catalog data"
 
 
+@app.command()
+@handles_errors
+def serve(
+    artifacts: ArtifactsOpt = Path("artifacts"),
+    data: DataOpt = Path("data"),
+    host: Annotated[str, typer.Option(help="Address to bind; the default serves this machine only.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="TCP port.")] = 5000,
+    workers: Annotated[int, typer.Option(help="Worker processes sharing the port.")] = 1,
+    threads: Annotated[int, typer.Option(help="Threads per worker.")] = 8,
+    get_path: Annotated[str | None, typer.Option("--get", help="Perform one GET request in-process, print the JSON, exit non-zero unless 2xx.")] = None,
+) -> None:
+    """Serve recommendations over HTTP (waitress), with live events and hot model swaps.
+
+    Examples: recsys serve --port 5000 ;  recsys serve --get /recommendations/186788?n=3
+    """
+    from .server import get, serve as run
+
+    if get_path is not None:
+        status, body = get(get_path, artifacts, data)
+        out.print_json(json.dumps(body)) if not isinstance(body, str) else out.print(body, markup=False)
+        if not 200 <= status < 300:
+            raise typer.Exit(1)
+        return
+    if not 1 <= port <= 65535:
+        raise InputError(f"--port must be 1..65535, got {port}")
+    if workers < 1 or threads < 1:
+        raise InputError("--workers and --threads must be at least 1")
+    run(artifacts, data, host=host, port=port, workers=workers, threads=threads)
+
+
 if __name__ == "__main__":  # pragma: no cover
     app()

@@ -74,3 +74,20 @@ def mask_excluded(scores: np.ndarray, exclude: sparse.csr_matrix | None) -> np.n
         coo = exclude.tocoo()
         scores[coo.row, coo.col] = -np.inf
     return scores
+
+
+def explain_by_affinity(history_items: list[np.ndarray], ids: np.ndarray, affinity) -> np.ndarray:
+    """For each recommended item, the history item with the highest `affinity(history, items)`.
+
+    `history_items[r]` are row r's history items; `affinity` returns a (len(history), len(items))
+    array. Items with no positive affinity to any history item get -1. Used for reasons.
+    """
+    anchors = np.full(ids.shape, -1, dtype=np.int64)
+    for row, history in enumerate(history_items):
+        valid = np.flatnonzero(ids[row] >= 0)
+        if not len(history) or not len(valid):
+            continue
+        weights = np.asarray(affinity(history, ids[row, valid]), dtype=np.float64)
+        best = weights.argmax(axis=0)
+        anchors[row, valid] = np.where(weights.max(axis=0) > 0, history[best], -1)
+    return anchors

@@ -16,7 +16,7 @@ from scipy import sparse
 
 from ..data.schema import CATEGORY_SEPARATOR
 from ..dataset import Dataset, UserHistory
-from .base import mask_excluded, top_k
+from .base import explain_by_affinity, mask_excluded, top_k
 
 CHUNK_CELLS = 4_000_000
 """Score cells per batch chunk (16 MB of float32): bounds memory when scoring many customers."""
@@ -105,6 +105,14 @@ class FactorModel:
     @property
     def n_items(self) -> int:
         return self.item_vectors.shape[0]
+
+    def explain(self, history: UserHistory, ids: np.ndarray) -> np.ndarray:
+        """The history item whose embedding is most similar (cosine) to each recommended item."""
+        vectors = self.item_vectors[:, :-1]
+        norms = np.linalg.norm(vectors, axis=1) + 1e-9
+        rows = sparse.csr_matrix(history.weights)
+        items = [rows.indices[rows.indptr[r] : rows.indptr[r + 1]] for r in range(rows.shape[0])]
+        return explain_by_affinity(items, ids, lambda h, i: (vectors[h] @ vectors[i].T) / np.outer(norms[h], norms[i]))
 
     def covers_users(self, users: np.ndarray) -> np.ndarray:
         """True for customers this model can score (in the training range, with training interactions)."""

@@ -18,7 +18,7 @@ from threadpoolctl import threadpool_limits
 
 from ..dataset import Dataset, UserHistory
 from ..errors import InputError
-from .base import top_k
+from .base import explain_by_affinity, top_k
 from .collaborative import rank_rows
 
 _BLOCK_ROWS = 512
@@ -49,6 +49,12 @@ class _ItemToItem:
         if self.binary:
             rows.data = np.ones_like(rows.data)
         return rows
+
+    def explain(self, history: UserHistory, ids: np.ndarray) -> np.ndarray:
+        """The history item contributing most to each recommended item's score (-1 if none)."""
+        rows = sparse.csr_matrix(history.weights)
+        items = [rows.indices[rows.indptr[r] : rows.indptr[r + 1]] for r in range(rows.shape[0])]
+        return explain_by_affinity(items, ids, self._affinity)
 
 
 def _training_matrix(dataset: Dataset, binary: bool) -> sparse.csr_matrix:
@@ -89,6 +95,13 @@ class EASEModel(_ItemToItem):
         gram[np.diag_indices_from(gram)] += self.l2
         self.B = _ease_weights(gram) if len(kept) else np.zeros((0, 0), dtype=np.float32)
         return self
+
+    def _affinity(self, history: np.ndarray, items: np.ndarray) -> np.ndarray:
+        rows, cols = self._position[history], self._position[items]
+        out = np.zeros((len(history), len(items)), dtype=np.float32)
+        ok_r, ok_c = rows >= 0, cols >= 0
+        out[np.ix_(ok_r, ok_c)] = self.B[np.ix_(rows[ok_r], cols[ok_c])]
+        return out
 
     def recommend(
         self,
@@ -173,6 +186,9 @@ class ItemKNNModel(_ItemToItem):
         self.S = sparse.vstack(blocks, format="csr") if blocks else sparse.csr_matrix((0, 0), dtype=np.float32)
         self.S.sort_indices()
         return self
+
+    def _affinity(self, history: np.ndarray, items: np.ndarray) -> np.ndarray:
+        return self.S[history][:, items].toarray()
 
     def _neighbour_block(self, dots: sparse.csr_matrix, start: int, norms: np.ndarray) -> sparse.csr_matrix:
         dots = dots.tocoo()

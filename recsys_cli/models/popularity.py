@@ -40,9 +40,10 @@ class PopularityModel:
         self.counts = self._counts(dataset)
         n = dataset.n_items
         index = np.arange(n)
-        self.ranking = np.lexsort(
-            (index, -self.counts["viewers"].to_numpy(), -self.counts["carters"].to_numpy(), -self.counts["purchasers"].to_numpy())
-        ).astype(np.int64)
+        counts = self.counts
+        # lexsort's last key is the primary one
+        keys = (index, -counts["viewers"].to_numpy(), -counts["carters"].to_numpy(), -counts["purchasers"].to_numpy())
+        self.ranking = np.lexsort(keys).astype(np.int64)
         self._position = np.empty(n, dtype=np.int64)
         self._position[self.ranking] = index
         self.scores = (1.0 - self._position / max(n, 1)).astype(np.float32)

@@ -375,3 +375,25 @@ def test_full_size_catalog_gets_k_neighbours_and_everyone_recommendations() -> N
     assert (counts[described] == 100).all()
     ids, _, anchors = model.recommend_explained(np.arange(dataset.n_users), k=10)
     assert (ids >= 0).all() and (anchors >= 0).all()
+
+
+def test_top_k_selection_is_exact_when_the_sampled_threshold_misses() -> None:
+    from recsys_cli.models.content import _top_positive, _Workspace
+
+    rng = np.random.default_rng(11)
+    n, k = 30_000, 10
+    scores = rng.random((4, n), dtype=np.float32)
+    scores[1] = 0.5  # ties everywhere: column order decides
+    scores[1, [0, 29 * 7]] = 0.9  # two sampled columns stand out, so the sample's threshold is too high
+    scores[2, ::29] = 0.99  # every sampled column beats the rest
+    scores[3] = 0.0  # nothing positive: no neighbours
+    scores[3, 5] = 0.2
+    counts, cols, values = _top_positive(scores.copy(), k, _Workspace(4, n))
+    assert list(counts) == [k, k, k, 1]
+    start = 0
+    for row, count in enumerate(counts):
+        positive = np.flatnonzero(scores[row] > 0)
+        expected = positive[np.lexsort((positive, -scores[row, positive]))][:count]
+        np.testing.assert_array_equal(cols[start : start + count], expected)
+        np.testing.assert_array_equal(values[start : start + count], scores[row, expected])
+        start += count
