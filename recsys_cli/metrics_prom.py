@@ -92,7 +92,7 @@ class Metrics:
     @staticmethod
     def _histogram_lines(endpoint: str, pid: str, values: list[float]) -> Iterable[str]:
         cumulative = 0.0
-        for bound, count in zip(BUCKETS, values):
+        for bound, count in zip(BUCKETS, values[: len(BUCKETS)], strict=True):
             cumulative += count
             yield f"recsys_request_seconds_bucket{_labels(endpoint=endpoint, pid=pid, le=_number(bound))} {_number(cumulative)}"
         yield f"recsys_request_seconds_bucket{_labels(endpoint=endpoint, pid=pid, le='+Inf')} {_number(values[-1])}"

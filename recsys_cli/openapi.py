@@ -106,7 +106,11 @@ SCHEMAS: dict[str, dict[str, Any]] = {
         "type": "object",
         "required": ["product_id", "rank", "purchasers"],
         "additionalProperties": False,
-        "properties": {"product_id": {"type": "string"}, "rank": {"type": "integer", "minimum": 1}, "purchasers": {"type": "integer", "minimum": 0}},
+        "properties": {
+            "product_id": {"type": "string"},
+            "rank": {"type": "integer", "minimum": 1},
+            "purchasers": {"type": "integer", "minimum": 0},
+        },
     },
     "Popular": {
         "type": "object",
@@ -119,12 +123,15 @@ SCHEMAS: dict[str, dict[str, Any]] = {
         "required": ["customer_id", "product_id", "type"],
         "additionalProperties": False,
         "properties": {
-            "customer_id": {"type": "string", "minLength": 1},
-            "product_id": {"type": "string", "minLength": 1},
+            "customer_id": {"type": "string", "minLength": 1, "pattern": "\\S"},
+            "product_id": {"type": "string", "minLength": 1, "pattern": "\\S"},
             "type": {"type": "string", "enum": list(EVENT_TYPES)},
             "timestamp": {
-                "oneOf": [{"type": "number", "minimum": 0}, {"type": "string", "format": "date-time"}],
-                "description": "Unix seconds or ISO-8601 (no zone = UTC); default: now.",
+                "oneOf": [
+                    {"type": "number", "minimum": 0, "maximum": 253402300799},
+                    {"type": "string", "format": "date-time", "pattern": "^(19[7-9][0-9]|[2-9][0-9]{3})-"},
+                ],
+                "description": "Unix seconds or ISO-8601 (no zone = UTC), not before 1970; default: now.",
             },
         },
     },
@@ -211,7 +218,9 @@ PATHS: dict[str, dict[str, Any]] = {
         [_PRODUCT, _OTHER],
         {"200": _json(_ref("Similarity"), "Similarity."), "404": _error("Unknown product.")},
     ),
-    "/popular": _get("The most popular products.", [N_PARAM], {"200": _json(_ref("Popular"), "Popular products."), "400": _error("Bad `n`.")}),
+    "/popular": _get(
+        "The most popular products.", [N_PARAM], {"200": _json(_ref("Popular"), "Popular products."), "400": _error("Bad `n`.")}
+    ),
     "/events": {
         "post": {
             "summary": f"Store live events (one object or an array of up to {MAX_BATCH}); they affect the next recommendations.",
@@ -221,7 +230,9 @@ PATHS: dict[str, dict[str, Any]] = {
                 "required": True,
                 "content": {
                     "application/json": {
-                        "schema": {"oneOf": [_ref("Event"), {"type": "array", "items": _ref("Event"), "minItems": 1, "maxItems": MAX_BATCH}]}
+                        "schema": {
+                            "oneOf": [_ref("Event"), {"type": "array", "items": _ref("Event"), "minItems": 1, "maxItems": MAX_BATCH}]
+                        }
                     }
                 },
             },
@@ -279,7 +290,11 @@ PATHS: dict[str, dict[str, Any]] = {
     "/similarity/{product_id}": _get(
         "Compatibility: similar products as a plain list of product ids.",
         [_PRODUCT, N_PARAM],
-        {"200": _json(_ref("ProductIds"), "Product ids, most similar first."), "400": _error("Bad `n`."), "404": _error("Unknown product.")},
+        {
+            "200": _json(_ref("ProductIds"), "Product ids, most similar first."),
+            "400": _error("Bad `n`."),
+            "404": _error("Unknown product."),
+        },
     ),
     "/similarity/{product_id}/{other_id}": _get(
         "Compatibility: similarity of two products as a plain number.",

@@ -171,7 +171,9 @@ class TrainJobs:
             self.folder.mkdir(parents=True, exist_ok=True)
             job_id = uuid.uuid4().hex[:16]
             with open(self.folder / f"{job_id}.log", "wb") as output:
-                process = subprocess.Popen(self.command, stdout=output, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True)
+                process = subprocess.Popen(
+                    self.command, stdout=output, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True
+                )
             record = {"job_id": job_id, "status": "running", "exit_code": None, "started_at": _iso(time.time()), "finished_at": None}
             self._write(job_id, record)
             self._running = (job_id, process)
@@ -272,6 +274,14 @@ def _json_type(value: Any) -> str:
     return {dict: "an object", list: "an array", str: "a string", bool: "a boolean", type(None): "null"}.get(type(value), "a number")
 
 
+def _encodable(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
 def _timestamp(value: Any, now: float) -> int:
     """Unix seconds (int or float) or an ISO-8601 string (no zone = UTC); None means now. ValueError says why not."""
     if value is None:
@@ -328,6 +338,8 @@ def parse_events(payload: Any, *, now: float) -> list[tuple[str, str, int, int]]
                 found.append(f"{where}.{name}: must be a string, got {_json_type(value)} {_shown(value)}")
             elif not value.strip():
                 found.append(f"{where}.{name}: empty")
+            elif not _encodable(value):
+                found.append(f"{where}.{name}: not valid Unicode (a lone surrogate escape)")
         kind = item.get("type")
         if kind is None:
             found.append(f"{where}.type: missing (one of {', '.join(EVENT_TYPES)})")
@@ -380,16 +392,18 @@ def events() -> tuple[Response, int]:
 def health() -> Response:
     state = _state()
     service = state.service
-    return jsonify({
-        "status": "degraded" if state.last_reload_error else "ok",
-        "model_version": service.version,
-        "current_version": artifact_store.current_version(state.artifacts),
-        "loaded_at": _iso(service.loaded_at),
-        "counts": service.counts(),
-        "live_events": state.live_events(),
-        "last_reload_error": state.last_reload_error,
-        "pid": os.getpid(),
-    })
+    return jsonify(
+        {
+            "status": "degraded" if state.last_reload_error else "ok",
+            "model_version": service.version,
+            "current_version": artifact_store.current_version(state.artifacts),
+            "loaded_at": _iso(service.loaded_at),
+            "counts": service.counts(),
+            "live_events": state.live_events(),
+            "last_reload_error": state.last_reload_error,
+            "pid": os.getpid(),
+        }
+    )
 
 
 @bp.get("/metrics")
