@@ -144,8 +144,12 @@ def _lightfm_cross_check(dataset, train: sparse.csr_matrix, test: sparse.csr_mat
 
     model = LightFM(no_components=config["no_components"], loss="warp", learning_rate=0.05, random_state=42)
     coo = train.tocoo()
-    model.fit(coo, sample_weight=sparse.coo_matrix((np.full(coo.nnz, weight, dtype=np.float32), (coo.row, coo.col)), shape=coo.shape),
-              epochs=config["epochs"], num_threads=1)
+    model.fit(
+        coo,
+        sample_weight=sparse.coo_matrix((np.full(coo.nnz, weight, dtype=np.float32), (coo.row, coo.col)), shape=coo.shape),
+        epochs=config["epochs"],
+        num_threads=1,
+    )
     test_csr = test.tocsr()
     train_csr = train.tocsr()
     return {
@@ -200,9 +204,7 @@ def _checks(table: dict, hybrid_key: str) -> dict:
     for segment in ("overall", "few"):
         values = {n: r[segment] for n, r in peers.items() if r[segment] is not None}
         best = max(values, key=values.get) if values else None
-        out[f"hybrid>=best_peer_{segment}"] = (
-            None if best is None or hybrid[segment] is None else bool(hybrid[segment] >= values[best])
-        )
+        out[f"hybrid>=best_peer_{segment}"] = None if best is None or hybrid[segment] is None else bool(hybrid[segment] >= values[best])
         out[f"best_peer_{segment}"] = best
     pop = table.get("popularity", {}).get("cold")
     out["hybrid>=popularity_cold"] = None if pop is None or hybrid["cold"] is None else bool(hybrid["cold"] >= pop)
@@ -223,8 +225,16 @@ def run_peer_dataset(name: str, spec: dict, *, do_tune: bool) -> dict:
     settings = load_settings(environ={})
 
     started = time.perf_counter()
-    report = evaluate(events, catalog, settings, split=split, ks=(10, 20), with_peers=True,
-                      progress=lambda m: log(f"{name}: {m}"), dataset_summary=snapshot.summary)
+    report = evaluate(
+        events,
+        catalog,
+        settings,
+        split=split,
+        ks=(10, 20),
+        with_peers=True,
+        progress=lambda m: log(f"{name}: {m}"),
+        dataset_summary=snapshot.summary,
+    )
     eval_seconds = time.perf_counter() - started
     record["evaluate_seconds"] = round(eval_seconds, 1)
     if eval_seconds > SLOW_SECONDS:
@@ -243,11 +253,22 @@ def run_peer_dataset(name: str, spec: dict, *, do_tune: bool) -> dict:
         record["tune"] = {"winner": winner, "trials": trials}
         tuned_settings = load_settings(environ={}, overrides=_merge(settings.to_dict(), winner))
         started = time.perf_counter()
-        tuned = evaluate(events, catalog, tuned_settings, split=split, ks=(10, 20), with_peers=False,
-                         progress=lambda m: log(f"{name} (tuned): {m}"), dataset_summary=snapshot.summary)
+        tuned = evaluate(
+            events,
+            catalog,
+            tuned_settings,
+            split=split,
+            ks=(10, 20),
+            with_peers=False,
+            progress=lambda m: log(f"{name} (tuned): {m}"),
+            dataset_summary=snapshot.summary,
+        )
         record["tuned_evaluate_seconds"] = round(time.perf_counter() - started, 1)
-        record["tuned"] = {"settings": tuned_settings.to_dict(), "hybrid": tuned["models"]["hybrid"],
-                           "collaborative": tuned["models"]["collaborative"]}
+        record["tuned"] = {
+            "settings": tuned_settings.to_dict(),
+            "hybrid": tuned["models"]["hybrid"],
+            "collaborative": tuned["models"]["collaborative"],
+        }
         table["hybrid (tuned)"] = _ndcg_row(tuned["models"]["hybrid"])
     record["ndcg@10"] = table
     record["checks"] = {"default": _checks(table, "hybrid")}
@@ -260,9 +281,13 @@ def run_peer_dataset(name: str, spec: dict, *, do_tune: bool) -> dict:
 def print_peer_table(name: str, record: dict) -> None:
     split = record["split"]
     print(f"\n== {name} ({record['format']}, split {split['kind']}; truth users {split['truth_users']}) ==")
+    users = {seg: v.get("users") for seg, v in record["default"]["hybrid"].get("segments", {}).items()}
+    print(f"segment users (default warm_min_products): {users}")
     print(f"{'model':16} {'overall':>8} {'few':>8} {'warm':>8} {'cold':>8} {'seconds':>8}")
     for model, row in record["ndcg@10"].items():
-        print(f"{model:16} {_fmt(row['overall'], 8)} {_fmt(row['few'], 8)} {_fmt(row['warm'], 8)} {_fmt(row['cold'], 8)} {row['seconds']:8.1f}")
+        print(
+            f"{model:16} {_fmt(row['overall'], 8)} {_fmt(row['few'], 8)} {_fmt(row['warm'], 8)} {_fmt(row['cold'], 8)} {row['seconds']:8.1f}"
+        )
     for which, checks in record["checks"].items():
         print(
             f"{which:8} hybrid >= best peer overall ({checks['best_peer_overall']}): {checks['hybrid>=best_peer_overall']}; "
@@ -316,9 +341,20 @@ def main(argv: list[str] | None = None) -> int:
         record["wall_seconds"] = round(time.perf_counter() - part_started, 1)
         results["datasets"][part] = record
         results["generated_at"] = pd.Timestamp.now(tz="UTC").isoformat()
-        RESULTS.write_text(json.dumps(results, indent=2, default=_json_default) + "\n")
+        RESULTS.write_text(json.dumps(_finite(results), indent=2, default=_json_default, allow_nan=False) + "\n")
     print(f"\ntotal {time.perf_counter() - started:.1f}s; results in {RESULTS.relative_to(ROOT)}")
     return 1 if errors else 0
+
+
+def _finite(value):
+    """NaN / inf -> None, so quality.json is strict JSON."""
+    if isinstance(value, dict):
+        return {key: _finite(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_finite(item) for item in value]
+    if isinstance(value, (float, np.floating)) and not math.isfinite(value):
+        return None
+    return value
 
 
 def _json_default(value):

@@ -29,11 +29,12 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from common import OUT, SEED, best, isolated, median, metric, metric_rows, percentile, print_table, seed_data, write_results  # noqa: E402
+from common import OUT, SEED, isolated, median, metric, metric_rows, percentile, print_table, seed_data, write_results  # noqa: E402
 
 NAME = "train"
 ROUTES = ("collaborative", "content", "popularity")
 ROUTE_LABEL = {"collaborative": "warm", "content": "few", "popularity": "unknown"}
+BATCH_TARGET_S = 10.0
 
 
 def _settings(collaborative: str | None = None):
@@ -106,8 +107,14 @@ def _latencies_ms(call, args: list, passes: int, warmup: int) -> dict:
         p50s.append(percentile(times, 50))
         p99s.append(percentile(times, 99))
         means.append(sum(times) / len(times))
-    return {"p50_ms": round(median(p50s), 4), "p99_ms": round(median(p99s), 4), "mean_ms": round(median(means), 4),
-            "p50_ms_passes": [round(x, 4) for x in p50s], "p99_ms_passes": [round(x, 4) for x in p99s], "calls": len(args)}
+    return {
+        "p50_ms": round(median(p50s), 4),
+        "p99_ms": round(median(p99s), 4),
+        "mean_ms": round(median(means), 4),
+        "p50_ms_passes": [round(x, 4) for x in p50s],
+        "p99_ms_passes": [round(x, 4) for x in p99s],
+        "calls": len(args),
+    }
 
 
 def serve_phase(artifacts_dir: str, per_route: int, passes: int, routes: tuple[str, ...], customers_file: str | None, batch: bool) -> dict:
@@ -141,6 +148,8 @@ def serve_phase(artifacts_dir: str, per_route: int, passes: int, routes: tuple[s
         started = time.perf_counter()
         count = sum(1 for _ in service.recommend_many(everyone, 10))
         runs.append(time.perf_counter() - started)
+        if runs[-1] > 3 * BATCH_TARGET_S:  # a clear miss: one run says enough
+            break
     result["recommend_many"] = {"customers": count, "seconds_runs": [round(x, 3) for x in runs], "seconds": round(min(runs), 3)}
     return result
 
@@ -148,7 +157,18 @@ def serve_phase(artifacts_dir: str, per_route: int, passes: int, routes: tuple[s
 def cli_batch_phase(artifacts_dir: str, customers_file: str, output: str) -> dict:
     """`recsys recommend --customers-file` as a subprocess; wall seconds include process start-up."""
     recsys = Path(sys.executable).with_name("recsys")
-    command = [str(recsys), "recommend", "--customers-file", customers_file, "--format", "jsonl", "--output", output, "--artifacts", artifacts_dir]
+    command = [
+        str(recsys),
+        "recommend",
+        "--customers-file",
+        customers_file,
+        "--format",
+        "jsonl",
+        "--output",
+        output,
+        "--artifacts",
+        artifacts_dir,
+    ]
     started = time.perf_counter()
     subprocess.run(command, check=True, capture_output=True)
     seconds = time.perf_counter() - started
@@ -184,7 +204,11 @@ def main() -> None:
     loaded = [isolated(load_phase, str(artifacts)) for _ in range(args.repeat)]
     customers_file, output = OUT / "customers.txt", OUT / "recommendations.jsonl"
     served = isolated(serve_phase, str(artifacts), args.per_route, args.passes, ROUTES, str(customers_file), True)["result"]
-    batches = [isolated(cli_batch_phase, str(artifacts), str(customers_file), str(output)) for _ in range(args.repeat)]
+    batches = []
+    for _ in range(args.repeat):
+        batches.append(isolated(cli_batch_phase, str(artifacts), str(customers_file), str(output)))
+        if batches[-1]["result"]["seconds"] > 3 * BATCH_TARGET_S:  # a clear miss: one run says enough
+            break
 
     train_total = min(r["result"]["stages"]["total"] for r in trained)
     lat = f"median of {args.passes} passes x {args.per_route} calls, after warm-up"
@@ -202,11 +226,25 @@ def main() -> None:
         metrics.append(metric(f"{label} p99", stats["p99_ms"], "ms", 1, lat))
     metrics.append(metric("similar p50", served["similar"]["p50_ms"], "ms", 0.1, lat))
     metrics.append(metric("similar p99", served["similar"]["p99_ms"], "ms", None, lat))
-    metrics.append(metric("batch all customers: CLI jsonl", min(r["result"]["seconds"] for r in batches), "s", 10,
-                          how + ", wall incl. process start and load"))
+    metrics.append(
+        metric(
+            "batch all customers: CLI jsonl",
+            min(r["result"]["seconds"] for r in batches),
+            "s",
+            BATCH_TARGET_S,
+            f"best of {len(batches)} (stops after a run > 3x target), wall incl. process start and load",
+        )
+    )
     metrics.append(metric("batch CLI peak memory", max(r["children_peak_rss_mb"] for r in batches), "MB", None, "the recsys subprocess"))
-    metrics.append(metric("batch all customers: recommend_many", served["recommend_many"]["seconds"], "s", None,
-                          f"in-process, generator consumed, best of {args.passes}"))
+    metrics.append(
+        metric(
+            "batch all customers: recommend_many",
+            served["recommend_many"]["seconds"],
+            "s",
+            None,
+            f"in-process, generator consumed, best of {len(served['recommend_many']['seconds_runs'])} (stops after a run > 3x target)",
+        )
+    )
 
     details: dict = {
         "preset": "seed",
@@ -224,15 +262,19 @@ def main() -> None:
         shutil.rmtree(lightfm_artifacts, ignore_errors=True)
         isolated(prepare_phase, data_dir, str(lightfm_artifacts))
         lightfm = isolated(train_phase, data_dir, str(lightfm_artifacts), "lightfm")
-        lightfm_served = isolated(serve_phase, str(lightfm_artifacts), args.per_route, args.passes, ("collaborative",), None, False)["result"]
+        lightfm_served = isolated(serve_phase, str(lightfm_artifacts), args.per_route, args.passes, ("collaborative",), None, False)[
+            "result"
+        ]
         warm = lightfm_served["routes"].get("collaborative", {})
         metrics.append(metric("lightfm train total seconds", lightfm["result"]["stages"]["total"], "s", None, "one run"))
         metrics.append(metric("lightfm train peak memory", lightfm["peak_rss_mb"], "MB", None, "one run"))
         metrics.append(metric("lightfm recommend warm p50", warm.get("p50_ms"), "ms", None, lat))
         metrics.append(metric("lightfm recommend warm p99", warm.get("p99_ms"), "ms", None, lat))
         details["lightfm"] = {"stages": lightfm["result"]["stages"], "peak_rss_mb": lightfm["peak_rss_mb"], "latency": lightfm_served}
-        print_table("train stages with router.collaborative=lightfm (one run)",
-                    [{"stage": k, "seconds": v} for k, v in lightfm["result"]["stages"].items()])
+        print_table(
+            "train stages with router.collaborative=lightfm (one run)",
+            [{"stage": k, "seconds": v} for k, v in lightfm["result"]["stages"].items()],
+        )
 
     print_table("recsys: train, load and serve (seed preset)", metric_rows(metrics))
     path = write_results(NAME, {"metrics": metrics, "details": details})

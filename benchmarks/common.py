@@ -137,8 +137,16 @@ def metric_rows(metrics: Sequence[dict[str, Any]]) -> list[dict[str, str]]:
     for m in metrics:
         target = "-" if m.get("target") is None else f"< {fmt_value(m['target'])}"
         status = {True: "met", False: "MISSED", None: ""}[m.get("met")]
-        rows.append({"metric": m["name"], "value": fmt_value(m.get("value")), "unit": m.get("unit", ""), "target": target, "status": status,
-                     "how": m.get("how", "")})
+        rows.append(
+            {
+                "metric": m["name"],
+                "value": fmt_value(m.get("value")),
+                "unit": m.get("unit", ""),
+                "target": target,
+                "status": status,
+                "how": m.get("how", ""),
+            }
+        )
     return rows
 
 

@@ -37,6 +37,14 @@ LOCK_FILE = ".train.lock"
 TEMP_PREFIX = ".tmp-"
 
 
+class ArtifactWriteError(ArtifactError, OSError):
+    """Writing a version or the `current` pointer failed (disk full, permissions).
+
+    Also an OSError, like io.UnsupportedOperation is also a ValueError, so callers that catch
+    the operating system's error keep working.
+    """
+
+
 @dataclass(frozen=True)
 class Loaded:
     """A verified, loaded version."""
@@ -72,29 +80,45 @@ def current_version(artifacts_dir: Path) -> str | None:
 
 
 def publish(artifacts_dir: Path, parts: dict[str, Any], manifest: dict, *, keep: int = 3) -> str:
-    """Write a complete new version, verify it, switch `current` to it, prune old versions."""
+    """Write a complete new version, verify it, switch `current` to it, prune old versions.
+
+    A failed write (disk full, permissions) raises ArtifactWriteError and leaves `current` as it was.
+    """
     versions = artifacts_dir / VERSIONS_DIR
-    versions.mkdir(parents=True, exist_ok=True)
     name = new_version_name()
-    temp = Path(tempfile.mkdtemp(prefix=TEMP_PREFIX, dir=versions))
+    final = versions / name
+    temp: Path | None = None
+    writing = versions
     try:
+        versions.mkdir(parents=True, exist_ok=True)
+        temp = Path(tempfile.mkdtemp(prefix=TEMP_PREFIX, dir=versions))
         files = {}
         for part, obj in parts.items():
-            path = temp / f"{part}.joblib"
-            joblib.dump(obj, path, compress=0)
-            _fsync(path)
-            files[f"{part}.joblib"] = {"sha256": sha256_file(path), "bytes": path.stat().st_size}
+            writing = temp / f"{part}.joblib"
+            joblib.dump(obj, writing, compress=0)
+            _fsync(writing)
+            files[writing.name] = {"sha256": sha256_file(writing), "bytes": writing.stat().st_size}
         full = {"format_version": FORMAT_VERSION, "version": name, **manifest, "files": files}
-        manifest_path = temp / "manifest.json"
-        manifest_path.write_text(json.dumps(full, indent=2, default=str), encoding="utf-8")
-        _fsync(manifest_path)
-        final = versions / name
+        writing = temp / "manifest.json"
+        writing.write_text(json.dumps(full, indent=2, default=str), encoding="utf-8")
+        _fsync(writing)
+        writing = final
         os.replace(temp, final)
         _fsync_dir(versions)
-    except BaseException:
-        shutil.rmtree(temp, ignore_errors=True)
+    except BaseException as error:
+        if temp is not None:
+            shutil.rmtree(temp, ignore_errors=True)
+        if isinstance(error, OSError):
+            raise ArtifactWriteError(
+                f"{versions}: cannot write a new version ({_reason(error)} while writing {writing.name}); "
+                "`current` is unchanged; free space or fix permissions and retrain"
+            ) from error
         raise
-    verify(final)
+    try:
+        verify(final)
+    except ArtifactError:
+        shutil.rmtree(final, ignore_errors=True)  # never leave a version that does not verify
+        raise
     switch_current(artifacts_dir, name)
     prune(artifacts_dir, keep=keep)
     return name
@@ -103,10 +127,14 @@ def publish(artifacts_dir: Path, parts: dict[str, Any], manifest: dict, *, keep:
 def switch_current(artifacts_dir: Path, name: str) -> None:
     """Point `current` at version `name` with write-temp-then-rename."""
     temp = artifacts_dir / f"{TEMP_PREFIX}{CURRENT}-{os.getpid()}"
-    temp.write_text(name + "\n", encoding="utf-8")
-    _fsync(temp)
-    os.replace(temp, artifacts_dir / CURRENT)
-    _fsync_dir(artifacts_dir)
+    try:
+        temp.write_text(name + "\n", encoding="utf-8")
+        _fsync(temp)
+        os.replace(temp, artifacts_dir / CURRENT)
+        _fsync_dir(artifacts_dir)
+    except OSError as error:
+        temp.unlink(missing_ok=True)
+        raise ArtifactWriteError(f"{artifacts_dir / CURRENT}: cannot switch to version {name} ({_reason(error)})") from error
 
 
 def prune(artifacts_dir: Path, *, keep: int) -> list[str]:
@@ -122,7 +150,10 @@ def prune(artifacts_dir: Path, *, keep: int) -> list[str]:
     complete = sorted((p.name for p in versions.iterdir() if p.is_dir() and not p.name.startswith(TEMP_PREFIX)), reverse=True)
     for name in complete[max(keep, 1) :]:
         if name != live:
-            shutil.rmtree(versions / name, ignore_errors=True)
+            # rename first: a crash mid-delete leaves a temporary (swept next time), never half a version
+            doomed = versions / f"{TEMP_PREFIX}old-{name}"
+            os.replace(versions / name, doomed)
+            shutil.rmtree(doomed, ignore_errors=True)
             removed.append(name)
     return removed
 
@@ -185,6 +216,10 @@ def train_lock(artifacts_dir: Path, *, wait: bool = False, timeout: float = 3600
         yield
     finally:
         lock.release()
+
+
+def _reason(error: OSError) -> str:
+    return error.strerror or str(error) or type(error).__name__
 
 
 def _fsync(path: Path) -> None:

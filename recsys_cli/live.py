@@ -57,13 +57,23 @@ class LiveStore:
             try:
                 self.path.parent.mkdir(parents=True, exist_ok=True)
                 connection = sqlite3.connect(self.path, timeout=30.0, isolation_level=None, check_same_thread=False)
+            except (sqlite3.Error, OSError) as error:
+                raise LiveStoreError(f"live event store {self.path}: {error}") from None
+            try:
                 connection.execute("PRAGMA journal_mode=WAL")
                 connection.execute("PRAGMA synchronous=FULL")
                 connection.executescript(_SCHEMA)
             except sqlite3.Error as error:
+                connection.close()
                 raise LiveStoreError(f"live event store {self.path}: {error}") from None
             self._local.connection = connection
         return connection
+
+    def _query(self, sql: str, params: tuple = ()) -> list[tuple]:
+        try:
+            return self._connection().execute(sql, params).fetchall()
+        except sqlite3.Error as error:
+            raise LiveStoreError(f"live event store {self.path}: {error}") from None
 
     def append(self, events: list[tuple[str, str, int, int]]) -> int:
         """Store (customer_id, product_id, type code, timestamp) rows in one transaction."""
@@ -74,7 +84,10 @@ class LiveStore:
             connection.execute("COMMIT")
         except sqlite3.Error as error:
             if connection.in_transaction:
-                connection.execute("ROLLBACK")
+                try:
+                    connection.execute("ROLLBACK")
+                except sqlite3.Error:
+                    pass  # SQLite rolls the transaction back itself when it cannot; the batch is not committed
             raise LiveStoreError(f"live event store {self.path}: could not store events ({error}); nothing was written") from None
         return len(events)
 
@@ -82,25 +95,21 @@ class LiveStore:
         """The customer's most recent live events as (product_id, type code, timestamp), newest first."""
         if not self.path.exists():
             return []
-        try:
-            rows = self._connection().execute(
-                "SELECT product_id, type, timestamp FROM events WHERE customer_id = ? ORDER BY id DESC LIMIT ?",
-                (customer_id, limit),
-            ).fetchall()
-        except sqlite3.Error as error:
-            raise LiveStoreError(f"live event store {self.path}: {error}") from None
-        return rows
+        return self._query(
+            "SELECT product_id, type, timestamp FROM events WHERE customer_id = ? ORDER BY id DESC LIMIT ?",
+            (customer_id, limit),
+        )
 
     def count(self) -> int:
         if not self.path.exists():
             return 0
-        return int(self._connection().execute("SELECT COUNT(*) FROM events").fetchone()[0])
+        return int(self._query("SELECT COUNT(*) FROM events")[0][0])
 
     def watermark(self) -> tuple[int, int]:
         """(count, highest id): changes whenever events are added; part of the training fingerprint."""
         if not self.path.exists():
             return (0, 0)
-        count, highest = self._connection().execute("SELECT COUNT(*), COALESCE(MAX(id), 0) FROM events").fetchone()
+        count, highest = self._query("SELECT COUNT(*), COALESCE(MAX(id), 0) FROM events")[0]
         return int(count), int(highest)
 
     def to_frame(self) -> pd.DataFrame:
@@ -109,7 +118,7 @@ class LiveStore:
                               "type": pd.Series([], dtype=np.int8), "timestamp": pd.Series([], dtype=np.int64)})
         if not self.path.exists():
             return empty
-        rows = self._connection().execute("SELECT customer_id, product_id, type, timestamp FROM events ORDER BY id").fetchall()
+        rows = self._query("SELECT customer_id, product_id, type, timestamp FROM events ORDER BY id")
         if not rows:
             return empty
         frame = pd.DataFrame(rows, columns=["customer_id", "product_id", "type", "timestamp"])

@@ -469,6 +469,14 @@ def _error(status: int, message: str, **extra: Any) -> Response:
 
 
 def _recsys_error(error: RecsysError) -> Response:
+    if error.http_status >= 500:  # the server's problem, not the client's: operators need to see it
+        log.warning(
+            "request failed status=%s method=%s path=%s error=%s",
+            error.http_status,
+            request.method,
+            json.dumps(request.path),
+            json.dumps(str(error)),
+        )
     return _error(error.http_status, str(error), details=getattr(error, "details", None))
 
 
@@ -572,6 +580,7 @@ def configure_logging(level: int = logging.INFO) -> None:
         logger.handlers[:] = [handler]
         logger.setLevel(level)
         logger.propagate = False
+    logging.getLogger("waitress.queue").setLevel(logging.ERROR)  # "task queue depth" on every busy moment
 
 
 def serve(

@@ -30,6 +30,7 @@ MAX_BAD_SHARE = 0.5
 SHOWN_REJECTS = 20
 KEEP_SNAPSHOTS = 2
 MS_THRESHOLD = 1e11  # 1e11 seconds is the year 5138; 1e11 ms is 1973
+MAX_SECONDS = 4.1e9  # the year 2099: later (or negative) timestamps are typos, in any format
 
 
 @dataclass
@@ -198,7 +199,7 @@ def parse_timestamps(values: pd.Series) -> tuple[np.ndarray, np.ndarray, str]:
         median = float(numbers[finite].median()) if finite.any() else 0.0
         milliseconds = median > MS_THRESHOLD
         seconds = (numbers / 1000.0) if milliseconds else numbers
-        ok = finite & (seconds < 4.1e9)
+        ok = finite & (seconds < MAX_SECONDS)
         parsed = np.floor(seconds.where(ok, 0)).to_numpy(dtype=np.int64)
         return parsed, ok.to_numpy(), "unix milliseconds" if milliseconds else "unix seconds"
     stamps = pd.to_datetime(text, format="ISO8601", utc=True, errors="coerce")
@@ -206,7 +207,8 @@ def parse_timestamps(values: pd.Series) -> tuple[np.ndarray, np.ndarray, str]:
     parsed = np.zeros(len(text), dtype=np.int64)
     if ok.any():
         parsed[ok.to_numpy()] = stamps[ok].astype("int64").to_numpy() // _unit_divisor(stamps[ok])
-    return parsed, ok.to_numpy(), "ISO-8601"
+    in_range = (parsed >= 0) & (parsed < MAX_SECONDS)
+    return np.where(in_range, parsed, 0), ok.to_numpy() & in_range, "ISO-8601"
 
 
 def _unit_divisor(stamps: pd.Series) -> int:
@@ -221,7 +223,8 @@ def _check_rejects(raw: RawInput, rejects: pd.DataFrame, *, strict: bool) -> Non
     where = f"{first['file']} line {first['line']}: {first['reason']}"
     if strict:
         raise DataError(f"{where} (--strict stops at the first bad row)")
-    totals = raw.events.groupby("file").size().add(raw.rejects.groupby("file").size(), fill_value=0)
+    read = [frame for frame in (raw.events, raw.catalog, raw.rejects) if "file" in frame.columns and len(frame)]
+    totals = pd.concat([frame["file"] for frame in read]).value_counts() if read else pd.Series(dtype="int64")
     counts = rejects.groupby("file").size()
     for name, bad in counts.items():
         total = totals.get(name, bad)

@@ -6,6 +6,7 @@ each row's file and line so that a rejected row can be named.
 
 from __future__ import annotations
 
+import codecs
 import csv
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -56,17 +57,31 @@ def read_csv_rows(path: Path, columns: tuple[str, ...], *, required: tuple[str, 
     physical line number; quoted values may contain newlines and line numbers stay exact.
     """
     name = path.name
+    encoding = _check_encoding(encoding)
     if path.stat().st_size == 0:
         raise InputError(f"{name}: file is empty (expected a header line with {', '.join(required)})")
     header = _read_header(path, encoding)
     missing = [column for column in required if column not in header]
     if missing:
-        raise InputError(f"{name}: missing required column '{missing[0]}' (header has: {', '.join(header) or 'nothing'})")
+        shown = ", ".join(header)
+        shown = shown if len(shown) <= 200 else shown[:200] + "..."
+        hint = "; is the encoding right? (pass --encoding, e.g. latin-1 or utf-16)" if "\x00" in shown or "\ufffd" in shown else ""
+        raise InputError(f"{name}: missing required column '{missing[0]}' (header has: {shown.replace(chr(0), '') or 'nothing'}){hint}")
     notes = []
     extra = [column for column in header if column not in columns]
     if extra:
         notes.append(f"{name}: ignored extra columns {', '.join(extra)}")
-    wanted = [column for column in header if column in columns]
+    # pyarrow reads the header as data row 0 under placeholder names, so that header names with
+    # spaces around them or repeated names (which pyarrow cannot select by) are still usable;
+    # the first occurrence of each known column wins.
+    placeholders = [f"column {i}" for i in range(len(header))]
+    chosen: dict[str, str] = {}
+    for placeholder, column in zip(placeholders, header, strict=True):
+        if column in columns and column not in chosen.values():
+            chosen[placeholder] = column
+    repeated = sorted({column for column in header if column in columns and header.count(column) > 1})
+    if repeated:
+        notes.append(f"{name}: repeated columns {', '.join(repeated)} (the first of each is used)")
     bad: list[tuple[int | None, str, int]] = []
 
     def on_invalid(row: pacsv.InvalidRow) -> str:
@@ -76,22 +91,28 @@ def read_csv_rows(path: Path, columns: tuple[str, ...], *, required: tuple[str, 
     try:
         table = pacsv.read_csv(
             path,
-            read_options=pacsv.ReadOptions(use_threads=False, encoding=encoding, block_size=1 << 24),
+            read_options=pacsv.ReadOptions(use_threads=False, encoding=encoding, block_size=1 << 24, column_names=placeholders),
             parse_options=pacsv.ParseOptions(invalid_row_handler=on_invalid, newlines_in_values=True, ignore_empty_lines=False),
             convert_options=pacsv.ConvertOptions(
-                column_types={column: pa.string() for column in header},
-                include_columns=wanted,
+                column_types={column: pa.string() for column in placeholders},
                 strings_can_be_null=False,
                 quoted_strings_can_be_null=False,
             ),
         )
-    except (pa.ArrowInvalid, UnicodeDecodeError, LookupError) as error:
+    except (pa.ArrowInvalid, UnicodeError) as error:
         raise InputError(_explain_arrow_error(path, encoding, error)) from None
-    frame = table.to_pandas(types_mapper=None)
+    everything = table.to_pandas(types_mapper=None)
+    if any(number == 1 for number, _, _ in bad):
+        bad = [row for row in bad if row[0] != 1]  # pyarrow split the header differently; it is not a data row
+    else:
+        everything = everything.iloc[1:].reset_index(drop=True)
+    header_lines = 1 + sum(column.count("\n") for column in header)
+    lines, bad_lines = _line_numbers(everything, bad, header_lines=header_lines)  # newlines in ignored columns count too
+    frame = everything[list(chosen)].rename(columns=chosen)
     for column in frame.columns:
         frame[column] = frame[column].astype(object)
     frame["file"] = name
-    frame["line"], bad_lines = _line_numbers(frame[wanted], bad)
+    frame["line"] = lines
     rejects = pd.DataFrame(
         {
             "file": name,
@@ -102,17 +123,25 @@ def read_csv_rows(path: Path, columns: tuple[str, ...], *, required: tuple[str, 
     return frame, rejects if len(rejects) else empty_rejects(), notes
 
 
+def _check_encoding(encoding: str) -> str:
+    """The encoding name to read with ("utf8" for every spelling of UTF-8, so a BOM is skipped)."""
+    try:
+        canonical = codecs.lookup(encoding).name
+    except LookupError:
+        raise InputError(f"unknown encoding '{encoding}' (try utf8 or latin-1)") from None
+    return "utf8" if canonical == "utf-8" else encoding
+
+
 def _read_header(path: Path, encoding: str) -> list[str]:
     with open(path, encoding=encoding if encoding != "utf8" else "utf-8-sig", errors="replace", newline="") as handle:
-        first = handle.readline()
-    try:
-        fields = next(csv.reader([first]))
-    except StopIteration:
-        return []
+        try:
+            fields = next(csv.reader(handle))
+        except (StopIteration, csv.Error):
+            return []
     return [field.strip() for field in fields]
 
 
-def _line_numbers(frame: pd.DataFrame, bad: list[tuple[int | None, str, int]]) -> tuple[np.ndarray, np.ndarray]:
+def _line_numbers(frame: pd.DataFrame, bad: list[tuple[int | None, str, int]], *, header_lines: int = 1) -> tuple[np.ndarray, np.ndarray]:
     """Physical start lines of accepted rows and of rejected records.
 
     pyarrow numbers records (header = 1), not physical lines, so quoted newlines are counted here:
@@ -132,14 +161,12 @@ def _line_numbers(frame: pd.DataFrame, bad: list[tuple[int | None, str, int]]) -
     is_bad[bad_positions] = True
     record_spans[bad_positions] = [1 + text.count("\n") for _, text, _ in bad]
     record_spans[~is_bad] = spans[: int((~is_bad).sum())]
-    starts = 2 + np.concatenate([[0], np.cumsum(record_spans)[:-1]]) if total else np.zeros(0, dtype=np.int64)
+    starts = header_lines + 1 + np.concatenate([[0], np.cumsum(record_spans)[:-1]]) if total else np.zeros(0, dtype=np.int64)
     return starts[~is_bad], starts[bad_positions]
 
 
 def _explain_arrow_error(path: Path, encoding: str, error: Exception) -> str:
     message = str(error)
-    if isinstance(error, LookupError):
-        return f"unknown encoding '{encoding}' (try utf8 or latin-1)"
     if "UTF8" in message or "utf-8" in message.lower() or isinstance(error, UnicodeDecodeError):
         data = path.read_bytes()
         try:
