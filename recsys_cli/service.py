@@ -179,20 +179,21 @@ class RecommendationService:
         rows = np.flatnonzero(warm)
         if len(rows):
             sub = _rows(history, rows)
-            got_ids, got_scores = self.collaborative.recommend(users[rows], k=k, exclude=exclude[rows], history=sub)
             if session is not None and self.session_weight > 0:
-                got_ids, got_scores = self._blend_session(users[rows], sub, exclude[rows], k, [session[i] for i in rows])
+                got_ids, got_scores = self._blend_session(users[rows], sub, _take(exclude, rows), k, [session[i] for i in rows])
+            else:
+                got_ids, got_scores = self.collaborative.recommend(users[rows], k=k, exclude=_take(exclude, rows), history=sub)
             ids[rows], scores[rows], sources[rows] = got_ids, got_scores, COLLABORATIVE
             anchors[rows] = self._explain(sub, got_ids)
         rows = np.flatnonzero(distinct >= 1)  # content: primary for `few`, filler for short warm lists
         rows = rows[~warm[rows] | (ids[rows, -1] < 0)]
         if len(rows):
             sub = _rows(history, rows)
-            got_ids, got_scores, got_anchors = self.content.recommend_explained(users[rows], k=2 * k, exclude=exclude[rows], history=sub)
+            got_ids, got_scores, got_anchors = self.content.recommend_explained(users[rows], k=2 * k, exclude=_take(exclude, rows), history=sub)
             _merge(ids, scores, sources, anchors, rows, got_ids, got_scores, CONTENT, got_anchors)
         rows = np.flatnonzero(ids[:, -1] < 0)
         if len(rows):
-            got_ids, got_scores = self.popularity.recommend(users[rows], k=2 * k, exclude=exclude[rows])
+            got_ids, got_scores = self.popularity.recommend(users[rows], k=2 * k, exclude=_take(exclude, rows))
             _merge(ids, scores, sources, anchors, rows, got_ids, got_scores, POPULARITY, None)
         sources[ids < 0] = -1
         return Routed(ids=ids, scores=scores, sources=sources, anchors=anchors, route=route)
@@ -238,15 +239,33 @@ class RecommendationService:
     def history_for(self, customer_id: str) -> tuple[int, UserHistory, np.ndarray]:
         """A customer's history: training rows merged with their live events; also their recent live items."""
         user = self.dataset.users.get(customer_id)
-        if user >= 0:
-            base = self.dataset.history(np.array([user]))
-        else:
-            empty = sparse.csr_matrix((1, self.dataset.n_items))
-            base = UserHistory(empty.astype(np.float32), empty.astype(np.float64), empty.astype(np.int8))
+        base = self._history_row(user) if user >= 0 else self._empty_history
         live_rows = self.live.for_customer(customer_id) if self.live is not None else []
         if not live_rows:
             return user, base, np.zeros(0, dtype=np.int64)
         return user, *self._merge_live(base, live_rows)
+
+    @property
+    def _empty_history(self) -> UserHistory:
+        cached = self.__dict__.get("_empty")
+        if cached is None:
+            empty = sparse.csr_matrix((1, self.dataset.n_items))
+            cached = UserHistory(empty.astype(np.float32), empty.astype(np.float64), empty.astype(np.int8))
+            self.__dict__["_empty"] = cached
+        return cached
+
+    def _history_row(self, user: int) -> UserHistory:
+        """One customer's training history, cut straight from the CSR arrays (no fancy indexing)."""
+        full = self.dataset.history()
+        start, stop = full.weights.indptr[user], full.weights.indptr[user + 1]
+        indices = full.weights.indices[start:stop]
+        indptr = np.array([0, stop - start], dtype=full.weights.indptr.dtype)
+        shape = (1, self.dataset.n_items)
+
+        def row(matrix: sparse.csr_matrix) -> sparse.csr_matrix:
+            return sparse.csr_matrix((matrix.data[start:stop], indices, indptr), shape=shape, copy=False)
+
+        return UserHistory(row(full.weights), row(full.last_seen), row(full.strongest))
 
     def _merge_live(self, base: UserHistory, live_rows: list[tuple[str, int, int]]) -> tuple[UserHistory, np.ndarray]:
         frame = pd.DataFrame(live_rows, columns=["product_id", "type", "timestamp"])
@@ -313,7 +332,7 @@ class RecommendationService:
             extra = sparse.csr_matrix((np.ones(len(blocked), dtype=np.int8), (np.zeros(len(blocked), dtype=np.int64), blocked)), shape=(1, self.dataset.n_items))
         session = [recent] if len(recent) else None
         routed = self.route(np.array([user]), history, n, extra_exclude=extra, session=session)
-        return self._result(str(customer_id), routed, 0, history)
+        return self._result(str(customer_id), routed, 0, anchor_codes(history.strongest, routed.anchors))
 
     def recommend_many(self, customer_ids: Iterable[str], n: int = 10, *, batch_size: int = 5000) -> Iterable[dict]:
         """Recommendations for many customers, routed in vectorized batches (training history only)."""
@@ -324,8 +343,9 @@ class RecommendationService:
             users = self.dataset.users.to_internal(chunk)
             history = self._history_rows(users)
             routed = self.route(users, history, n)
+            codes = anchor_codes(history.strongest, routed.anchors)
             for row, customer in enumerate(chunk):
-                yield self._result(customer, routed, row, history)
+                yield self._result(customer, routed, row, codes)
 
     def _history_rows(self, users: np.ndarray) -> UserHistory:
         rows = np.where(users >= 0, users, 0)
@@ -337,33 +357,33 @@ class RecommendationService:
                 matrix.eliminate_zeros()
         return full
 
-    def _result(self, customer_id: str, routed: Routed, row: int, history: UserHistory) -> dict:
+    def _result(self, customer_id: str, routed: Routed, row: int, codes: np.ndarray) -> dict:
         ids = routed.ids[row]
         valid = ids >= 0
-        product_ids = self.dataset.items.to_external(ids[valid])
-        items = []
-        strongest = history.strongest[row] if history.strongest.shape[0] > row else None
-        for rank, (product_id, item, score, source, anchor) in enumerate(
-            zip(product_ids, ids[valid], routed.scores[row][valid], routed.sources[row][valid], routed.anchors[row][valid]), start=1
-        ):
-            items.append({
+        product_ids = self.dataset.items.external_ids[ids[valid]]
+        anchors = routed.anchors[row][valid]
+        anchor_ids = self.dataset.items.external_ids[np.where(anchors >= 0, anchors, 0)]
+        items = [
+            {
                 "product_id": str(product_id),
                 "score": round(float(score), 6),
                 "rank": rank,
-                "source": SOURCES[int(source)],
-                "reason": self._reason(int(source), int(item), int(anchor), strongest),
-            })
+                "source": SOURCES[source],
+                "reason": self._reason(source, item, anchor_id if anchor >= 0 else None, code),
+            }
+            for rank, (product_id, item, score, source, anchor, anchor_id, code) in enumerate(
+                zip(product_ids, ids[valid].tolist(), routed.scores[row][valid].tolist(), routed.sources[row][valid].tolist(),
+                    anchors.tolist(), anchor_ids, codes[row][valid].tolist()),
+                start=1,
+            )
+        ]
         return {"customer_id": customer_id, "source": SOURCES[int(routed.route[row])], "model_version": self.version, "items": items}
 
-    def _reason(self, source: int, item: int, anchor: int, strongest: sparse.csr_matrix | None) -> str:
+    def _reason(self, source: int, item: int, anchor_id: str | None, code: int) -> str:
         if source == POPULARITY:
             buyers = int(self._purchasers[item])
             return f"popular: bought by {buyers:,} customer{'s' if buyers != 1 else ''}" if buyers else "popular"
-        verb = "interacted with"
-        if anchor >= 0 and strongest is not None:
-            code = int(strongest[0, anchor]) - 1
-            verb = VERBS.get(code, verb)
-        anchor_id = self.dataset.items.external_ids[anchor] if anchor >= 0 else None
+        verb = VERBS.get(code, "interacted with")
         if source == CONTENT:
             return f"similar to {anchor_id}, which you {verb}" if anchor_id is not None else "similar to products you viewed"
         if anchor_id is not None:
@@ -414,7 +434,35 @@ class RecommendationService:
 
 
 def _rows(history: UserHistory, rows: np.ndarray) -> UserHistory:
+    if _all_rows(history.weights, rows):
+        return history
     return UserHistory(history.weights[rows], history.last_seen[rows], history.strongest[rows])
+
+
+def _all_rows(matrix: sparse.csr_matrix, rows: np.ndarray) -> bool:
+    """True when `rows` selects every row in order (slicing would copy for nothing)."""
+    return len(rows) == matrix.shape[0] and (len(rows) == 0 or (rows[0] == 0 and rows[-1] == len(rows) - 1))
+
+
+def _take(matrix: sparse.csr_matrix, rows: np.ndarray) -> sparse.csr_matrix:
+    return matrix if _all_rows(matrix, rows) else matrix[rows]
+
+
+def anchor_codes(strongest: sparse.csr_matrix, anchors: np.ndarray) -> np.ndarray:
+    """Strongest event code (0 view, 1 cart, 2 purchase; -1 unknown) of each anchor in its row's history."""
+    matrix = strongest.tocsr()
+    if not matrix.has_sorted_indices:
+        matrix = matrix.sorted_indices()
+    width = np.int64(matrix.shape[1])
+    rows = np.repeat(np.arange(matrix.shape[0], dtype=np.int64), np.diff(matrix.indptr))
+    keys = rows * width + matrix.indices
+    wanted = np.arange(anchors.shape[0], dtype=np.int64)[:, None] * width + np.where(anchors >= 0, anchors, 0)
+    position = np.clip(np.searchsorted(keys, wanted), 0, max(len(keys) - 1, 0))
+    found = (anchors >= 0) & (len(keys) > 0) & (keys[position] == wanted if len(keys) else False)
+    codes = np.full(anchors.shape, -1, dtype=np.int64)
+    if len(keys):
+        codes[found] = matrix.data[position[found]].astype(np.int64) - 1
+    return codes
 
 
 def _merge(ids, scores, sources, anchors, rows, new_ids, new_scores, source, new_anchors) -> None:

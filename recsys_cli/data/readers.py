@@ -138,6 +138,8 @@ def _read_header(path: Path, encoding: str) -> list[str]:
             fields = next(csv.reader(handle))
         except (StopIteration, csv.Error):
             return []
+        except UnicodeError as error:  # e.g. a UTF-16 file without its byte order mark
+            raise InputError(f"{path.name}: cannot be read as {encoding} ({error}); re-save it as UTF-8 or pass the right --encoding") from None
     return [field.strip() for field in fields]
 
 

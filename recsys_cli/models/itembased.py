@@ -23,6 +23,7 @@ from .collaborative import rank_rows
 
 _BLOCK_ROWS = 512
 _USER_CHUNK = 4096
+_SMALL_BATCH = 8  # up to this many customers, score row by row from the CSR arrays (request path)
 
 
 class _ItemToItem:
@@ -188,7 +189,18 @@ class ItemKNNModel(_ItemToItem):
         return self
 
     def _affinity(self, history: np.ndarray, items: np.ndarray) -> np.ndarray:
-        return self.S[history][:, items].toarray()
+        """S[history][:, items] as a dense array, read from the CSR arrays (rows have sorted indices)."""
+        starts, stops = self.S.indptr[history], self.S.indptr[history + 1]
+        take = _ranges(starts, stops)
+        width = np.int64(self.S.shape[1])
+        keys = np.repeat(np.arange(len(history), dtype=np.int64), stops - starts) * width + self.S.indices[take]
+        wanted = (np.arange(len(history), dtype=np.int64)[:, None] * width + items[None, :]).ravel()
+        out = np.zeros(len(wanted), dtype=np.float32)
+        if len(keys):
+            where = np.clip(np.searchsorted(keys, wanted), 0, len(keys) - 1)
+            found = keys[where] == wanted
+            out[found] = self.S.data[take[where[found]]]
+        return out.reshape(len(history), len(items))
 
     def _neighbour_block(self, dots: sparse.csr_matrix, start: int, norms: np.ndarray) -> sparse.csr_matrix:
         dots = dots.tocoo()
@@ -216,6 +228,10 @@ class ItemKNNModel(_ItemToItem):
         rows = self._history_rows(users, history)
         ids = np.full((len(users), k), -1, dtype=np.int64)
         best = np.full((len(users), k), -np.inf, dtype=np.float32)
+        if len(users) <= _SMALL_BATCH:
+            for row in range(len(users)):
+                ids[row], best[row] = self._recommend_row(rows, row, k, exclude)
+            return ids, best
         for start in range(0, len(users), _USER_CHUNK):
             part = slice(start, start + _USER_CHUNK)
             scores = sparse.csr_matrix(rows[part] @ self.S)
@@ -225,12 +241,41 @@ class ItemKNNModel(_ItemToItem):
             ids[part], best[part] = sparse_top_k(scores, k)
         return ids, best
 
+    def _recommend_row(self, rows: sparse.csr_matrix, row: int, k: int, exclude: sparse.csr_matrix | None) -> tuple[np.ndarray, np.ndarray]:
+        """One customer, straight from the CSR arrays: the request path (same result as the batched path)."""
+        ids = np.full(k, -1, dtype=np.int64)
+        best = np.full(k, -np.inf, dtype=np.float32)
+        history = rows.indices[rows.indptr[row] : rows.indptr[row + 1]]
+        weights = rows.data[rows.indptr[row] : rows.indptr[row + 1]]
+        starts, stops = self.S.indptr[history], self.S.indptr[history + 1]
+        if not len(history) or not (stops - starts).any():
+            return ids, best
+        take = _ranges(starts, stops)
+        candidates, inverse = np.unique(self.S.indices[take], return_inverse=True)
+        scores = np.bincount(inverse, weights=self.S.data[take] * np.repeat(weights, stops - starts), minlength=len(candidates)).astype(np.float32)
+        if exclude is not None and exclude.nnz:
+            blocked = exclude.indices[exclude.indptr[row] : exclude.indptr[row + 1]]
+            scores[np.isin(candidates, blocked)] = 0.0
+        keep = scores > 0
+        candidates, scores = candidates[keep], scores[keep]
+        order = np.lexsort((candidates, -scores))[:k]
+        ids[: len(order)], best[: len(order)] = candidates[order], scores[order]
+        return ids, best
+
     def similar_items(self, items: np.ndarray, *, k: int) -> tuple[np.ndarray, np.ndarray]:
         """Top-k neighbours of each item (its row of S); unknown items get all -1."""
         items = np.asarray(items, dtype=np.int64)
         inside = (items >= 0) & (items < self.n_items)
         rows = sparse.diags(inside.astype(np.float32)) @ self.S[np.where(inside, items, 0)]
         return sparse_top_k(sparse.csr_matrix(rows), k)
+
+
+def _ranges(starts: np.ndarray, stops: np.ndarray) -> np.ndarray:
+    """Concatenation of arange(start, stop) for each pair, without a Python loop."""
+    lengths = stops - starts
+    total = int(lengths.sum())
+    offsets = np.repeat(starts - np.concatenate([[0], np.cumsum(lengths)[:-1]]), lengths)
+    return offsets + np.arange(total)
 
 
 def sparse_top_k(scores: sparse.csr_matrix, k: int) -> tuple[np.ndarray, np.ndarray]:

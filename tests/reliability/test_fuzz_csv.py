@@ -169,7 +169,9 @@ def event_rows(draw, header: list[str], mode: str, max_rows: int) -> tuple[list[
 def serialize(header: list[str], rows: list[list[str]]) -> tuple[str, list[int]]:
     """CSV text and the physical line each data record starts on."""
     buffer = io.StringIO(newline="")
-    writer = csv.writer(buffer, lineterminator="\n")
+    # csv.writer quotes a value holding '\r' only when '\r' is in the line terminator
+    carriage_return = any("\r" in value for row in [header, *rows] for value in row)
+    writer = csv.writer(buffer, lineterminator="\r\n" if carriage_return else "\n")
     writer.writerow(header)
     starts = []
     for row in rows:
