@@ -183,6 +183,9 @@ def validate(raw: RawInput, *, strict: bool = False) -> tuple[pd.DataFrame, pd.D
     canonical = canonical.sort_values("timestamp", kind="stable", ignore_index=True)
 
     catalog, catalog_rejects = _validate_catalog(raw.catalog)
+    if strict and len(catalog_rejects):
+        first = catalog_rejects.iloc[0]
+        raise DataError(f"{first['file']} line {first['line']}: {first['reason']} (--strict stops at the first bad row)")
     if len(catalog_rejects):
         rejects = pd.concat([rejects, catalog_rejects], ignore_index=True)
     summary = summarize(canonical, catalog, rejects, duplicates=duplicates, notes=notes)
