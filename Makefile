@@ -21,8 +21,8 @@ demo: $(STAMP)
 	$(BIN)/recsys train --data $(DATA) --artifacts $(ARTIFACTS)
 	@echo; echo "== A warm customer (collaborative model) =="
 	$(BIN)/recsys recommend $$($(BIN)/python -m recsys_cli.demo warm --artifacts $(ARTIFACTS)) -n 5 --artifacts $(ARTIFACTS)
-	@echo; echo "== A customer with 1-2 interactions (content similarity) =="
-	$(BIN)/recsys recommend $$($(BIN)/python -m recsys_cli.demo few --artifacts $(ARTIFACTS)) -n 5 --artifacts $(ARTIFACTS)
+	@echo; echo "== A new visitor who has viewed 2 products in this session (content similarity) =="
+	$(BIN)/recsys recommend visitor-0001 $$($(BIN)/python -m recsys_cli.demo few --artifacts $(ARTIFACTS)) -n 5 --artifacts $(ARTIFACTS)
 	@echo; echo "== An unknown customer (popularity) =="
 	$(BIN)/recsys recommend new-customer-0001 -n 5 --artifacts $(ARTIFACTS)
 	@echo; echo "== Products similar to a popular product =="

@@ -334,6 +334,7 @@ def recommend(
     customers_file: Annotated[Path | None, typer.Option("--customers-file", help="Batch mode: a file with one customer id per line.", exists=True, dir_okay=False)] = None,
     output_format: Annotated[OutputFormat, typer.Option("--format", help="Batch output format.")] = OutputFormat.jsonl,
     output: Annotated[Path | None, typer.Option("--output", "-o", help="Batch output file (default: stdout).")] = None,
+    viewed: Annotated[list[str] | None, typer.Option("--viewed", help="A product viewed in the current session (repeatable): counts as a view.")] = None,
     artifacts: ArtifactsOpt = Path("artifacts"),
     data: Annotated[Path | None, typer.Option("--data", "-d", help="Data folder whose live events count (optional).", envvar="RECSYS_DATA")] = None,
 ) -> None:
@@ -341,7 +342,8 @@ def recommend(
 
     Unknown customers get popular products. Batch mode routes many customers at once.
 
-    Examples: recsys recommend 123 -n 10 ;  recsys recommend --customers-file ids.txt --format csv -o recs.csv
+    Examples: recsys recommend 123 -n 10 ;  recsys recommend visitor-1 --viewed 29757 ;
+    recsys recommend --customers-file ids.txt --format csv -o recs.csv
     """
     from .service import check_n
 
@@ -352,7 +354,7 @@ def recommend(
     if customers_file is not None:
         _batch(service, customers_file, n, output_format, output)
         return
-    result = service.recommend(customer_id, n)
+    result = service.recommend(customer_id, n, viewed=viewed or ())
     if as_json:
         out.print_json(json.dumps(result))
         return

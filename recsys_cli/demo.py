@@ -1,7 +1,7 @@
 """Pick example ids from trained artifacts for `make demo`: python -m recsys_cli.demo warm|few|product.
 
-warm: the customer with the longest history; few: a customer with exactly one or two distinct
-products that the router sends to content similarity; product: the most popular product.
+warm: the customer with the longest history; few: `--viewed` options for two related products, so a
+visitor new to the shop gets content similarity; product: the most popular product.
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .service import CONTENT, RecommendationService
+from .service import RecommendationService
 
 
 def pick(service: RecommendationService, kind: str) -> str:
@@ -21,10 +21,10 @@ def pick(service: RecommendationService, kind: str) -> str:
     distinct = np.diff(dataset.interactions.indptr)
     if kind == "warm":
         return str(dataset.users.external_ids[int(np.argmax(distinct))])
-    candidates = np.flatnonzero((distinct >= 1) & (distinct <= 2))
-    routed = service.route(candidates, dataset.history(candidates), 1).route
-    chosen = candidates[routed == CONTENT]
-    return str(dataset.users.external_ids[int(chosen[0] if len(chosen) else candidates[0])])
+    # few: two products from one category, as `--viewed` options for a visitor new to the shop
+    top = service.popularity.ranking[0]
+    similar, _ = service.content.similar_items(np.array([top]), k=1)
+    return " ".join(f"--viewed {dataset.items.external_ids[i]}" for i in (top, similar[0, 0]))
 
 
 def main() -> None:

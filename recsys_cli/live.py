@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import sqlite3
 import threading
+import time
 from pathlib import Path
 
 import numpy as np
@@ -18,6 +19,7 @@ from .data.schema import EVENT_CODE, EVENT_TYPES
 from .errors import RecsysError
 
 LIVE_DB = "live_events.sqlite"
+BUSY_SECONDS = 30.0  # how long a writer waits for another one before giving up (503)
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS events (
@@ -43,6 +45,8 @@ class LiveStore:
     def __init__(self, path: Path):
         self.path = Path(path)
         self._local = threading.local()
+        self._setup_lock = threading.Lock()
+        self._ready = False
 
     @classmethod
     def in_folder(cls, data_dir: Path) -> "LiveStore":
@@ -56,18 +60,38 @@ class LiveStore:
         if connection is None:
             try:
                 self.path.parent.mkdir(parents=True, exist_ok=True)
-                connection = sqlite3.connect(self.path, timeout=30.0, isolation_level=None, check_same_thread=False)
-            except (sqlite3.Error, OSError) as error:
-                raise LiveStoreError(f"live event store {self.path}: {error}") from None
-            try:
-                connection.execute("PRAGMA journal_mode=WAL")
+                connection = sqlite3.connect(self.path, timeout=BUSY_SECONDS, isolation_level=None, check_same_thread=False)
                 connection.execute("PRAGMA synchronous=FULL")
-                connection.executescript(_SCHEMA)
-            except sqlite3.Error as error:
-                connection.close()
+                self._ensure_schema(connection)
+            except (sqlite3.Error, OSError) as error:
+                if connection is not None:
+                    connection.close()
                 raise LiveStoreError(f"live event store {self.path}: {error}") from None
             self._local.connection = connection
         return connection
+
+    def _ensure_schema(self, connection: sqlite3.Connection) -> None:
+        """Switch the file to WAL and create the table, once per store.
+
+        Changing the journal mode fails at once with "database is locked" (SQLite does not call the
+        busy handler for it) while another process holds a write lock, so it is retried until
+        BUSY_SECONDS have passed; once done, later connections of this store skip it.
+        """
+        if self._ready:
+            return
+        with self._setup_lock:
+            deadline = time.monotonic() + BUSY_SECONDS
+            pause = 0.005
+            while not self._ready:
+                try:
+                    connection.execute("PRAGMA journal_mode=WAL")
+                    connection.executescript(_SCHEMA)
+                    self._ready = True
+                except sqlite3.OperationalError as error:
+                    if ("locked" not in str(error) and "busy" not in str(error)) or time.monotonic() > deadline:
+                        raise
+                    time.sleep(pause)
+                    pause = min(pause * 2, 0.1)
 
     def _query(self, sql: str, params: tuple = ()) -> list[tuple]:
         try:

@@ -196,6 +196,8 @@ class RecommendationService:
             got_ids, got_scores = self.popularity.recommend(users[rows], k=2 * k, exclude=_take(exclude, rows))
             _merge(ids, scores, sources, anchors, rows, got_ids, got_scores, POPULARITY, None)
         sources[ids < 0] = -1
+        # a customer's source is the model their list starts with (a model that found nothing is not it)
+        route = np.where(sources[:, 0] >= 0, sources[:, 0], route).astype(np.int8)
         return Routed(ids=ids, scores=scores, sources=sources, anchors=anchors, route=route)
 
     def _explain(self, history: UserHistory, ids: np.ndarray) -> np.ndarray:
@@ -236,11 +238,16 @@ class RecommendationService:
 
     # --- external ids in, dictionaries out -----------------------------------------------------
 
-    def history_for(self, customer_id: str) -> tuple[int, UserHistory, np.ndarray]:
-        """A customer's history: training rows merged with their live events; also their recent live items."""
+    def history_for(self, customer_id: str, viewed: Sequence[str] = ()) -> tuple[int, UserHistory, np.ndarray]:
+        """A customer's history: training rows merged with their live events (and `viewed`, the
+        current session's products, newest last); also their recent live items, newest first."""
         user = self.dataset.users.get(customer_id)
         base = self._history_row(user) if user >= 0 else self._empty_history
         live_rows = self.live.for_customer(customer_id) if self.live is not None else []
+        if viewed:
+            now = int(time.time())
+            session = [(str(self.dataset.items.external_ids[self._item(p)]), 0, now - age) for age, p in enumerate(reversed(viewed))]
+            live_rows = session + list(live_rows)
         if not live_rows:
             return user, base, np.zeros(0, dtype=np.int64)
         return user, *self._merge_live(base, live_rows)
@@ -322,10 +329,13 @@ class RecommendationService:
             allowed[internal[internal >= 0]] = False
         return allowed
 
-    def recommend(self, customer_id: str, n: int = 10, *, filters: Filters | None = None) -> dict:
-        """Recommendations for one customer: {customer_id, source, model_version, items: [...]}."""
+    def recommend(self, customer_id: str, n: int = 10, *, filters: Filters | None = None, viewed: Sequence[str] = ()) -> dict:
+        """Recommendations for one customer: {customer_id, source, model_version, items: [...]}.
+
+        `viewed` adds products seen in the current session (e.g. an anonymous visitor's) as views.
+        """
         n = check_n(n)
-        user, history, recent = self.history_for(str(customer_id))
+        user, history, recent = self.history_for(str(customer_id), viewed)
         extra = None
         if filters is not None and filters.active():
             blocked = np.flatnonzero(~self.filter_mask(filters))

@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from recsys_cli.config import load_settings
 from recsys_cli.errors import InputError, NotFoundError
 from recsys_cli.service import CONTENT, POPULARITY, Filters, RecommendationService
 
@@ -16,10 +17,20 @@ def customers_with(service: RecommendationService, low: int, high: int) -> np.nd
 
 def test_routes_by_history(service):
     warm = service.dataset.users.external_ids[customers_with(service, 10, 10_000)[0]]
-    few = service.dataset.users.external_ids[customers_with(service, 1, 1)[0]]
+    one = service.dataset.users.external_ids[customers_with(service, 1, 1)[0]]
+    product = service.dataset.items.external_ids[service.popularity.ranking[0]]
     assert service.recommend(warm, 10)["source"] == "collaborative"
-    assert service.recommend(few, 10)["source"] == "content"
+    # the default threshold (1, chosen by evaluation) sends every customer with history to the collaborative model
+    assert service.recommend(one, 10)["source"] == "collaborative"
     assert service.recommend("never-seen-customer", 10)["source"] == "popularity"
+    assert service.recommend("never-seen-customer", 10, viewed=[product])["source"] == "content"
+
+
+def test_threshold_sends_thin_histories_to_content(service):
+    settings = load_settings(environ={}, overrides={"router": {"warm_min_products": 3}})
+    strict = RecommendationService(service.dataset, service.popularity, service.content, service.collaborative, settings)
+    few = service.dataset.users.external_ids[customers_with(service, 1, 2)[0]]
+    assert strict.recommend(few, 10)["source"] == "content"
 
 
 def test_every_item_has_product_id_score_rank_source_reason(service):
@@ -71,22 +82,29 @@ def test_purchases_only_exclusion_is_configurable(sample_artifacts):
 
 def test_short_lists_are_filled_from_the_next_model(service):
     """n larger than the content model can offer: popularity fills up, no duplicates."""
-    few = service.dataset.users.external_ids[customers_with(service, 1, 1)[0]]
-    result = service.recommend(few, 400)
+    product = service.dataset.items.external_ids[service.popularity.ranking[3]]
+    result = service.recommend("visitor", 400, viewed=[product])
     sources = [i["source"] for i in result["items"]]
     assert len(result["items"]) == 400
     assert sources[0] == "content" and "popularity" in sources
-    assert sources.index("popularity") > 0 and set(sources[sources.index("popularity"):]) == {"popularity"}
+    assert set(sources[sources.index("popularity"):]) == {"popularity"}
     assert len({i["product_id"] for i in result["items"]}) == 400
+    assert product not in {i["product_id"] for i in result["items"]}
 
 
 def test_content_reason_names_the_history_product_and_the_event(service):
-    few_user = customers_with(service, 1, 1)[0]
-    history_item = service.dataset.items.external_ids[service.dataset.interactions[few_user].indices[0]]
-    result = service.recommend(service.dataset.users.external_ids[few_user], 5)
-    for item in result["items"]:
-        assert item["source"] == "content"
-        assert item["reason"].startswith(f"similar to {history_item}, which you ")
+    first, second = service.dataset.items.external_ids[[10, 20]]
+    result = service.recommend("visitor", 6, viewed=[first, second])
+    anchors = [i["reason"] for i in result["items"]]
+    # round-robin over the session, most recent first
+    assert anchors[0] == f"similar to {second}, which you viewed"
+    assert anchors[1] == f"similar to {first}, which you viewed"
+    assert all(i["source"] == "content" for i in result["items"])
+
+
+def test_unknown_viewed_product_is_not_found(service):
+    with pytest.raises(NotFoundError, match="unknown product 'nope'"):
+        service.recommend("visitor", 5, viewed=["nope"])
 
 
 def test_popularity_reason_and_order(service):

@@ -49,8 +49,8 @@ CURVE_METRICS: tuple[str, ...] = ("precision", "recall", "ndcg", "hit_rate")
 LOWER_IS_BETTER: frozenset[str] = frozenset({"seconds"})
 SEGMENT_MEANING: dict[str, str] = {
     "cold": "no train history",
-    "few": "a few train products",
-    "warm": "enough train products",
+    "few": "1-4 train products",
+    "warm": "5 or more train products",
 }
 MISSING = "–"
 

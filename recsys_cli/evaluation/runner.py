@@ -26,6 +26,7 @@ from .split import Split, last_item_split, relevant_truth, segment_labels, tempo
 
 Progress = Callable[[str], None]
 SEGMENTS = ("cold", "few", "warm")
+WARM_MIN_PRODUCTS = 5  # reporting bands: cold = no train history, few = 1-4 distinct products, warm = 5 or more
 AUC_USERS = 2000
 PEERS = ("als", "lightfm-plain", "ease", "itemknn")
 
@@ -70,7 +71,7 @@ def evaluate(
     truth = _truth_matrix(truth_pairs, customers, dataset)
     history = service._history_rows(users)
     train_items = _any_interaction(history)
-    labels = segment_labels(np.asarray(customers, dtype=object), split.train, service.warm_min)
+    labels = segment_labels(np.asarray(customers, dtype=object), split.train, WARM_MIN_PRODUCTS)
     share = popularity_share(np.bincount(dataset.pairs["item"], minlength=dataset.n_items))
 
     popular_ids, _ = trained.popularity.recommend(np.zeros(1, dtype=np.int64), k=dataset.n_items)
