@@ -31,6 +31,15 @@ AUC_USERS = 2000
 PEERS = ("als", "lightfm-plain", "ease", "itemknn")
 
 
+def deterministic(settings: Settings) -> Settings:
+    """The same settings with LightFM on one thread: its parallel SGD is not reproducible run to run."""
+    from ..config import load_settings
+
+    values = settings.to_dict()
+    values["lightfm"]["num_threads"] = 1
+    return load_settings(environ={}, overrides=values)
+
+
 def make_split(events: pd.DataFrame, *, kind: str = "temporal", test_fraction: float = 0.2, test_days: float | None = None) -> Split:
     if kind == "last":
         return last_item_split(events)
@@ -52,6 +61,7 @@ def evaluate(
 ) -> dict:
     """Train on `split.train`, rank for every customer with non-empty truth, return the results dict."""
     progress = progress or (lambda stage: None)
+    settings = deterministic(settings)
     rng = np.random.default_rng(seed)
     k_max = max(ks)
     timings: dict[str, float] = {}
@@ -263,6 +273,7 @@ def tune(
     from ..config import load_settings
 
     progress = progress or (lambda stage: None)
+    settings = deterministic(settings)
     inner = make_split(split.train, kind=split.kind, test_fraction=validation_fraction)
     truth_pairs = relevant_truth(inner)
     customers = pd.unique(truth_pairs["customer_id"].astype(object))

@@ -82,4 +82,5 @@ def plain_lightfm() -> LightFMModel:
         item_alpha=0.0,
         user_alpha=0.0,
         max_sampled=10,
+        num_threads=1,  # LightFM's Hogwild threads make runs irreproducible; evaluation must be deterministic
     )
