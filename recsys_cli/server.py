@@ -39,6 +39,7 @@ from typing import Any
 
 from flask import Blueprint, Flask, Response, current_app, g, jsonify, request
 from werkzeug.exceptions import HTTPException, MethodNotAllowed, NotFound, RequestEntityTooLarge, Unauthorized
+from werkzeug.routing import PathConverter
 
 from . import __version__
 from . import artifacts as artifact_store
@@ -77,6 +78,12 @@ class EventsError(InputError):
 
 class JobConflict(RecsysError):
     http_status = 409
+
+
+class IdPathConverter(PathConverter):
+    """werkzeug's `path` (slashes allowed) that also matches line breaks: `path`'s `.` stops at a `%0A` in a customer id."""
+
+    regex = "[^/](?s:.)*?"
 
 
 # --- per-app state ------------------------------------------------------------------------------
@@ -362,7 +369,7 @@ def parse_events(payload: Any, *, now: float) -> list[tuple[str, str, int, int]]
 # --- routes -----------------------------------------------------------------------------------------
 
 
-@bp.get("/recommendations/<path:customer_id>")
+@bp.get("/recommendations/<id_path:customer_id>")
 def recommendations(customer_id: str) -> Response:
     return jsonify(_state().service.recommend(customer_id, _n(), filters=parse_filters()))
 
@@ -444,7 +451,7 @@ def admin_train_status(job_id: str) -> Response:
     return jsonify(_require_admin().jobs.status(job_id))
 
 
-@bp.get("/recommender/<path:customer_id>")
+@bp.get("/recommender/<id_path:customer_id>")
 def compat_recommender(customer_id: str) -> Response:
     return jsonify([item["product_id"] for item in _state().service.recommend(customer_id, _n())["items"]])
 
@@ -540,6 +547,7 @@ def create_app(config: dict | None = None) -> Flask:
     if missing:
         raise InputError(f"create_app needs {' and '.join(missing)} in its config")
     app.json.sort_keys = False
+    app.url_map.converters["id_path"] = IdPathConverter
     app.extensions["recsys"] = ServerState(
         Path(app.config["ARTIFACTS"]).resolve(),
         Path(app.config["DATA"]).resolve(),

@@ -97,7 +97,7 @@ def test_fuzz_api_fast(schema):
 
 @pytest.mark.slow
 def test_fuzz_api_thorough(schema):
-    sent = fuzz(schema, examples=50)
+    sent = fuzz(schema, examples=80)
     total = sum(sent.values())
     print(f"\nschemathesis slow tier: {total} requests over {len({k[1:] for k in sent})} operations")
     for key, count in sorted(sent.items()):

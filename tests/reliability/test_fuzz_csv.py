@@ -483,6 +483,21 @@ def test_unknown_encoding_is_a_clean_exit_2(tmp_path):
     assert outcome.code == 2 and "unknown encoding 'no-such-codec'" in outcome.stderr
 
 
+def test_utf16_without_byte_order_mark_is_a_clean_exit_2(tmp_path):
+    case = case_of((H + "a,p,view_product,1\n").encode("utf-16-le"), records=1, starts=[2], unusable=True, encoding="utf-16")
+    data, artifacts = write_case(case, tmp_path)
+    outcome = run_cli(case, data, artifacts)
+    assert outcome.code == 2 and "events.csv: cannot be read as utf-16" in outcome.stderr
+
+
+def test_strict_stops_at_a_bad_catalog_row_too(tmp_path):
+    catalog = CsvFile("catalog.csv", b"product_id,price\np,1\n,2\n", records=2, starts=[2, 3], clean=False)
+    case = Case([CsvFile("events.csv", (H + "a,p,view_product,1\n").encode(), 1, [2])] + [catalog], strict=True)
+    data, artifacts = write_case(case, tmp_path)
+    outcome = run_cli(case, data, artifacts)
+    assert outcome.code == 1 and "catalog.csv line 3: empty product_id" in outcome.stderr
+
+
 # --- the fast tier: 150 files through the CLI ------------------------------------------------------
 
 
