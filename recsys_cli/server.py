@@ -369,7 +369,7 @@ def parse_events(payload: Any, *, now: float) -> list[tuple[str, str, int, int]]
 # --- routes -----------------------------------------------------------------------------------------
 
 
-@bp.get("/recommendations/<id_path:customer_id>")
+@bp.get("/recommendations/<idpath:customer_id>")
 def recommendations(customer_id: str) -> Response:
     return jsonify(_state().service.recommend(customer_id, _n(), filters=parse_filters()))
 
@@ -451,7 +451,7 @@ def admin_train_status(job_id: str) -> Response:
     return jsonify(_require_admin().jobs.status(job_id))
 
 
-@bp.get("/recommender/<id_path:customer_id>")
+@bp.get("/recommender/<idpath:customer_id>")
 def compat_recommender(customer_id: str) -> Response:
     return jsonify([item["product_id"] for item in _state().service.recommend(customer_id, _n())["items"]])
 
@@ -547,7 +547,7 @@ def create_app(config: dict | None = None) -> Flask:
     if missing:
         raise InputError(f"create_app needs {' and '.join(missing)} in its config")
     app.json.sort_keys = False
-    app.url_map.converters["id_path"] = IdPathConverter
+    app.url_map.converters["idpath"] = IdPathConverter
     app.extensions["recsys"] = ServerState(
         Path(app.config["ARTIFACTS"]).resolve(),
         Path(app.config["DATA"]).resolve(),

@@ -138,7 +138,7 @@ def train(
     started = time.perf_counter()
     with artifacts.train_lock(artifacts_dir, wait=wait):
         progress("ingest")
-        snapshot = ingest(data_dir, artifacts_dir, fmt=fmt, strict=strict, encoding=encoding, log=log)
+        snapshot = ingest(data_dir, artifacts_dir, fmt=fmt, strict=strict, encoding=encoding, log=log, locked=True)
         ingest_seconds = round(time.perf_counter() - started, 3)
         live = LiveStore.in_folder(data_dir)
         watermark = live.watermark()

@@ -13,6 +13,7 @@ import os
 import shutil
 import tempfile
 import time
+from contextlib import nullcontext
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,6 +21,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from ..artifacts import ArtifactWriteError, train_lock
 from ..errors import DataError, InputError
 from .readers import RawInput, empty_rejects, read_canonical
 from .schema import CATALOG_COLUMNS, CATALOG_FILE, EVENT_CODE, EVENT_TYPES, EVENTS_GLOB, GENDERS
@@ -84,8 +86,13 @@ def ingest(
     encoding: str = "utf8",
     force: bool = False,
     log: Callable[[str], None] | None = None,
+    locked: bool = False,
 ) -> Snapshot:
-    """Read, validate and snapshot `data_dir`; reuse the snapshot when the inputs are unchanged."""
+    """Read, validate and snapshot `data_dir`; reuse the snapshot when the inputs are unchanged.
+
+    Writing takes the artifacts folder's lock (waiting for a running train) unless the caller
+    already holds it (`locked`), so cleaning up a killed run's temporaries never hits a live one.
+    """
     log = log or (lambda message: None)
     reader = _reader(fmt, encoding)
     if not data_dir.exists():
@@ -104,23 +111,11 @@ def ingest(
     events, catalog, rejects, summary = validate(raw, strict=strict)
     summary["format"] = fmt
     summary["seconds"] = round(time.perf_counter() - started, 3)
-    _write_snapshot(target, fingerprint, events, catalog, rejects, summary)
-    _prune_snapshots(artifacts_dir / SNAPSHOTS_DIR, keep=target)
+    with nullcontext() if locked else train_lock(artifacts_dir, wait=True):
+        _write_snapshot(target, fingerprint, events, catalog, rejects, summary)
+        _prune_snapshots(artifacts_dir / SNAPSHOTS_DIR, keep=target)
     log(f"snapshot {fingerprint[:16]} written")
     return Snapshot(path=target, fingerprint=fingerprint, summary=summary, rejects=rejects)
-
-
-def latest_snapshot(artifacts_dir: Path) -> Snapshot | None:
-    """The most recently written snapshot, if any."""
-    root = artifacts_dir / SNAPSHOTS_DIR
-    if not root.is_dir():
-        return None
-    candidates = [p for p in root.iterdir() if (p / "snapshot.json").exists()]
-    if not candidates:
-        return None
-    newest = max(candidates, key=lambda p: (p / "snapshot.json").stat().st_mtime)
-    meta = json.loads((newest / "snapshot.json").read_text())
-    return Snapshot(path=newest, fingerprint=meta["fingerprint"], summary=meta["summary"], reused=True)
 
 
 def _reader(fmt: str, encoding: str) -> Callable[[Path], RawInput]:
@@ -332,12 +327,18 @@ def _write_snapshot(target: Path, fingerprint: str, events: pd.DataFrame, catalo
         if target.exists():
             shutil.rmtree(target)
         os.replace(temp, target)
+    except OSError as error:
+        shutil.rmtree(temp, ignore_errors=True)
+        raise ArtifactWriteError(
+            f"could not write the snapshot in {target.parent}: {error.strerror or error}; the previous snapshot is unchanged"
+        ) from None
     except BaseException:
         shutil.rmtree(temp, ignore_errors=True)
         raise
 
 
 def _prune_snapshots(root: Path, keep: Path) -> None:
+    """Keep the newest snapshots; remove temporaries a killed run left (safe: the caller holds the lock)."""
     snapshots = sorted((p for p in root.iterdir() if p.is_dir()), key=lambda p: p.stat().st_mtime, reverse=True)
     for stale in [p for p in snapshots if p.name.startswith(".tmp-")]:
         shutil.rmtree(stale, ignore_errors=True)

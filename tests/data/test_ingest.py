@@ -167,3 +167,16 @@ def test_summary_is_stored(tmp_path):
     meta = json.loads((snapshot.path / "snapshot.json").read_text())
     assert meta["summary"]["events"] == 6
     assert meta["summary"]["events_by_type"]["view_product"] == 6
+
+
+def test_disk_full_while_writing_snapshot_is_a_clear_error(tmp_path, run_cli, monkeypatch):
+    write(tmp_path / "data", "events.csv", good_events())
+
+    def full(*args, **kwargs):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(pd.DataFrame, "to_parquet", full)
+    result = run_cli("ingest", "--data", tmp_path / "data", "--artifacts", tmp_path / "art")
+    assert result.exit_code == 1
+    assert "could not write the snapshot" in result.stderr and "No space left on device" in result.stderr
+    assert not [p for p in (tmp_path / "art" / "snapshots").iterdir()]
