@@ -9,15 +9,17 @@ old model and none waits for a load. A version that fails to load is refused: lo
 /health as "degraded" with `last_reload_error`, and the old model keeps serving.
 
 `serve()` runs the app under waitress. waitress is one process with a thread pool; for
-`workers > 1` the parent binds one listening socket, loads the model once, and forks N children
-that each run waitress on that shared socket (the kernel hands every connection to one of them;
-the model's arrays are shared copy-on-write until a worker loads a new version). The parent only
+`workers > 1` the parent verifies the current version, binds one listening socket and forks N
+children that each load the model and run waitress on that shared socket (the kernel hands every
+connection to one of them). The parent only
 supervises: it restarts a worker that dies and forwards SIGTERM/SIGINT. Metrics, `/admin/reload`
 and the poll thread are per worker; training jobs are kept in files so any worker can report them.
 """
 
 from __future__ import annotations
 
+import ctypes
+import gc
 import hmac
 import json
 import logging
@@ -44,7 +46,7 @@ from werkzeug.routing import PathConverter
 from . import __version__
 from . import artifacts as artifact_store
 from .data.schema import EVENT_CODE, EVENT_TYPES
-from .errors import InputError, RecsysError
+from .errors import ArtifactError, InputError, RecsysError
 from .live import LiveStore
 from .metrics_prom import CONTENT_TYPE, Metrics
 from .openapi import MAX_BATCH, document
@@ -89,6 +91,16 @@ class IdPathConverter(PathConverter):
 # --- per-app state ------------------------------------------------------------------------------
 
 
+def _release_memory() -> None:
+    """After a swap, collect the old model and hand freed heap pages back to the OS (glibc keeps
+    them otherwise, and a worker's memory would grow with every published version)."""
+    gc.collect()
+    try:
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    except (OSError, AttributeError):  # not glibc: nothing to trim
+        pass
+
+
 class ServerState:
     """What the routes share: the served model (one swappable reference), the live store, metrics, jobs."""
 
@@ -129,6 +141,8 @@ class ServerState:
                 raise ReloadRefused(f"{self.last_reload_error}; still serving {serving}") from None
             self.service = fresh
             self.last_reload_error, self._refused = None, None
+            del fresh
+            _release_memory()
             log.info("model reloaded version=%s previous=%s", name, serving)
             return "reloaded"
 
@@ -607,15 +621,22 @@ def serve(
     if workers < 1 or threads < 1:
         raise InputError(f"workers and threads must be at least 1, got {workers} and {threads}")
     configure_logging()
-    started = time.perf_counter()
-    app = create_app({"ARTIFACTS": artifacts, "DATA": data, "POLL_SECONDS": poll_seconds})
-    version = app.extensions["recsys"].service.version
-    log.info("model loaded version=%s seconds=%.2f workers=%d threads=%d", version, time.perf_counter() - started, workers, threads)
+    config = {"ARTIFACTS": artifacts, "DATA": data, "POLL_SECONDS": poll_seconds}
     if workers == 1:
+        started = time.perf_counter()
+        app = create_app(config)
+        log.info("model loaded version=%s seconds=%.2f workers=1 threads=%d", app.extensions["recsys"].service.version, time.perf_counter() - started, threads)
         signal.signal(signal.SIGTERM, _exit)  # lets waitress finish in-flight requests
         waitress.serve(app, host=host, port=port, threads=threads, ident="recsys")
         return
-    _serve_forked(app, _listen(host, port), workers=workers, threads=threads)
+    # Check the artifacts before forking (a clear error instead of N dying workers), but let each
+    # worker load its own copy: a model inherited from the parent stops being shared at the first
+    # swap anyway, and the parent's copy would then be dead weight in every worker's memory.
+    name = artifact_store.current_version(artifacts)
+    if name is None:
+        raise ArtifactError(f"no trained model in {artifacts}: run `recsys train --data DATA_DIR --artifacts {artifacts}` first")
+    artifact_store.verify(artifacts / artifact_store.VERSIONS_DIR / name)
+    _serve_forked(config, _listen(host, port), workers=workers, threads=threads)
 
 
 def _exit(signum: int, frame: Any) -> None:
@@ -631,15 +652,18 @@ def _listen(host: str, port: int) -> socket.socket:
     return sock
 
 
-def _worker(app: Flask, sock: socket.socket, threads: int) -> None:
+def _worker(config: dict, sock: socket.socket, threads: int) -> None:
     import waitress
 
+    started = time.perf_counter()
+    app = create_app(config)
+    log.info("model loaded version=%s seconds=%.2f pid=%d", app.extensions["recsys"].service.version, time.perf_counter() - started, os.getpid())
     signal.signal(signal.SIGTERM, _exit)
     signal.signal(signal.SIGINT, signal.default_int_handler)
     waitress.serve(app, sockets=[sock], threads=threads, ident="recsys")
 
 
-def _serve_forked(app: Flask, sock: socket.socket, *, workers: int, threads: int) -> None:
+def _serve_forked(config: dict, sock: socket.socket, *, workers: int, threads: int) -> None:
     context = multiprocessing.get_context("fork")
     stopping = threading.Event()
 
@@ -647,7 +671,7 @@ def _serve_forked(app: Flask, sock: socket.socket, *, workers: int, threads: int
         stopping.set()
 
     def spawn() -> multiprocessing.Process:
-        child = context.Process(target=_worker, args=(app, sock, threads), name="recsys-worker", daemon=False)
+        child = context.Process(target=_worker, args=(config, sock, threads), name="recsys-worker", daemon=False)
         child.start()
         return child
 
