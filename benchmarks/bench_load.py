@@ -76,7 +76,12 @@ def request_mix(pools: dict):
             kind = ("warm", "few", "unknown")[rng.randrange(3)]
             customer = f"load-new-{rng.randrange(100_000)}" if kind == "unknown" else rng.choice(pools[kind])
             if rng.random() < 0.3 and pools["brands"]:
-                return f"recommendations {kind} filtered", "GET", f"/recommendations/{customer}?n=10&max_price=100&brand={quote(rng.choice(pools['brands']))}", None
+                return (
+                    f"recommendations {kind} filtered",
+                    "GET",
+                    f"/recommendations/{customer}?n=10&max_price=100&brand={quote(rng.choice(pools['brands']))}",
+                    None,
+                )
             return f"recommendations {kind}", "GET", f"/recommendations/{customer}?n=10", None
         if roll < 0.65:
             return "similar", "GET", f"/products/{rng.choice(pools['products'])}/similar?n=10", None
@@ -183,8 +188,12 @@ def run(seconds: float = 60.0, connections: int = 32, publishes: int = 3) -> dic
         after = [mb for at, mb in samples if at >= WARMUP_S]
         if len(after) >= 6:  # steady state at the start and at the end (median of 3 samples each); a swap briefly holds two models
             start, end = float(np.median(after[:3])), float(np.median(after[-3:]))
-            growth[pid] = {"after_warmup_mb": round(start, 1), "end_mb": round(end, 1), "peak_mb": round(max(after), 1),
-                           "growth_pct": round(100 * (end - start) / start, 1)}
+            growth[pid] = {
+                "after_warmup_mb": round(start, 1),
+                "end_mb": round(end, 1),
+                "peak_mb": round(max(after), 1),
+                "growth_pct": round(100 * (end - start) / start, 1),
+            }
     expected = [first_version, *staged]
     return {
         "seconds": round(elapsed, 1),
@@ -225,10 +234,19 @@ def main() -> None:
         metric("load p99, all endpoints", result["overall"]["p99_ms"], "ms", how=how),
         metric("load 5xx responses", result["server_errors"], "responses", target=1, how=how),
         metric("load failed requests", result["failures"], "requests", target=1, how="5xx, other non-2xx, or connection errors"),
-        metric("load versions not observed", len(result["versions_expected"]) - sum(
-            1 for v in result["versions_expected"] if result["versions_observed"].get(v)), "versions", target=1),
-        metric("load worker RSS growth after warm-up", result["max_rss_growth_pct"], "%", target=10,
-               how=f"largest worker, median of the last 3 s vs of the 3 s after a {WARMUP_S:.0f} s warm-up"),
+        metric(
+            "load versions not observed",
+            len(result["versions_expected"]) - sum(1 for v in result["versions_expected"] if result["versions_observed"].get(v)),
+            "versions",
+            target=1,
+        ),
+        metric(
+            "load worker RSS growth after warm-up",
+            result["max_rss_growth_pct"],
+            "%",
+            target=10,
+            how=f"largest worker, median of the last 3 s vs of the 3 s after a {WARMUP_S:.0f} s warm-up",
+        ),
     ]
     print_table("load", metric_rows(metrics))
     path = write_results("load", {"dataset": "seed preset", "metrics": metrics, "details": result})

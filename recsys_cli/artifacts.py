@@ -209,9 +209,7 @@ def train_lock(artifacts_dir: Path, *, wait: bool = False, timeout: float = 3600
     try:
         lock.acquire(timeout=timeout if wait else 0)
     except Timeout:
-        raise LockError(
-            f"another training run holds {artifacts_dir / LOCK_FILE}; pass --wait to queue behind it"
-        ) from None
+        raise LockError(f"another training run holds {artifacts_dir / LOCK_FILE}; pass --wait to queue behind it") from None
     try:
         yield
     finally:

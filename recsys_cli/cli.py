@@ -32,7 +32,9 @@ out = Console(highlight=False, width=None if sys.stdout.isatty() else 200)
 err = Console(stderr=True, highlight=False)
 
 DataOpt = Annotated[Path, typer.Option("--data", "-d", help="Folder with events*.csv and catalog.csv.", envvar="RECSYS_DATA")]
-ArtifactsOpt = Annotated[Path, typer.Option("--artifacts", "-a", help="Artifacts folder (versions, current, snapshots).", envvar="RECSYS_ARTIFACTS")]
+ArtifactsOpt = Annotated[
+    Path, typer.Option("--artifacts", "-a", help="Artifacts folder (versions, current, snapshots).", envvar="RECSYS_ARTIFACTS")
+]
 ConfigOpt = Annotated[Path | None, typer.Option("--config", "-c", help="Settings file (TOML); default ./recsys.toml if present.")]
 
 
@@ -95,8 +97,13 @@ def generate(
             sizes[name] = value
     summary = run(out_dir, **sizes, seed=seed, progress=_log)
     table = Table(title=f"Generated {out_dir}", show_header=False)
-    for label, value in (("events", summary.events), *summary.by_type.items(), ("customers", summary.customers),
-                         ("products", summary.products), ("distinct pairs", summary.pairs)):
+    for label, value in (
+        ("events", summary.events),
+        *summary.by_type.items(),
+        ("customers", summary.customers),
+        ("products", summary.products),
+        ("distinct pairs", summary.pairs),
+    ):
         table.add_row(label, f"{value:,}")
     table.add_row("seconds", f"{summary.seconds:.1f}")
     out.print(table)
@@ -107,7 +114,9 @@ def generate(
 def ingest(
     data: DataOpt = Path("data"),
     artifacts: ArtifactsOpt = Path("artifacts"),
-    fmt: Annotated[InputFormat, typer.Option("--format", "-f", help="Input format: canonical CSVs or a public-data preset.")] = InputFormat.canonical,
+    fmt: Annotated[
+        InputFormat, typer.Option("--format", "-f", help="Input format: canonical CSVs or a public-data preset.")
+    ] = InputFormat.canonical,
     strict: Annotated[bool, typer.Option("--strict", help="Fail (exit 1) on the first bad row instead of skipping it.")] = False,
     encoding: Annotated[str, typer.Option(help="Text encoding of the CSV files.")] = "utf8",
     force: Annotated[bool, typer.Option("--force", help="Rebuild the snapshot even if the inputs are unchanged.")] = False,
@@ -165,13 +174,19 @@ def train(
     data: DataOpt = Path("data"),
     artifacts: ArtifactsOpt = Path("artifacts"),
     config: ConfigOpt = None,
-    fmt: Annotated[InputFormat, typer.Option("--format", "-f", help="Input format: canonical CSVs or a public-data preset.")] = InputFormat.canonical,
+    fmt: Annotated[
+        InputFormat, typer.Option("--format", "-f", help="Input format: canonical CSVs or a public-data preset.")
+    ] = InputFormat.canonical,
     collaborative: Annotated[str | None, typer.Option(help="Collaborative model: lightfm, ease, itemknn or item.")] = None,
-    warm_min_products: Annotated[int | None, typer.Option(help="Distinct products from which a customer gets the collaborative model.")] = None,
+    warm_min_products: Annotated[
+        int | None, typer.Option(help="Distinct products from which a customer gets the collaborative model.")
+    ] = None,
     epochs: Annotated[int | None, typer.Option(help="LightFM epochs.")] = None,
     components: Annotated[int | None, typer.Option(help="LightFM latent dimensions.")] = None,
     half_life_days: Annotated[float | None, typer.Option(help="Recency half-life of interaction weights in days (0 = off).")] = None,
-    if_changed: Annotated[bool, typer.Option("--if-changed", help="Exit 0 without work when inputs and settings equal the current version's (for cron).")] = False,
+    if_changed: Annotated[
+        bool, typer.Option("--if-changed", help="Exit 0 without work when inputs and settings equal the current version's (for cron).")
+    ] = False,
     wait: Annotated[bool, typer.Option("--wait", help="Wait for another running train instead of exiting with code 3.")] = False,
     strict: Annotated[bool, typer.Option("--strict", help="Fail on the first bad input row.")] = False,
 ) -> None:
@@ -186,11 +201,14 @@ def train(
     from .training import STAGES
     from .training import train as run
 
-    settings = _settings(config, {
-        "router": {"collaborative": collaborative, "warm_min_products": warm_min_products},
-        "lightfm": {"epochs": epochs, "no_components": components},
-        "weighting": {"half_life_days": half_life_days},
-    })
+    settings = _settings(
+        config,
+        {
+            "router": {"collaborative": collaborative, "warm_min_products": warm_min_products},
+            "lightfm": {"epochs": epochs, "no_components": components},
+            "weighting": {"half_life_days": half_life_days},
+        },
+    )
     if err.is_terminal:
         with Progress(TextColumn("{task.description:<14}"), BarColumn(), TimeElapsedColumn(), console=err, transient=True) as bar:
             task = bar.add_task("starting", total=len(STAGES))
@@ -200,10 +218,21 @@ def train(
                 seen.append(stage)
                 bar.update(task, description=stage, completed=STAGES.index(stage) if stage in STAGES else len(seen))
 
-            outcome = run(data, artifacts, settings, fmt=fmt.value, strict=strict, if_changed=if_changed, wait=wait, progress=progress, log=_log)
+            outcome = run(
+                data, artifacts, settings, fmt=fmt.value, strict=strict, if_changed=if_changed, wait=wait, progress=progress, log=_log
+            )
     else:
-        outcome = run(data, artifacts, settings, fmt=fmt.value, strict=strict, if_changed=if_changed, wait=wait,
-                      progress=lambda stage: _log(f"stage: {stage}"), log=_log)
+        outcome = run(
+            data,
+            artifacts,
+            settings,
+            fmt=fmt.value,
+            strict=strict,
+            if_changed=if_changed,
+            wait=wait,
+            progress=lambda stage: _log(f"stage: {stage}"),
+            log=_log,
+        )
     if outcome.skipped:
         out.print(f"Nothing to do: version {outcome.version} was trained on the same inputs and settings.")
         return
@@ -226,17 +255,28 @@ def evaluate(
     data: DataOpt = Path("data"),
     artifacts: ArtifactsOpt = Path("artifacts"),
     config: ConfigOpt = None,
-    fmt: Annotated[InputFormat, typer.Option("--format", "-f", help="Input format: canonical CSVs or a public-data preset.")] = InputFormat.canonical,
-    split: Annotated[SplitKind, typer.Option(help="temporal: last part of the time span is test; last: each customer's last product.")] = SplitKind.temporal,
+    fmt: Annotated[
+        InputFormat, typer.Option("--format", "-f", help="Input format: canonical CSVs or a public-data preset.")
+    ] = InputFormat.canonical,
+    split: Annotated[
+        SplitKind, typer.Option(help="temporal: last part of the time span is test; last: each customer's last product.")
+    ] = SplitKind.temporal,
     test_fraction: Annotated[float, typer.Option(help="Share of the time span held out (temporal split).")] = 0.2,
     test_days: Annotated[float | None, typer.Option(help="Hold out the last N days instead of a fraction.")] = None,
-    relevant: Annotated[str | None, typer.Option(help="Event types that count as relevant, e.g. purchase_item,add_to_cart (default: all).")] = None,
+    relevant: Annotated[
+        str | None, typer.Option(help="Event types that count as relevant, e.g. purchase_item,add_to_cart (default: all).")
+    ] = None,
     k: Annotated[list[int] | None, typer.Option("--k", help="Cut-offs (repeatable); default 10 and 20.")] = None,
-    with_peers: Annotated[bool, typer.Option("--with-peers", help="Also train implicit ALS, plain LightFM, EASE and ItemKNN as users would.")] = False,
+    with_peers: Annotated[
+        bool, typer.Option("--with-peers", help="Also train implicit ALS, plain LightFM, EASE and ItemKNN as users would.")
+    ] = False,
     seed: Annotated[int, typer.Option(help="Random seed (random baseline, AUC sample).")] = 42,
     json_file: Annotated[Path | None, typer.Option("--json", help="Write every number as JSON to this file.")] = None,
     report: Annotated[Path | None, typer.Option("--report", help="Write a self-contained HTML report with plots.")] = None,
-    do_tune: Annotated[bool, typer.Option("--tune", help="Search settings on a validation split of the train part and write the winner to the config file.")] = False,
+    do_tune: Annotated[
+        bool,
+        typer.Option("--tune", help="Search settings on a validation split of the train part and write the winner to the config file."),
+    ] = False,
 ) -> None:
     """Offline evaluation: one split, every model ranked over the full catalog against the same truth.
 
@@ -251,7 +291,8 @@ def evaluate(
     from .data.ingest import ingest as run_ingest
     from .data.schema import EVENT_TYPES
     from .evaluation.report import render_tables, write_html_report
-    from .evaluation.runner import evaluate as run, make_split, tune
+    from .evaluation.runner import evaluate as run
+    from .evaluation.runner import make_split, tune
 
     ks = tuple(sorted(set(k or [10, 20])))
     if any(value < 1 for value in ks):
@@ -279,8 +320,18 @@ def evaluate(
     try:
         if do_tune:
             winner, trials = tune(events, catalog, settings, split=chosen, k=ks[0], progress=progress)
-        results = run(events, catalog, settings, split=chosen, ks=ks, relevant=relevant_types, with_peers=with_peers,
-                      seed=seed, progress=progress, dataset_summary=snapshot.summary)
+        results = run(
+            events,
+            catalog,
+            settings,
+            split=chosen,
+            ks=ks,
+            relevant=relevant_types,
+            with_peers=with_peers,
+            seed=seed,
+            progress=progress,
+            dataset_summary=snapshot.summary,
+        )
     finally:
         if status is not None:
             status.stop()
@@ -331,12 +382,18 @@ def recommend(
     customer_id: Annotated[str | None, typer.Argument(help="The customer's id, as in events.csv.")] = None,
     n: Annotated[int, typer.Option("-n", "--n", help="How many products (1-1000).")] = 10,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False,
-    customers_file: Annotated[Path | None, typer.Option("--customers-file", help="Batch mode: a file with one customer id per line.", exists=True, dir_okay=False)] = None,
+    customers_file: Annotated[
+        Path | None, typer.Option("--customers-file", help="Batch mode: a file with one customer id per line.", exists=True, dir_okay=False)
+    ] = None,
     output_format: Annotated[OutputFormat, typer.Option("--format", help="Batch output format.")] = OutputFormat.jsonl,
     output: Annotated[Path | None, typer.Option("--output", "-o", help="Batch output file (default: stdout).")] = None,
-    viewed: Annotated[list[str] | None, typer.Option("--viewed", help="A product viewed in the current session (repeatable): counts as a view.")] = None,
+    viewed: Annotated[
+        list[str] | None, typer.Option("--viewed", help="A product viewed in the current session (repeatable): counts as a view.")
+    ] = None,
     artifacts: ArtifactsOpt = Path("artifacts"),
-    data: Annotated[Path | None, typer.Option("--data", "-d", help="Data folder whose live events count (optional).", envvar="RECSYS_DATA")] = None,
+    data: Annotated[
+        Path | None, typer.Option("--data", "-d", help="Data folder whose live events count (optional).", envvar="RECSYS_DATA")
+    ] = None,
 ) -> None:
     """Recommend products for a customer, with the model that chose each one and why.
 
@@ -364,8 +421,16 @@ def recommend(
     for item in result["items"]:
         info = service.product(item["product_id"])
         price = info.get("price")
-        table.add_row(str(item["rank"]), item["product_id"], f"{item['score']:.3f}", item["source"], item["reason"],
-                      str(info.get("brand", "")), str(info.get("category_path", "")), f"{price:.2f}" if price is not None else "")
+        table.add_row(
+            str(item["rank"]),
+            item["product_id"],
+            f"{item['score']:.3f}",
+            item["source"],
+            item["reason"],
+            str(info.get("brand", "")),
+            str(info.get("category_path", "")),
+            f"{price:.2f}" if price is not None else "",
+        )
     out.print(table)
 
 
@@ -382,9 +447,13 @@ def _batch(service: Any, path: Path, n: int, fmt: OutputFormat, output: Path | N
         writer = csv.writer(handle, lineterminator="\n")
         for result in service.recommend_many(ids, n):
             if fmt is OutputFormat.jsonl:
-                handle.write(json.dumps({"customer_id": result["customer_id"], "source": result["source"], "items": result["items"]}) + "\n")
+                handle.write(
+                    json.dumps({"customer_id": result["customer_id"], "source": result["source"], "items": result["items"]}) + "\n"
+                )
             else:
-                writer.writerows((result["customer_id"], i["rank"], i["product_id"], i["score"], i["source"], i["reason"]) for i in result["items"])
+                writer.writerows(
+                    (result["customer_id"], i["rank"], i["product_id"], i["score"], i["source"], i["reason"]) for i in result["items"]
+                )
     finally:
         if output:
             handle.close()
@@ -428,8 +497,15 @@ def similar(
     for item in items:
         info = service.product(item["product_id"])
         price = info.get("price")
-        table.add_row(str(item["rank"]), item["product_id"], f"{item['score']:.3f}", str(info.get("brand", "")),
-                      str(info.get("category_path", "")), str(info.get("gender", "")), f"{price:.2f}" if price is not None else "")
+        table.add_row(
+            str(item["rank"]),
+            item["product_id"],
+            f"{item['score']:.3f}",
+            str(info.get("brand", "")),
+            str(info.get("category_path", "")),
+            str(info.get("gender", "")),
+            f"{price:.2f}" if price is not None else "",
+        )
     out.print(table)
 
 
@@ -446,13 +522,16 @@ def serve(
     port: Annotated[int, typer.Option(help="TCP port.")] = 5000,
     workers: Annotated[int, typer.Option(help="Worker processes sharing the port.")] = 1,
     threads: Annotated[int, typer.Option(help="Threads per worker.")] = 8,
-    get_path: Annotated[str | None, typer.Option("--get", help="Perform one GET request in-process, print the JSON, exit non-zero unless 2xx.")] = None,
+    get_path: Annotated[
+        str | None, typer.Option("--get", help="Perform one GET request in-process, print the JSON, exit non-zero unless 2xx.")
+    ] = None,
 ) -> None:
     """Serve recommendations over HTTP (waitress), with live events and hot model swaps.
 
     Examples: recsys serve --port 5000 ;  recsys serve --get /recommendations/186788?n=3
     """
-    from .server import get, serve as run
+    from .server import get
+    from .server import serve as run
 
     if get_path is not None:
         status, body = get(get_path, artifacts, data)

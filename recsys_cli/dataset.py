@@ -190,9 +190,7 @@ class Dataset:
 
 def strongest_code(pairs: pd.DataFrame) -> np.ndarray:
     """Strongest event code per pair: PURCHASE > CART > VIEW."""
-    return np.where(
-        pairs["n_purchase"].to_numpy() > 0, PURCHASE, np.where(pairs["n_cart"].to_numpy() > 0, CART, VIEW)
-    ).astype(np.int8)
+    return np.where(pairs["n_purchase"].to_numpy() > 0, PURCHASE, np.where(pairs["n_cart"].to_numpy() > 0, CART, VIEW)).astype(np.int8)
 
 
 def _aggregate_pairs(user: np.ndarray, item: np.ndarray, kind: np.ndarray, ts: np.ndarray) -> pd.DataFrame:

@@ -138,8 +138,14 @@ class LiveStore:
 
     def to_frame(self) -> pd.DataFrame:
         """All live events as canonical events (type as code)."""
-        empty = pd.DataFrame({"customer_id": pd.Series([], dtype=object), "product_id": pd.Series([], dtype=object),
-                              "type": pd.Series([], dtype=np.int8), "timestamp": pd.Series([], dtype=np.int64)})
+        empty = pd.DataFrame(
+            {
+                "customer_id": pd.Series([], dtype=object),
+                "product_id": pd.Series([], dtype=object),
+                "type": pd.Series([], dtype=np.int8),
+                "timestamp": pd.Series([], dtype=np.int64),
+            }
+        )
         if not self.path.exists():
             return empty
         rows = self._query("SELECT customer_id, product_id, type, timestamp FROM events ORDER BY id")

@@ -625,7 +625,12 @@ def serve(
     if workers == 1:
         started = time.perf_counter()
         app = create_app(config)
-        log.info("model loaded version=%s seconds=%.2f workers=1 threads=%d", app.extensions["recsys"].service.version, time.perf_counter() - started, threads)
+        log.info(
+            "model loaded version=%s seconds=%.2f workers=1 threads=%d",
+            app.extensions["recsys"].service.version,
+            time.perf_counter() - started,
+            threads,
+        )
         signal.signal(signal.SIGTERM, _exit)  # lets waitress finish in-flight requests
         waitress.serve(app, host=host, port=port, threads=threads, ident="recsys")
         return
@@ -657,7 +662,9 @@ def _worker(config: dict, sock: socket.socket, threads: int) -> None:
 
     started = time.perf_counter()
     app = create_app(config)
-    log.info("model loaded version=%s seconds=%.2f pid=%d", app.extensions["recsys"].service.version, time.perf_counter() - started, os.getpid())
+    log.info(
+        "model loaded version=%s seconds=%.2f pid=%d", app.extensions["recsys"].service.version, time.perf_counter() - started, os.getpid()
+    )
     signal.signal(signal.SIGTERM, _exit)
     signal.signal(signal.SIGINT, signal.default_int_handler)
     waitress.serve(app, sockets=[sock], threads=threads, ident="recsys")

@@ -11,7 +11,7 @@ order, without duplicates.
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -123,8 +123,14 @@ class RecommendationService:
         settings = load_settings(environ={}, overrides=loaded.manifest.get("settings"))
         parts = loaded.parts
         return cls(
-            parts["dataset"], parts["popularity"], parts["content"], parts["collaborative"], settings,
-            version=loaded.version, manifest=loaded.manifest, live=live,
+            parts["dataset"],
+            parts["popularity"],
+            parts["content"],
+            parts["collaborative"],
+            settings,
+            version=loaded.version,
+            manifest=loaded.manifest,
+            live=live,
         )
 
     @classmethod
@@ -189,7 +195,9 @@ class RecommendationService:
         rows = rows[~warm[rows] | (ids[rows, -1] < 0)]
         if len(rows):
             sub = _rows(history, rows)
-            got_ids, got_scores, got_anchors = self.content.recommend_explained(users[rows], k=2 * k, exclude=_take(exclude, rows), history=sub)
+            got_ids, got_scores, got_anchors = self.content.recommend_explained(
+                users[rows], k=2 * k, exclude=_take(exclude, rows), history=sub
+            )
             _merge(ids, scores, sources, anchors, rows, got_ids, got_scores, CONTENT, got_anchors)
         rows = np.flatnonzero(ids[:, -1] < 0)
         if len(rows):
@@ -207,7 +215,9 @@ class RecommendationService:
             return np.full(ids.shape, -1, dtype=np.int64)
         return explain(history, ids)
 
-    def _blend_session(self, users: np.ndarray, history: UserHistory, exclude: sparse.csr_matrix, k: int, session: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+    def _blend_session(
+        self, users: np.ndarray, history: UserHistory, exclude: sparse.csr_matrix, k: int, session: list[np.ndarray]
+    ) -> tuple[np.ndarray, np.ndarray]:
         """Re-rank a warm customer's candidates by similarity to their last live products.
 
         score = (1 - w) * model score scaled to [0, 1] over the candidates + w * max content
@@ -284,19 +294,39 @@ class RecommendationService:
         # the customer's training pairs (strongest event and weight), combined with the live counts
         coo = base.weights.tocoo()
         strongest = base.strongest.tocoo().data.astype(np.int64) - 1
-        row_pairs = pd.DataFrame({
-            "item": coo.col,
-            "n_view": (strongest == 0).astype(int), "n_cart": (strongest == 1).astype(int), "n_purchase": (strongest == 2).astype(int),
-            "last_ts": base.last_seen.tocoo().data.astype(np.int64),
-            "weight": coo.data,
-        })
-        live = frame.assign(
-            n_view=(frame["type"] == 0).astype(int), n_cart=(frame["type"] == 1).astype(int), n_purchase=(frame["type"] == 2).astype(int)
-        ).groupby("item").agg(n_view=("n_view", "sum"), n_cart=("n_cart", "sum"), n_purchase=("n_purchase", "sum"), last_ts=("timestamp", "max")).reset_index()
+        row_pairs = pd.DataFrame(
+            {
+                "item": coo.col,
+                "n_view": (strongest == 0).astype(int),
+                "n_cart": (strongest == 1).astype(int),
+                "n_purchase": (strongest == 2).astype(int),
+                "last_ts": base.last_seen.tocoo().data.astype(np.int64),
+                "weight": coo.data,
+            }
+        )
+        live = (
+            frame.assign(
+                n_view=(frame["type"] == 0).astype(int),
+                n_cart=(frame["type"] == 1).astype(int),
+                n_purchase=(frame["type"] == 2).astype(int),
+            )
+            .groupby("item")
+            .agg(n_view=("n_view", "sum"), n_cart=("n_cart", "sum"), n_purchase=("n_purchase", "sum"), last_ts=("timestamp", "max"))
+            .reset_index()
+        )
         live["weight"] = pair_weights(live, self.dataset.weighting)
-        merged = pd.concat([row_pairs, live], ignore_index=True).groupby("item").agg(
-            n_view=("n_view", "sum"), n_cart=("n_cart", "sum"), n_purchase=("n_purchase", "sum"), last_ts=("last_ts", "max"), weight=("weight", "max")
-        ).reset_index()
+        merged = (
+            pd.concat([row_pairs, live], ignore_index=True)
+            .groupby("item")
+            .agg(
+                n_view=("n_view", "sum"),
+                n_cart=("n_cart", "sum"),
+                n_purchase=("n_purchase", "sum"),
+                last_ts=("last_ts", "max"),
+                weight=("weight", "max"),
+            )
+            .reset_index()
+        )
         cols = merged["item"].to_numpy()
         shape = (1, self.dataset.n_items)
 
@@ -339,7 +369,9 @@ class RecommendationService:
         extra = None
         if filters is not None and filters.active():
             blocked = np.flatnonzero(~self.filter_mask(filters))
-            extra = sparse.csr_matrix((np.ones(len(blocked), dtype=np.int8), (np.zeros(len(blocked), dtype=np.int64), blocked)), shape=(1, self.dataset.n_items))
+            extra = sparse.csr_matrix(
+                (np.ones(len(blocked), dtype=np.int8), (np.zeros(len(blocked), dtype=np.int64), blocked)), shape=(1, self.dataset.n_items)
+            )
         session = [recent] if len(recent) else None
         routed = self.route(np.array([user]), history, n, extra_exclude=extra, session=session)
         return self._result(str(customer_id), routed, 0, anchor_codes(history.strongest, routed.anchors))
@@ -362,7 +394,9 @@ class RecommendationService:
         full = self.dataset.history(rows)
         if (users < 0).any():
             keep = sparse.diags((users >= 0).astype(np.float32))
-            full = UserHistory((keep @ full.weights).tocsr(), (keep @ full.last_seen).tocsr(), (keep.astype(np.int8) @ full.strongest).tocsr())
+            full = UserHistory(
+                (keep @ full.weights).tocsr(), (keep @ full.last_seen).tocsr(), (keep.astype(np.int8) @ full.strongest).tocsr()
+            )
             for matrix in (full.weights, full.last_seen, full.strongest):
                 matrix.eliminate_zeros()
         return full
@@ -382,8 +416,15 @@ class RecommendationService:
                 "reason": self._reason(source, item, anchor_id if anchor >= 0 else None, code),
             }
             for rank, (product_id, item, score, source, anchor, anchor_id, code) in enumerate(
-                zip(product_ids, ids[valid].tolist(), routed.scores[row][valid].tolist(), routed.sources[row][valid].tolist(),
-                    anchors.tolist(), anchor_ids, codes[row][valid].tolist()),
+                zip(
+                    product_ids,
+                    ids[valid].tolist(),
+                    routed.scores[row][valid].tolist(),
+                    routed.sources[row][valid].tolist(),
+                    anchors.tolist(),
+                    anchor_ids,
+                    codes[row][valid].tolist(),
+                ),
                 start=1,
             )
         ]
@@ -414,8 +455,12 @@ class RecommendationService:
     def similarity(self, a: str, b: str) -> dict:
         """Similarity of two products with its per-feature parts."""
         parts = self.content.similarity(self._item(a), self._item(b))
-        return {"product_id": str(a), "other_id": str(b), "similarity": round(float(parts["total"]), 6),
-                "parts": {k: round(float(v), 6) for k, v in parts.items() if k != "total"}}
+        return {
+            "product_id": str(a),
+            "other_id": str(b),
+            "similarity": round(float(parts["total"]), 6),
+            "parts": {k: round(float(v), 6) for k, v in parts.items() if k != "total"},
+        }
 
     def popular(self, n: int = 10) -> list[dict]:
         n = check_n(n)

@@ -78,8 +78,12 @@ def make_collaborative(settings: Settings, n_items: int) -> Recommender:
 def content_config(settings: Settings) -> ContentConfig:
     section = settings["content"]
     return ContentConfig(
-        category=section["category"], brand=section["brand"], gender=section["gender"], price=section["price"],
-        text=section["text"], neighbours=int(section["neighbours"]),
+        category=section["category"],
+        brand=section["brand"],
+        gender=section["gender"],
+        price=section["price"],
+        text=section["text"],
+        neighbours=int(section["neighbours"]),
     )
 
 

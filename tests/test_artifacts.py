@@ -140,7 +140,11 @@ def test_second_train_waits_with_wait(trained_copy):
     try:
         release.wait(0.1)
         finished = {}
-        worker = threading.Thread(target=lambda: finished.setdefault("v", train(data, path, load_settings(environ={"RECSYS_ROUTER__WARM_MIN_PRODUCTS": "6"}), wait=True).version))
+        worker = threading.Thread(
+            target=lambda: finished.setdefault(
+                "v", train(data, path, load_settings(environ={"RECSYS_ROUTER__WARM_MIN_PRODUCTS": "6"}), wait=True).version
+            )
+        )
         worker.start()
         worker.join(0.5)
         assert worker.is_alive()  # waiting behind the lock holder

@@ -70,7 +70,9 @@ def test_purchases_only_exclusion_is_configurable(sample_artifacts):
     from recsys_cli.config import load_settings
 
     base = RecommendationService.load(sample_artifacts[1])
-    settings = load_settings(environ={}, overrides={**base.settings.to_dict(), "router": {**base.settings["router"], "exclude": ["purchase_item"]}})
+    settings = load_settings(
+        environ={}, overrides={**base.settings.to_dict(), "router": {**base.settings["router"], "exclude": ["purchase_item"]}}
+    )
     service = RecommendationService(base.dataset, base.popularity, base.content, base.collaborative, settings)
     history = service.dataset.history()
     purchased = history.strongest.multiply(history.strongest == 3)
@@ -87,7 +89,7 @@ def test_short_lists_are_filled_from_the_next_model(service):
     sources = [i["source"] for i in result["items"]]
     assert len(result["items"]) == 400
     assert sources[0] == "content" and "popularity" in sources
-    assert set(sources[sources.index("popularity"):]) == {"popularity"}
+    assert set(sources[sources.index("popularity") :]) == {"popularity"}
     assert len({i["product_id"] for i in result["items"]}) == 400
     assert product not in {i["product_id"] for i in result["items"]}
 
@@ -170,7 +172,9 @@ def test_live_history_overrides(service, tmp_path):
     from recsys_cli.live import LiveStore
 
     live = LiveStore(tmp_path / "live.sqlite")
-    with_live = RecommendationService(service.dataset, service.popularity, service.content, service.collaborative, service.settings, live=live)
+    with_live = RecommendationService(
+        service.dataset, service.popularity, service.content, service.collaborative, service.settings, live=live
+    )
     product = service.dataset.items.external_ids[5]
     assert with_live.recommend("brand-new", 5)["source"] == "popularity"
     live.append([("brand-new", product, 0, 1_700_000_000)])

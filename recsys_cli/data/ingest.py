@@ -13,8 +13,8 @@ import os
 import shutil
 import tempfile
 import time
-from contextlib import nullcontext
 from collections.abc import Callable
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -154,7 +154,10 @@ def validate(raw: RawInput, *, strict: bool = False) -> tuple[pd.DataFrame, pd.D
         parsed, ok, label = parse_timestamps(fields.loc[rows, "timestamp"])
         timestamps[events.index.get_indexer(rows)] = parsed
         shown = fields.loc[rows, "timestamp"].str.slice(0, 40)
-        reject(pd.Series(~ok, index=rows).reindex(events.index, fill_value=False), ("unparseable timestamp '" + shown + "'").reindex(events.index))
+        reject(
+            pd.Series(~ok, index=rows).reindex(events.index, fill_value=False),
+            ("unparseable timestamp '" + shown + "'").reindex(events.index),
+        )
         notes.append(f"{name}: timestamps read as {label}")
 
     bad = reasons.notna()
@@ -237,7 +240,9 @@ def _check_rejects(raw: RawInput, rejects: pd.DataFrame, *, strict: bool) -> Non
 def _validate_catalog(catalog: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Canonical catalog (one row per product) and the catalog rows refused or amended, with reasons."""
     if not len(catalog):
-        return pd.DataFrame({c: pd.Series([], dtype=object) for c in CATALOG_COLUMNS}).assign(price=pd.Series([], dtype=float)), empty_rejects()
+        return pd.DataFrame({c: pd.Series([], dtype=object) for c in CATALOG_COLUMNS}).assign(
+            price=pd.Series([], dtype=float)
+        ), empty_rejects()
     frame = catalog.copy()
     for column in CATALOG_COLUMNS:
         if column not in frame.columns:
@@ -249,18 +254,39 @@ def _validate_catalog(catalog: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame
     problems.append(pd.DataFrame({"file": frame.loc[empty_id, "file"], "line": frame.loc[empty_id, "line"], "reason": "empty product_id"}))
     frame = frame.loc[~empty_id]
     duplicated = frame["product_id"].duplicated(keep="first")
-    problems.append(pd.DataFrame({"file": frame.loc[duplicated, "file"], "line": frame.loc[duplicated, "line"],
-                                  "reason": "duplicate product_id '" + frame.loc[duplicated, "product_id"].astype(str) + "' (first row kept)"}))
+    problems.append(
+        pd.DataFrame(
+            {
+                "file": frame.loc[duplicated, "file"],
+                "line": frame.loc[duplicated, "line"],
+                "reason": "duplicate product_id '" + frame.loc[duplicated, "product_id"].astype(str) + "' (first row kept)",
+            }
+        )
+    )
     frame = frame.loc[~duplicated]
     price_text = frame["price"].astype(str).str.strip()
     price = pd.to_numeric(price_text.where(price_text != "", None), errors="coerce")
     bad_price = (price_text != "") & price_text.str.lower().ne("nan") & (price.isna() | (price < 0) | ~np.isfinite(price.fillna(0)))
-    problems.append(pd.DataFrame({"file": frame.loc[bad_price, "file"], "line": frame.loc[bad_price, "line"],
-                                  "reason": "bad price '" + price_text[bad_price].str.slice(0, 40) + "' (product kept without price)"}))
+    problems.append(
+        pd.DataFrame(
+            {
+                "file": frame.loc[bad_price, "file"],
+                "line": frame.loc[bad_price, "line"],
+                "reason": "bad price '" + price_text[bad_price].str.slice(0, 40) + "' (product kept without price)",
+            }
+        )
+    )
     gender = frame["gender"].astype(str).str.strip()
     bad_gender = (gender != "") & ~gender.isin(GENDERS)
-    problems.append(pd.DataFrame({"file": frame.loc[bad_gender, "file"], "line": frame.loc[bad_gender, "line"],
-                                  "reason": "unknown gender '" + gender[bad_gender].str.slice(0, 40) + "' (product kept without gender)"}))
+    problems.append(
+        pd.DataFrame(
+            {
+                "file": frame.loc[bad_gender, "file"],
+                "line": frame.loc[bad_gender, "line"],
+                "reason": "unknown gender '" + gender[bad_gender].str.slice(0, 40) + "' (product kept without gender)",
+            }
+        )
+    )
     out = pd.DataFrame({"product_id": frame["product_id"].to_numpy(dtype=object)})
     for column in ("category_id", "category_path", "brand", "description"):
         values = frame[column].astype(object).where(frame[column].astype(str).str.strip() != "", None)
@@ -314,7 +340,9 @@ def _iso(seconds: float | None) -> str | None:
     return pd.Timestamp(int(seconds), unit="s", tz="UTC").isoformat()
 
 
-def _write_snapshot(target: Path, fingerprint: str, events: pd.DataFrame, catalog: pd.DataFrame, rejects: pd.DataFrame, summary: dict) -> None:
+def _write_snapshot(
+    target: Path, fingerprint: str, events: pd.DataFrame, catalog: pd.DataFrame, rejects: pd.DataFrame, summary: dict
+) -> None:
     """Write into a temporary sibling folder, then rename: a crash never leaves half a snapshot."""
     target.parent.mkdir(parents=True, exist_ok=True)
     temp = Path(tempfile.mkdtemp(prefix=".tmp-", dir=target.parent))
@@ -322,7 +350,12 @@ def _write_snapshot(target: Path, fingerprint: str, events: pd.DataFrame, catalo
         events.to_parquet(temp / "events.parquet", index=False)
         catalog.to_parquet(temp / "catalog.parquet", index=False)
         rejects.to_csv(temp / "rejects.csv", index=False)
-        meta = {"format": SNAPSHOT_FORMAT, "fingerprint": fingerprint, "created_at": pd.Timestamp.now(tz="UTC").isoformat(), "summary": summary}
+        meta = {
+            "format": SNAPSHOT_FORMAT,
+            "fingerprint": fingerprint,
+            "created_at": pd.Timestamp.now(tz="UTC").isoformat(),
+            "summary": summary,
+        }
         (temp / "snapshot.json").write_text(json.dumps(meta, indent=2))
         if target.exists():
             shutil.rmtree(target)

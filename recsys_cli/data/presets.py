@@ -253,9 +253,7 @@ def read_movielens(data_dir: Path) -> RawInput:
         },
         columns=list(EVENT_FRAME_COLUMNS),
     )
-    rejects = _concat_rejects(
-        [_rejects(path.name, raw.loc[bad, "line"], "bad rating '" + raw.loc[bad, "rating"] + "'")]
-    )
+    rejects = _concat_rejects([_rejects(path.name, raw.loc[bad, "line"], "bad rating '" + raw.loc[bad, "rating"] + "'")])
 
     notes = [f"movielens: {path.name} ratings >= 5 -> purchase_item, >= 4 -> add_to_cart, lower -> view_product"]
     if bad.any():
@@ -297,13 +295,9 @@ def _load_online_retail(path: Path) -> tuple[pd.DataFrame, str]:
         return frame, f"{path.name}: line = physical line (header is line 1)"
     if path.suffix == ".xlsx":
         try:
-            frame = pd.read_excel(
-                path, engine="openpyxl", dtype={"InvoiceNo": str, "StockCode": str, "Description": str}
-            )
+            frame = pd.read_excel(path, engine="openpyxl", dtype={"InvoiceNo": str, "StockCode": str, "Description": str})
         except ImportError as exc:
-            raise InputError(
-                f"{path.name}: reading .xlsx needs openpyxl (pip install openpyxl); or save as CSV"
-            ) from exc
+            raise InputError(f"{path.name}: reading .xlsx needs openpyxl (pip install openpyxl); or save as CSV") from exc
         except Exception as exc:  # openpyxl raises zipfile/XML errors of several types
             raise InputError(f"{path.name}: cannot be read as Excel ({exc})") from exc
         frame["line"] = np.arange(len(frame), dtype=np.int64) + 2
@@ -360,9 +354,7 @@ def read_online_retail(data_dir: Path) -> RawInput:
 
     stock = raw["StockCode"].astype(str).where(raw["StockCode"].notna(), "").str.strip()
     seconds = (when[ok] - pd.Timestamp("1970-01-01")) // pd.Timedelta(seconds=1)
-    events = _events(
-        customer[ok], stock[ok], np.full(int(ok.sum()), "purchase_item"), seconds, path.name, raw.loc[ok, "line"]
-    )
+    events = _events(customer[ok], stock[ok], np.full(int(ok.sum()), "purchase_item"), seconds, path.name, raw.loc[ok, "line"])
 
     accepted = pd.DataFrame(
         {

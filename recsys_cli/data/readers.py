@@ -45,11 +45,12 @@ class RawInput:
 
 def empty_rejects() -> pd.DataFrame:
     """An empty rejects frame with the right columns."""
-    return pd.DataFrame({"file": pd.Series([], dtype=object), "line": pd.Series([], dtype="int64"),
-                         "reason": pd.Series([], dtype=object)})
+    return pd.DataFrame({"file": pd.Series([], dtype=object), "line": pd.Series([], dtype="int64"), "reason": pd.Series([], dtype=object)})
 
 
-def read_csv_rows(path: Path, columns: tuple[str, ...], *, required: tuple[str, ...], encoding: str = "utf8") -> tuple[pd.DataFrame, pd.DataFrame, list[str]]:
+def read_csv_rows(
+    path: Path, columns: tuple[str, ...], *, required: tuple[str, ...], encoding: str = "utf8"
+) -> tuple[pd.DataFrame, pd.DataFrame, list[str]]:
     """Read one CSV file as strings: (rows with file/line, rejected lines, notes).
 
     Every column in `required` must be in the header (InputError otherwise); columns outside
@@ -139,7 +140,9 @@ def _read_header(path: Path, encoding: str) -> list[str]:
         except (StopIteration, csv.Error):
             return []
         except UnicodeError as error:  # e.g. a UTF-16 file without its byte order mark
-            raise InputError(f"{path.name}: cannot be read as {encoding} ({error}); re-save it as UTF-8 or pass the right --encoding") from None
+            raise InputError(
+                f"{path.name}: cannot be read as {encoding} ({error}); re-save it as UTF-8 or pass the right --encoding"
+            ) from None
     return [field.strip() for field in fields]
 
 

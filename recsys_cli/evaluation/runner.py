@@ -9,7 +9,7 @@ customers they cannot score, like the hybrid.
 from __future__ import annotations
 
 import time
-from typing import Callable
+from collections.abc import Callable
 
 import numpy as np
 import pandas as pd
@@ -20,7 +20,7 @@ from ..data.schema import EVENT_CODE
 from ..dataset import Dataset, UserHistory
 from ..models.base import Recommender
 from ..service import RecommendationService, merge_candidates
-from ..training import Trained, fit_models
+from ..training import fit_models
 from .metrics import auc, evaluate_ranking, popularity_share
 from .split import Split, last_item_split, relevant_truth, segment_labels, temporal_split
 
@@ -117,7 +117,9 @@ def evaluate(
         for segment in SEGMENTS:
             rows = np.flatnonzero(labels == segment)
             if len(rows):
-                segments[segment] = evaluate_ranking(recommended[rows], truth[rows], ks, n_items=dataset.n_items, item_popularity_share=share)
+                segments[segment] = evaluate_ranking(
+                    recommended[rows], truth[rows], ks, n_items=dataset.n_items, item_popularity_share=share
+                )
         seconds = timings[name] + peer_seconds.get(name, 0.0) + (train_seconds if name in ("hybrid",) else 0.0)
         models[name] = {"seconds": round(seconds, 3), "overall": overall, "segments": segments}
 
@@ -165,7 +167,9 @@ def _any_interaction(history: UserHistory) -> sparse.csr_matrix:
     return matrix.astype(np.int8)
 
 
-def _score(model: Recommender, users: np.ndarray, history: UserHistory, exclude: sparse.csr_matrix, k: int) -> tuple[np.ndarray, np.ndarray]:
+def _score(
+    model: Recommender, users: np.ndarray, history: UserHistory, exclude: sparse.csr_matrix, k: int
+) -> tuple[np.ndarray, np.ndarray]:
     """Top-k from a model in chunks (bounded memory); unknown customers get -1 rows."""
     ids = np.full((len(users), k), -1, dtype=np.int64)
     scores = np.full((len(users), k), -np.inf, dtype=np.float32)
@@ -198,7 +202,14 @@ def _random(rng: np.random.Generator, exclude: sparse.csr_matrix, n_items: int, 
     return out
 
 
-def _auc(model: Recommender | None, users: np.ndarray, history: UserHistory, exclude: sparse.csr_matrix, truth: sparse.csr_matrix, rows: np.ndarray) -> float | None:
+def _auc(
+    model: Recommender | None,
+    users: np.ndarray,
+    history: UserHistory,
+    exclude: sparse.csr_matrix,
+    truth: sparse.csr_matrix,
+    rows: np.ndarray,
+) -> float | None:
     """Mean AUC over a sample of customers, from each model's full ranking of the catalog."""
     if model is None or not len(rows):
         return None
@@ -214,7 +225,9 @@ def _auc(model: Recommender | None, users: np.ndarray, history: UserHistory, exc
         valid = ids >= 0
         row_index = np.repeat(np.arange(len(chunk)), valid.sum(axis=1))
         scores[row_index, ids[valid]] = ranks[valid]
-        padded_exclude = sparse.csr_matrix((exclude[chunk].data, exclude[chunk].indices, exclude[chunk].indptr), shape=(len(chunk), truth.shape[1]))
+        padded_exclude = sparse.csr_matrix(
+            (exclude[chunk].data, exclude[chunk].indices, exclude[chunk].indptr), shape=(len(chunk), truth.shape[1])
+        )
         values.append(auc(scores, truth[chunk], padded_exclude))
     merged = np.concatenate(values) if values else np.zeros(0)
     return float(np.nanmean(merged)) if np.isfinite(merged).any() else None

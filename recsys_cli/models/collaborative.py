@@ -224,9 +224,7 @@ class LightFMModel(FactorModel):
         self._allowed[kept] = True
 
         weights = train.tocoo()
-        positives = sparse.coo_matrix(
-            (np.ones(weights.nnz, dtype=np.float32), (weights.row, weights.col)), shape=weights.shape
-        )
+        positives = sparse.coo_matrix((np.ones(weights.nnz, dtype=np.float32), (weights.row, weights.col)), shape=weights.shape)
         features = item_feature_matrix(dataset.catalog.iloc[kept]) if self.use_item_features else None
         model = LightFM(
             no_components=d,
@@ -288,9 +286,7 @@ def item_feature_matrix(catalog: pd.DataFrame) -> sparse.csr_matrix:
         cols = np.concatenate([positions, n + codes])
     else:
         n_tokens, cols = 0, positions
-    matrix = sparse.csr_matrix(
-        (np.ones(len(rows), dtype=np.float32), (rows, cols)), shape=(n, n + n_tokens), dtype=np.float32
-    )
+    matrix = sparse.csr_matrix((np.ones(len(rows), dtype=np.float32), (rows, cols)), shape=(n, n + n_tokens), dtype=np.float32)
     matrix.sum_duplicates()
     matrix.data = np.ones_like(matrix.data)
     row_sums = np.asarray(matrix.sum(axis=1)).ravel()

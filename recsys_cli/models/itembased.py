@@ -253,7 +253,9 @@ class ItemKNNModel(_ItemToItem):
             return ids, best
         take = _ranges(starts, stops)
         candidates, inverse = np.unique(self.S.indices[take], return_inverse=True)
-        scores = np.bincount(inverse, weights=self.S.data[take] * np.repeat(weights, stops - starts), minlength=len(candidates)).astype(np.float32)
+        scores = np.bincount(inverse, weights=self.S.data[take] * np.repeat(weights, stops - starts), minlength=len(candidates)).astype(
+            np.float32
+        )
         if exclude is not None and exclude.nnz:
             blocked = exclude.indices[exclude.indptr[row] : exclude.indptr[row + 1]]
             scores[np.isin(candidates, blocked)] = 0.0
@@ -296,9 +298,7 @@ def sparse_top_k(scores: sparse.csr_matrix, k: int) -> tuple[np.ndarray, np.ndar
     return ids, best
 
 
-def make_item_based(
-    n_items: int, *, l2: float = 200.0, max_items: int = 15000, neighbours: int = 100
-) -> EASEModel | ItemKNNModel:
+def make_item_based(n_items: int, *, l2: float = 200.0, max_items: int = 15000, neighbours: int = 100) -> EASEModel | ItemKNNModel:
     """EASE when `n_items` (items with interactions) <= max_items, else ItemKNN."""
     if n_items <= max_items:
         return EASEModel(l2=l2, max_items=max_items)

@@ -73,7 +73,10 @@ def test_empty_file_exit_2(tmp_path, run_cli):
 
 
 def test_bad_rows_are_skipped_and_reported_with_file_line_reason(tmp_path, run_cli):
-    text = good_events(10) + "c1,85123A,teleport,1700000100\nc1,,view_product,1700000101\nc2,22423,view_product,yesterday\nc3,22423,view_product\n"
+    text = (
+        good_events(10)
+        + "c1,85123A,teleport,1700000100\nc1,,view_product,1700000101\nc2,22423,view_product,yesterday\nc3,22423,view_product\n"
+    )
     write(tmp_path / "data", "events.csv", text)
     result = run_cli("ingest", "--data", tmp_path / "data", "--artifacts", tmp_path / "art")
     assert result.exit_code == 0, result.output

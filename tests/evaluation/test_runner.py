@@ -64,7 +64,9 @@ def test_split_last_holds_out_one_product_per_customer(sample_results):
 
 def test_cli_writes_json_and_html(tmp_path, run_cli):
     out_json, out_html = tmp_path / "eval.json", tmp_path / "eval.html"
-    result = run_cli("evaluate", "--data", SAMPLE, "--artifacts", tmp_path / "art", "--k", "5", "--k", "10", "--json", out_json, "--report", out_html)
+    result = run_cli(
+        "evaluate", "--data", SAMPLE, "--artifacts", tmp_path / "art", "--k", "5", "--k", "10", "--json", out_json, "--report", out_html
+    )
     assert result.exit_code == 0, result.output
     payload = json.loads(out_json.read_text())
     assert payload["ks"] == [5, 10]

@@ -59,13 +59,9 @@ def test_precomputed_vectors_rank_like_lightfm_predict(dataset, monkeypatch):
         library, features = trained[-1]
         users = np.flatnonzero(model.covers_users(np.arange(dataset.n_users)))
         items = np.arange(dataset.n_items)  # min_item_users=1 trains every item, in internal order
-        expected = np.vstack(
-            [library.predict(int(u), items, item_features=features, num_threads=1) for u in users]
-        )
+        expected = np.vstack([library.predict(int(u), items, item_features=features, num_threads=1) for u in users])
         scores = model.user_vectors[users] @ model.item_vectors.T
-        np.testing.assert_allclose(
-            scores - scores[:, :1], expected - expected[:, :1], rtol=1e-4, atol=1e-4
-        )
+        np.testing.assert_allclose(scores - scores[:, :1], expected - expected[:, :1], rtol=1e-4, atol=1e-4)
         ids, _ = model.recommend(users, k=5)
         np.testing.assert_array_equal(ids, top_k(expected, 5)[0])
 

@@ -66,9 +66,7 @@ def _factory(module: str, cls: str, **params: object) -> Callable[[], object]:
 MODELS: dict[str, tuple[Callable[[], object], bool, bool]] = {
     "popularity": (_factory("popularity", "PopularityModel"), False, False),
     "content": (_factory("content", "ContentModel"), False, True),
-    "lightfm": (
-        _factory("collaborative", "LightFMModel", no_components=8, epochs=30, loss="bpr", num_threads=1), True, True
-    ),
+    "lightfm": (_factory("collaborative", "LightFMModel", no_components=8, epochs=30, loss="bpr", num_threads=1), True, True),
     "lightfm-hybrid": (
         _factory(
             "collaborative",

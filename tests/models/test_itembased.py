@@ -25,9 +25,7 @@ def random_dataset(n_users: int, n_items: int, n_pairs: int, seed: int = 0) -> D
     popularity = 1.0 / np.arange(1, n_items + 1)
     items = rng.choice(n_items, n_pairs, p=popularity / popularity.sum())
     users = rng.integers(0, n_users, n_pairs)
-    return events_dataset(
-        [(f"c{u}", f"p{i}") for u, i in zip(users, items, strict=True)], [f"p{i}" for i in range(n_items)]
-    )
+    return events_dataset([(f"c{u}", f"p{i}") for u, i in zip(users, items, strict=True)], [f"p{i}" for i in range(n_items)])
 
 
 def history_of(rows: list[list[int]], n_items: int) -> UserHistory:
@@ -81,9 +79,7 @@ def test_live_history_counts_and_empty_history_pads(make):
     assert ids[0, 0] == dataset.items.get("c") and ids[1, 0] == -1
     unknown = np.array([-1, dataset.n_users + 3])
     assert np.all(model.recommend(unknown, k=2)[0] == -1)
-    assert model.recommend(unknown, k=1, history=history_of([[a], [a]], dataset.n_items))[0][:, 0].tolist() == [
-        dataset.items.get("b")
-    ] * 2
+    assert model.recommend(unknown, k=1, history=history_of([[a], [a]], dataset.n_items))[0][:, 0].tolist() == [dataset.items.get("b")] * 2
 
 
 def test_itemknn_keeps_top_cosine_neighbours():

@@ -36,6 +36,7 @@ CRASHED = 9  # exit code of a child that was "killed" at the injected moment
 
 # --- helpers -------------------------------------------------------------------------------------
 
+
 def recs(path: Path, customers: list[str]) -> dict[str, list[str]]:
     """What `current` serves to a fixed set of customers (load verifies every file)."""
     service = RecommendationService.load(path)
@@ -74,7 +75,11 @@ def start_train(data: Path, path: Path, env: dict[str, str], log: Path, *extra: 
     with open(log, "w", encoding="utf-8") as stderr:
         return subprocess.Popen(
             [sys.executable, "-m", "recsys_cli.cli", "train", "--data", str(data), "--artifacts", str(path), *extra],
-            cwd=path.parent, env=cli_env(env), stdout=subprocess.PIPE, stderr=stderr, text=True,
+            cwd=path.parent,
+            env=cli_env(env),
+            stdout=subprocess.PIPE,
+            stderr=stderr,
+            text=True,
         )
 
 
@@ -105,6 +110,7 @@ def crash_in_child(inject: Callable[[], None], data: Path, path: Path, env: dict
 
 # --- fixtures ------------------------------------------------------------------------------------
 
+
 @pytest.fixture(scope="module")
 def base(tmp_path_factory):
     """A copy of the committed sample, trained once (fast settings), and what it serves."""
@@ -126,6 +132,7 @@ def workspace(base, tmp_path):
 
 
 # --- 1. SIGKILL at random moments ----------------------------------------------------------------
+
 
 def survive_kills(data: Path, path: Path, customers: list[str], *, kills: int, seed: int, env: dict[str, str]) -> dict:
     rng = random.Random(seed)
@@ -172,8 +179,14 @@ def survive_kills(data: Path, path: Path, customers: list[str], *, kills: int, s
     train(data, path, load_settings(environ=env))
     assert not stray_temps(path), stray_temps(path)
     assert not broken_versions(path)
-    return {"attempts": kills, "killed": kills - completed, "completed_before_kill": completed,
-            "killed_in": dict(sorted(phases.items())), "uninterrupted_run_seconds": round(span, 2), "work_starts_at_seconds": round(work_starts, 2)}
+    return {
+        "attempts": kills,
+        "killed": kills - completed,
+        "completed_before_kill": completed,
+        "killed_in": dict(sorted(phases.items())),
+        "uninterrupted_run_seconds": round(span, 2),
+        "work_starts_at_seconds": round(work_starts, 2),
+    }
 
 
 def test_three_random_kills_leave_current_intact(workspace):
@@ -194,6 +207,7 @@ def test_twenty_random_kills_leave_current_intact(workspace):
 
 
 # --- 1b. a crash at each step of ingest and publish, deterministically ---------------------------
+
 
 def _exit_on_call(module: object, name: str, number: int, *, after: bool = False, when: Callable[..., bool] = lambda *a: True) -> None:
     real = getattr(module, name)
@@ -227,8 +241,14 @@ CRASH_POINTS: dict[str, tuple[Callable[[], None], bool]] = {
     "ingest": (_during_ingest, False),
     "writing parts": (lambda: _exit_on_call(artifacts.joblib, "dump", 3), False),
     "after version rename": (lambda: _exit_on_call(artifacts.os, "replace", 1, after=True), False),
-    "pointer written, not renamed": (lambda: _exit_on_call(artifacts.os, "replace", 1, when=lambda src, dst: Path(dst).name == "current"), False),
-    "after pointer switch": (lambda: _exit_on_call(artifacts.os, "replace", 1, after=True, when=lambda src, dst: Path(dst).name == "current"), True),
+    "pointer written, not renamed": (
+        lambda: _exit_on_call(artifacts.os, "replace", 1, when=lambda src, dst: Path(dst).name == "current"),
+        False,
+    ),
+    "after pointer switch": (
+        lambda: _exit_on_call(artifacts.os, "replace", 1, after=True, when=lambda src, dst: Path(dst).name == "current"),
+        True,
+    ),
     "deleting an old version": (lambda: setattr(artifacts.shutil, "rmtree", _delete_one_file_then_die), True),
 }
 
@@ -258,6 +278,7 @@ def test_crash_at_each_step_keeps_a_loadable_current(workspace, point):
 
 
 # --- 2. corruption of the newest version ---------------------------------------------------------
+
 
 def _damage(version_dir: Path, kind: str) -> Path:
     target = version_dir / "collaborative.joblib"
@@ -298,6 +319,7 @@ def test_corrupt_newest_version_is_refused_and_the_next_train_replaces_it(worksp
 
 
 # --- 3. two trains at once -----------------------------------------------------------------------
+
 
 def _both(data: Path, path: Path, *extra: str) -> list[tuple[int, str, str]]:
     logs = [path.parent / f"train-{i}.log" for i in range(2)]
@@ -352,6 +374,7 @@ def test_two_trains_at_once_with_wait_both_publish(workspace):
 
 
 # --- 4. disk full --------------------------------------------------------------------------------
+
 
 def _no_space(*args, **kwargs):
     raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))

@@ -77,7 +77,9 @@ class Case:
 
 # --- field strategies -----------------------------------------------------------------------------
 
-TRICKY = st.text(alphabet=st.sampled_from(list(',"\n\r \t;|\'') + ["é", "ß", "中", "🙂", "\x00", "\u2028", "a", "Z", "0"]), min_size=1, max_size=12)
+TRICKY = st.text(
+    alphabet=st.sampled_from(list(",\"\n\r \t;|'") + ["é", "ß", "中", "🙂", "\x00", "\u2028", "a", "Z", "0"]), min_size=1, max_size=12
+)
 PLAIN = st.text(alphabet="abcdefghijklmnopqrstuvwxyz0123456789-_", min_size=1, max_size=8)
 HUGE = st.sampled_from(["x", "é", "a,b", 'q"', "line\n"]).map(lambda chunk: (chunk * 100_000)[:100_000])
 
@@ -112,8 +114,31 @@ def good_timestamp(mode: str) -> st.SearchStrategy[str]:
 
 
 BAD_TIMESTAMP = st.one_of(
-    st.sampled_from(["", " ", "nan", "NaN", "inf", "-inf", "Infinity", "1e400", "-1", "-1.5", "yesterday", "0x10", "12:00",
-                     "2023-13-45", "0001-01-01", "9999-12-31T00:00:00Z", "1969-07-20", "1e15", "--5", "1,5", "tomorrow\nnoon"]),
+    st.sampled_from(
+        [
+            "",
+            " ",
+            "nan",
+            "NaN",
+            "inf",
+            "-inf",
+            "Infinity",
+            "1e400",
+            "-1",
+            "-1.5",
+            "yesterday",
+            "0x10",
+            "12:00",
+            "2023-13-45",
+            "0001-01-01",
+            "9999-12-31T00:00:00Z",
+            "1969-07-20",
+            "1e15",
+            "--5",
+            "1,5",
+            "tomorrow\nnoon",
+        ]
+    ),
     st.integers(max_value=-1).map(str),
     st.floats(allow_nan=True, allow_infinity=True).map(repr),
     TRICKY,
@@ -136,8 +161,12 @@ def event_rows(draw, header: list[str], mode: str, max_rows: int) -> tuple[list[
         if kind == "duplicate" and valid_rows:
             rows.append(list(draw(st.sampled_from(valid_rows))))
             continue
-        values = {"customer_id": draw(IDENT_OR_HUGE), "product_id": draw(IDENT), "type": draw(st.sampled_from(EVENT_TYPES)),
-                  "timestamp": draw(good_timestamp(mode))}
+        values = {
+            "customer_id": draw(IDENT_OR_HUGE),
+            "product_id": draw(IDENT),
+            "type": draw(st.sampled_from(EVENT_TYPES)),
+            "timestamp": draw(good_timestamp(mode)),
+        }
         if kind in ("valid", "duplicate"):
             pass
         elif kind == "unknown type":
@@ -146,7 +175,9 @@ def event_rows(draw, header: list[str], mode: str, max_rows: int) -> tuple[list[
             values[draw(st.sampled_from(["customer_id", "product_id"]))] = draw(st.sampled_from(["", " ", "\t", "  \n "]))
         elif kind == "bad timestamp":
             values["timestamp"] = draw(BAD_TIMESTAMP)
-        row = [values.get(column.strip(), "") if column.strip() in values else draw(st.one_of(PLAIN, TRICKY, st.just(""))) for column in header]
+        row = [
+            values.get(column.strip(), "") if column.strip() in values else draw(st.one_of(PLAIN, TRICKY, st.just(""))) for column in header
+        ]
         # a repeated column: only its first occurrence is read, the copy gets noise
         seen: set[str] = set()
         for i, column in enumerate(header):
@@ -332,7 +363,9 @@ def random_bytes_case(draw) -> Case:
         lines = text.split("\n")[1:]
         records = len(lines) - (1 if lines and lines[-1] == "" else 0)
     encoding = draw(st.sampled_from(["utf8"] * 4 + ["latin-1", "utf-16"]))
-    return Case([CsvFile("events.csv", data, records=records, clean=False, unusable=True, structured=known and encoding == "utf8")], encoding)
+    return Case(
+        [CsvFile("events.csv", data, records=records, clean=False, unusable=True, structured=known and encoding == "utf8")], encoding
+    )
 
 
 def _decoded(data: bytes) -> str | None:
@@ -361,7 +394,9 @@ def write_case(case: Case, root: Path) -> tuple[Path, Path]:
 
 
 def run_cli(case: Case, data: Path, artifacts: Path) -> Outcome:
-    args = ["ingest", "--data", str(data), "--artifacts", str(artifacts), "--encoding", case.encoding] + (["--strict"] if case.strict else [])
+    args = ["ingest", "--data", str(data), "--artifacts", str(artifacts), "--encoding", case.encoding] + (
+        ["--strict"] if case.strict else []
+    )
     result = CliRunner().invoke(app, args, catch_exceptions=True)
     if result.exception is not None and not isinstance(result.exception, SystemExit):
         import traceback
@@ -419,7 +454,11 @@ def check(case: Case, outcome: Outcome, artifacts: Path, tier: str) -> None:
             assert not lines, f"{f.name}: clean rows rejected: {rejects}"
     catalog = case.catalog
     if catalog is not None and catalog.structured:
-        dropped = [row for row in rejects if row["file"] == "catalog.csv" and row["reason"].startswith(("empty product_id", "duplicate product_id", "malformed"))]
+        dropped = [
+            row
+            for row in rejects
+            if row["file"] == "catalog.csv" and row["reason"].startswith(("empty product_id", "duplicate product_id", "malformed"))
+        ]
         assert summary["catalog_products"] + len(dropped) == catalog.records, (summary, rejects)
         lines = [int(row["line"]) for row in rejects if row["file"] == "catalog.csv"]
         assert set(lines) <= set(catalog.starts), (lines, catalog.starts)
@@ -439,8 +478,16 @@ def run_and_check(case: Case, *, tier: str, cli: bool) -> None:
 H = "customer_id,product_id,type,timestamp\n"
 
 
-def case_of(text: str | bytes, *, records: int, starts: list[int], clean: bool = False, unusable: bool = False, encoding: str = "utf8",
-            catalog: CsvFile | None = None) -> Case:
+def case_of(
+    text: str | bytes,
+    *,
+    records: int,
+    starts: list[int],
+    clean: bool = False,
+    unusable: bool = False,
+    encoding: str = "utf8",
+    catalog: CsvFile | None = None,
+) -> Case:
     data = text.encode("utf-8") if isinstance(text, str) else text
     files = [CsvFile("events.csv", data, records, starts, clean, unusable)] + ([catalog] if catalog else [])
     return Case(files, encoding=encoding)
@@ -448,13 +495,25 @@ def case_of(text: str | bytes, *, records: int, starts: list[int], clean: bool =
 
 PADDED_HEADER = case_of("customer_id, product_id ,type,timestamp\na,p,view_product,1\n", records=1, starts=[2], clean=True)
 REPEATED_COLUMN = case_of("customer_id,product_id,type,timestamp,type\na,p,view_product,1,noise\n", records=1, starts=[2], clean=True)
-NEWLINE_IN_IGNORED_COLUMN = case_of('customer_id,note,product_id,type,timestamp\na,"x\ny",p,view_product,1\nb,n,p,teleport,2\nc,n,p,view_product,3\n',
-                                    records=3, starts=[2, 4, 5])
-BOM_WITH_UTF_8_SPELLED_OUT = case_of(b"\xef\xbb\xbf" + H.encode() + b"a,p,view_product,1\n", records=1, starts=[2], clean=True, encoding="utf-8")
+NEWLINE_IN_IGNORED_COLUMN = case_of(
+    'customer_id,note,product_id,type,timestamp\na,"x\ny",p,view_product,1\nb,n,p,teleport,2\nc,n,p,view_product,3\n',
+    records=3,
+    starts=[2, 4, 5],
+)
+BOM_WITH_UTF_8_SPELLED_OUT = case_of(
+    b"\xef\xbb\xbf" + H.encode() + b"a,p,view_product,1\n", records=1, starts=[2], clean=True, encoding="utf-8"
+)
 UNKNOWN_ENCODING = case_of(H + "a,p,view_product,1\n", records=1, starts=[2], clean=True, unusable=True, encoding="no-such-codec")
-ISO_BEFORE_1970 = case_of(H + "a,p,view_product,2020-01-01\nb,p,view_product,1969-07-20\nc,p,view_product,2021-01-01\n", records=3, starts=[2, 3, 4])
-MALFORMED_CATALOG_LINE = case_of(H + "a,p,view_product,1\n", records=1, starts=[2], clean=True,
-                                 catalog=CsvFile("catalog.csv", b"product_id,price\np,1\nq,2,3\n", records=2, starts=[2, 3], clean=False))
+ISO_BEFORE_1970 = case_of(
+    H + "a,p,view_product,2020-01-01\nb,p,view_product,1969-07-20\nc,p,view_product,2021-01-01\n", records=3, starts=[2, 3, 4]
+)
+MALFORMED_CATALOG_LINE = case_of(
+    H + "a,p,view_product,1\n",
+    records=1,
+    starts=[2],
+    clean=True,
+    catalog=CsvFile("catalog.csv", b"product_id,price\np,1\nq,2,3\n", records=2, starts=[2, 3], clean=False),
+)
 
 
 def test_iso_timestamps_before_1970_or_after_2099_are_rejected_like_numeric_ones():
@@ -569,5 +628,16 @@ def report_counts():
         total = Counter()
         for counts in slow_tiers.values():
             total.update(counts)
-        RESULTS.write_text(json.dumps({"benchmark": "fuzz_csv", "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-                                       "seconds": seconds, "total": dict(total), "tiers": slow_tiers}, indent=2) + "\n")
+        RESULTS.write_text(
+            json.dumps(
+                {
+                    "benchmark": "fuzz_csv",
+                    "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+                    "seconds": seconds,
+                    "total": dict(total),
+                    "tiers": slow_tiers,
+                },
+                indent=2,
+            )
+            + "\n"
+        )

@@ -106,8 +106,14 @@ def kill_while_posting(artifacts: Path, data: Path, log: Path, *, run: int, even
             for _ in range(size):
                 seq += 1
                 kind = EVENT_TYPES[seq % len(EVENT_TYPES)]
-                batch.append({"customer_id": f"kill-{run}-{thread}-{seq}", "product_id": f"item/{run}/{thread}/{seq}", "type": kind,
-                              "timestamp": 1_600_000_000 + seq})
+                batch.append(
+                    {
+                        "customer_id": f"kill-{run}-{thread}-{seq}",
+                        "product_id": f"item/{run}/{thread}/{seq}",
+                        "type": kind,
+                        "timestamp": 1_600_000_000 + seq,
+                    }
+                )
             try:
                 response = session.post(f"{base}/events", json=batch, timeout=30)
             except requests.RequestException:
@@ -151,8 +157,14 @@ def kill_while_posting(artifacts: Path, data: Path, log: Path, *, run: int, even
     assert not missing, f"{len(missing)} acknowledged events lost, e.g. {sorted(missing)[:3]}"
     assert len(stored) == len(set(stored)), "an event was stored twice"
     assert live_events == len(frame)
-    return {"run": run, "kill_after_sent": kill_after, "sent": sent[0], "acknowledged": len(acknowledged),
-            "recovered": len(set(acknowledged) & set(stored)), "stored_unacknowledged": len(stored) - len(acknowledged)}
+    return {
+        "run": run,
+        "kill_after_sent": kill_after,
+        "sent": sent[0],
+        "acknowledged": len(acknowledged),
+        "recovered": len(set(acknowledged) & set(stored)),
+        "stored_unacknowledged": len(stored) - len(acknowledged),
+    }
 
 
 def test_acknowledged_events_survive_sigkill(trained, tmp_path):
@@ -235,8 +247,10 @@ def test_load_with_a_publish_has_no_failures():
     finally:
         sys.path.remove(str(ROOT / "benchmarks"))
     result = bench_load.run(seconds=20, connections=16, publishes=1)
-    print(f"\nload: {result['requests_per_s']} req/s, p99 {result['overall']['p99_ms']} ms, statuses {result['statuses']}, "
-          f"RSS growth {result['max_rss_growth_pct']}%")
+    print(
+        f"\nload: {result['requests_per_s']} req/s, p99 {result['overall']['p99_ms']} ms, statuses {result['statuses']}, "
+        f"RSS growth {result['max_rss_growth_pct']}%"
+    )
     assert result["server_errors"] == 0 and result["failures"] == 0, result["failure_examples"]
     assert result["all_versions_observed"], (result["versions_expected"], result["versions_observed"])
     assert result["requests"] > 500
