@@ -51,6 +51,9 @@ class OutputFormat(str, Enum):
     csv = "csv"
 
 
+FormatOpt = Annotated[InputFormat, typer.Option("--format", "-f", help="Input format: canonical CSVs or a public-data preset.")]
+
+
 def handles_errors(command: Callable[..., Any]) -> Callable[..., Any]:
     """Turn RecsysError into a clean message and exit code."""
 
@@ -114,9 +117,7 @@ def generate(
 def ingest(
     data: DataOpt = Path("data"),
     artifacts: ArtifactsOpt = Path("artifacts"),
-    fmt: Annotated[
-        InputFormat, typer.Option("--format", "-f", help="Input format: canonical CSVs or a public-data preset.")
-    ] = InputFormat.canonical,
+    fmt: FormatOpt = InputFormat.canonical,
     strict: Annotated[bool, typer.Option("--strict", help="Fail (exit 1) on the first bad row instead of skipping it.")] = False,
     encoding: Annotated[str, typer.Option(help="Text encoding of the CSV files.")] = "utf8",
     force: Annotated[bool, typer.Option("--force", help="Rebuild the snapshot even if the inputs are unchanged.")] = False,
@@ -174,9 +175,7 @@ def train(
     data: DataOpt = Path("data"),
     artifacts: ArtifactsOpt = Path("artifacts"),
     config: ConfigOpt = None,
-    fmt: Annotated[
-        InputFormat, typer.Option("--format", "-f", help="Input format: canonical CSVs or a public-data preset.")
-    ] = InputFormat.canonical,
+    fmt: FormatOpt = InputFormat.canonical,
     collaborative: Annotated[str | None, typer.Option(help="Collaborative model: lightfm, ease, itemknn or item.")] = None,
     warm_min_products: Annotated[
         int | None, typer.Option(help="Distinct products from which a customer gets the collaborative model.")
@@ -255,9 +254,7 @@ def evaluate(
     data: DataOpt = Path("data"),
     artifacts: ArtifactsOpt = Path("artifacts"),
     config: ConfigOpt = None,
-    fmt: Annotated[
-        InputFormat, typer.Option("--format", "-f", help="Input format: canonical CSVs or a public-data preset.")
-    ] = InputFormat.canonical,
+    fmt: FormatOpt = InputFormat.canonical,
     split: Annotated[
         SplitKind, typer.Option(help="temporal: last part of the time span is test; last: each customer's last product.")
     ] = SplitKind.temporal,

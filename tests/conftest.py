@@ -27,6 +27,22 @@ def run_cli():
     return invoke
 
 
+def train_copy(base: Path, environ: dict[str, str] | None = None) -> tuple[Path, Path]:
+    """Copy the committed sample into `base`/data and train it into `base`/artifacts."""
+    import shutil
+
+    from recsys_cli.config import load_settings
+    from recsys_cli.training import train
+
+    data = base / "data"
+    data.mkdir(parents=True, exist_ok=True)
+    for name in ("events.csv", "catalog.csv"):
+        shutil.copy(SAMPLE / name, data / name)
+    artifacts = base / "artifacts"
+    train(data, artifacts, load_settings(environ=environ or {}))
+    return data, artifacts
+
+
 def write(folder: Path, name: str, text: str) -> Path:
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / name

@@ -9,17 +9,16 @@ import builtins
 import io
 import os
 import re
-import shutil
 from pathlib import Path
 from urllib.parse import quote
 
 import pytest
 
 import recsys_cli.live
-from recsys_cli.config import load_settings
 from recsys_cli.live import LiveStore
 from recsys_cli.server import create_app
-from recsys_cli.training import train
+
+from ..conftest import train_copy
 
 ROOT = Path(__file__).resolve().parents[2]
 NASTY = [
@@ -42,14 +41,7 @@ NASTY = [
 
 @pytest.fixture(scope="module")
 def folders(tmp_path_factory) -> tuple[Path, Path]:
-    base = tmp_path_factory.mktemp("ids")
-    data = base / "data"
-    data.mkdir()
-    for name in ("events.csv", "catalog.csv"):
-        shutil.copy(ROOT / "data" / name, data / name)
-    artifacts = base / "artifacts"
-    train(data, artifacts, load_settings(environ={"RECSYS_ROUTER__COLLABORATIVE": "itemknn"}))
-    return data, artifacts
+    return train_copy(tmp_path_factory.mktemp("ids"), {"RECSYS_ROUTER__COLLABORATIVE": "itemknn"})
 
 
 @pytest.fixture(scope="module")

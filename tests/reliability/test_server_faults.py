@@ -20,10 +20,10 @@ from pathlib import Path
 import pytest
 import requests
 
-from recsys_cli.config import load_settings
 from recsys_cli.data.schema import EVENT_CODE, EVENT_TYPES
 from recsys_cli.live import LiveStore, LiveStoreError
-from recsys_cli.training import train
+
+from ..conftest import train_copy
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -33,14 +33,7 @@ ROOT = Path(__file__).resolve().parents[2]
 
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory) -> tuple[Path, Path]:
-    base = tmp_path_factory.mktemp("server-faults")
-    data = base / "data"
-    data.mkdir()
-    for name in ("events.csv", "catalog.csv"):
-        shutil.copy(ROOT / "data" / name, data / name)
-    artifacts = base / "artifacts"
-    train(data, artifacts, load_settings(environ={"RECSYS_ROUTER__COLLABORATIVE": "itemknn"}))
-    return data, artifacts
+    return train_copy(tmp_path_factory.mktemp("server-faults"), {"RECSYS_ROUTER__COLLABORATIVE": "itemknn"})
 
 
 def free_port() -> int:
