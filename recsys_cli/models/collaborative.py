@@ -109,10 +109,14 @@ class FactorModel:
     def explain(self, history: UserHistory, ids: np.ndarray) -> np.ndarray:
         """The history item whose embedding is most similar (cosine) to each recommended item."""
         vectors = self.item_vectors[:, :-1]
-        norms = np.linalg.norm(vectors, axis=1) + 1e-9
         rows = sparse.csr_matrix(history.weights)
         items = [rows.indices[rows.indptr[r] : rows.indptr[r + 1]] for r in range(rows.shape[0])]
-        return explain_by_affinity(items, ids, lambda h, i: (vectors[h] @ vectors[i].T) / np.outer(norms[h], norms[i]))
+
+        def cosine(h: np.ndarray, i: np.ndarray) -> np.ndarray:
+            a, b = vectors[h], vectors[i]
+            return (a @ b.T) / np.outer(np.linalg.norm(a, axis=1) + 1e-9, np.linalg.norm(b, axis=1) + 1e-9)
+
+        return explain_by_affinity(items, ids, cosine)
 
     def covers_users(self, users: np.ndarray) -> np.ndarray:
         """True for customers this model can score (in the training range, with training interactions)."""
