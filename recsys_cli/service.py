@@ -23,7 +23,7 @@ from scipy import sparse
 from . import artifacts
 from .config import Settings, load_settings
 from .data.schema import CATALOG_OPTIONAL, EVENT_CODE
-from .dataset import Dataset, UserHistory, strongest_code
+from .dataset import Dataset, UserHistory
 from .errors import InputError, NotFoundError
 from .live import LiveStore
 from .models.base import Recommender
@@ -285,60 +285,41 @@ class RecommendationService:
         return UserHistory(row(full.weights), row(full.last_seen), row(full.strongest))
 
     def _merge_live(self, base: UserHistory, live_rows: list[tuple[str, int, int]]) -> tuple[UserHistory, np.ndarray]:
-        frame = pd.DataFrame(live_rows, columns=["product_id", "type", "timestamp"])
-        frame["item"] = self.dataset.items.to_internal(frame["product_id"].to_numpy(dtype=object))
-        frame = frame[frame["item"] >= 0]
-        if frame.empty:
+        """Fold live events (newest first) into a one-row history: per product the strongest event,
+        the latest time and the larger of the training weight and the live events' weight."""
+        items = self.dataset.items.to_internal([row[0] for row in live_rows])
+        known = items >= 0
+        if not known.any():
             return base, np.zeros(0, dtype=np.int64)
-        recent = pd.unique(frame["item"].to_numpy())  # newest first
-        # the customer's training pairs (strongest event and weight), combined with the live counts
-        coo = base.weights.tocoo()
-        strongest = base.strongest.tocoo().data.astype(np.int64) - 1
-        row_pairs = pd.DataFrame(
-            {
-                "item": coo.col,
-                "n_view": (strongest == 0).astype(int),
-                "n_cart": (strongest == 1).astype(int),
-                "n_purchase": (strongest == 2).astype(int),
-                "last_ts": base.last_seen.tocoo().data.astype(np.int64),
-                "weight": coo.data,
-            }
-        )
-        live = (
-            frame.assign(
-                n_view=(frame["type"] == 0).astype(int),
-                n_cart=(frame["type"] == 1).astype(int),
-                n_purchase=(frame["type"] == 2).astype(int),
-            )
-            .groupby("item")
-            .agg(n_view=("n_view", "sum"), n_cart=("n_cart", "sum"), n_purchase=("n_purchase", "sum"), last_ts=("timestamp", "max"))
-            .reset_index()
-        )
-        live["weight"] = pair_weights(live, self.dataset.weighting)
-        merged = (
-            pd.concat([row_pairs, live], ignore_index=True)
-            .groupby("item")
-            .agg(
-                n_view=("n_view", "sum"),
-                n_cart=("n_cart", "sum"),
-                n_purchase=("n_purchase", "sum"),
-                last_ts=("last_ts", "max"),
-                weight=("weight", "max"),
-            )
-            .reset_index()
-        )
-        cols = merged["item"].to_numpy()
+        items = items[known]
+        kinds = np.fromiter((row[1] for row in live_rows), dtype=np.int64, count=len(live_rows))[known]
+        stamps = np.fromiter((row[2] for row in live_rows), dtype=np.int64, count=len(live_rows))[known]
+        _, first = np.unique(items, return_index=True)
+        recent = items[np.sort(first)]  # newest first, each product once
+        live_items, inverse = np.unique(items, return_inverse=True)
+        counts = {name: np.bincount(inverse[kinds == code], minlength=len(live_items)) for code, name in enumerate(("n_view", "n_cart", "n_purchase"))}
+        last = np.zeros(len(live_items), dtype=np.int64)
+        np.maximum.at(last, inverse, stamps)
+        live_weight = pair_weights({**counts, "last_ts": last}, self.dataset.weighting)
+        live_strongest = np.where(counts["n_purchase"] > 0, 3, np.where(counts["n_cart"] > 0, 2, 1))
+
+        merged = np.union1d(base.weights.indices, live_items)
+        weights = np.zeros(len(merged), dtype=np.float32)
+        strongest = np.zeros(len(merged), dtype=np.int8)
+        seen = np.zeros(len(merged), dtype=np.float64)
+        at = np.searchsorted(merged, base.weights.indices)
+        weights[at], strongest[at], seen[at] = base.weights.data, base.strongest.data, base.last_seen.data
+        at = np.searchsorted(merged, live_items)
+        weights[at] = np.maximum(weights[at], live_weight)
+        strongest[at] = np.maximum(strongest[at], live_strongest)
+        seen[at] = np.maximum(seen[at], last)
+        indptr = np.array([0, len(merged)])
         shape = (1, self.dataset.n_items)
 
-        def row(values: np.ndarray, dtype: type) -> sparse.csr_matrix:
-            return sparse.csr_matrix((values.astype(dtype), (np.zeros(len(cols), dtype=np.int64), cols)), shape=shape)
+        def row(values: np.ndarray) -> sparse.csr_matrix:
+            return sparse.csr_matrix((values, merged, indptr), shape=shape)
 
-        history = UserHistory(
-            weights=row(merged["weight"].to_numpy(), np.float32),
-            last_seen=row(merged["last_ts"].to_numpy(), np.float64),
-            strongest=row(strongest_code(merged) + 1, np.int8),
-        )
-        return history, recent
+        return UserHistory(weights=row(weights), last_seen=row(seen), strongest=row(strongest)), recent
 
     def filter_mask(self, filters: Filters) -> np.ndarray:
         """Items that pass the filters."""

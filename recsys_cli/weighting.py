@@ -8,6 +8,7 @@ age measured from the newest event in the data.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -37,16 +38,17 @@ class WeightingConfig:
             raise InputError("weighting half_life_days must be positive")
 
 
-def pair_weights(pairs: pd.DataFrame, config: WeightingConfig, now: int | None = None) -> np.ndarray:
+def pair_weights(pairs: "pd.DataFrame | Mapping[str, np.ndarray]", config: WeightingConfig, now: int | None = None) -> np.ndarray:
     """One float32 weight per row of `pairs` (columns n_view, n_cart, n_purchase, last_ts)."""
-    weights = np.zeros(len(pairs), dtype=np.float32)
+    size = len(pairs["n_view"])
+    weights = np.zeros(size, dtype=np.float32)
     for column, event in (("n_view", "view_product"), ("n_cart", "add_to_cart"), ("n_purchase", "purchase_item")):
         once, several = config.scheme[event]
-        counts = pairs[column].to_numpy()
+        counts = np.asarray(pairs[column])
         value = np.where(counts >= 2, several, np.where(counts == 1, once, 0.0)).astype(np.float32)
         weights = np.maximum(weights, value)
-    if config.half_life_days is not None and len(pairs):
-        last = pairs["last_ts"].to_numpy(dtype=np.int64)
+    if config.half_life_days is not None and size:
+        last = np.asarray(pairs["last_ts"], dtype=np.int64)
         reference = int(last.max()) if now is None else now
         age_days = np.clip(reference - last, 0, None) / 86400.0
         weights = weights * np.power(0.5, age_days / config.half_life_days).astype(np.float32)
