@@ -248,9 +248,9 @@ def _n() -> str | int:
 
 
 def _price(name: str) -> float | None:
-    raw = request.args.get(name, "").strip()
-    if not raw:
+    if name not in request.args:
         return None
+    raw = request.args[name].strip()
     try:
         value = float(raw)
     except ValueError:

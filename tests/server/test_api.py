@@ -538,3 +538,10 @@ def test_schema_driven_requests_never_break_the_contract(trained, tmp_path):
 def test_every_documented_operation_was_exercised(api):
     documented = {(path, method) for path, ops in api.spec["paths"].items() for method in ops}
     assert documented - api.seen - {("/openapi.json", "get")} == set()
+
+
+def test_empty_price_filter_is_a_400(client):
+    """`?max_price=` is not a number (found by schemathesis): rejected like any other bad value."""
+    response = client.get("/recommendations/someone?max_price=")
+    assert response.status_code == 400
+    assert "max_price must be a number" in response.get_json()["error"]["message"]
