@@ -297,7 +297,10 @@ class RecommendationService:
         _, first = np.unique(items, return_index=True)
         recent = items[np.sort(first)]  # newest first, each product once
         live_items, inverse = np.unique(items, return_inverse=True)
-        counts = {name: np.bincount(inverse[kinds == code], minlength=len(live_items)) for code, name in enumerate(("n_view", "n_cart", "n_purchase"))}
+        counts = {
+            name: np.bincount(inverse[kinds == code], minlength=len(live_items))
+            for code, name in enumerate(("n_view", "n_cart", "n_purchase"))
+        }
         last = np.zeros(len(live_items), dtype=np.int64)
         np.maximum.at(last, inverse, stamps)
         live_weight = pair_weights({**counts, "last_ts": last}, self.dataset.weighting)
