@@ -69,6 +69,9 @@ class IdMap:
 
     def __setstate__(self, state: dict) -> None:
         object.__setattr__(self, "external_ids", np.asarray(state["external_ids"], dtype=object))
+        # pandas' Arrow-backed strings: no Python object per id, so a swapped-out model leaves no
+        # half-empty small-object arenas behind in a long-running server
+        object.__setattr__(self, "_cached_index", pd.Index(self.external_ids, dtype="string[pyarrow]"))
 
 
 @dataclass(frozen=True)

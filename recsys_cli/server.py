@@ -91,10 +91,20 @@ class IdPathConverter(PathConverter):
 # --- per-app state ------------------------------------------------------------------------------
 
 
-def _release_memory() -> None:
+def _limit_malloc_arenas(arenas: int = 2) -> None:
+    """glibc gives each thread its own heap arena; with a thread pool serving large numpy
+    temporaries the arenas fragment and a worker's memory creeps up. Two arenas keep it flat."""
+    try:
+        ctypes.CDLL("libc.so.6").mallopt(-8, arenas)  # M_ARENA_MAX
+    except (OSError, AttributeError):  # not glibc
+        pass
+
+
+def _release_memory(*, collect: bool = True) -> None:
     """After a swap, collect the old model and hand freed heap pages back to the OS (glibc keeps
     them otherwise, and a worker's memory would grow with every published version)."""
-    gc.collect()
+    if collect:
+        gc.collect()
     try:
         ctypes.CDLL("libc.so.6").malloc_trim(0)
     except (OSError, AttributeError):  # not glibc: nothing to trim
@@ -156,14 +166,19 @@ class ServerState:
                 self._poller_pid = os.getpid()
 
     def _poll(self) -> None:
+        trims_left = 0
         while True:
             time.sleep(self.poll_seconds)
             try:
-                self.reload(retry_refused=False)
+                if self.reload(retry_refused=False) == "reloaded":
+                    trims_left = 3  # requests that were in flight release the old model a little later
             except ReloadRefused:
                 pass
             except Exception:  # never let the poll thread die
                 log.exception("reload check failed")
+            if trims_left:
+                trims_left -= 1
+                _release_memory(collect=False)
 
     def live_events(self) -> int:
         return self.live.count()
@@ -621,6 +636,7 @@ def serve(
     if workers < 1 or threads < 1:
         raise InputError(f"workers and threads must be at least 1, got {workers} and {threads}")
     configure_logging()
+    _limit_malloc_arenas()
     config = {"ARTIFACTS": artifacts, "DATA": data, "POLL_SECONDS": poll_seconds}
     if workers == 1:
         started = time.perf_counter()
