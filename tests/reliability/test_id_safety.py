@@ -9,6 +9,7 @@ import builtins
 import io
 import os
 import re
+import threading
 from pathlib import Path
 from urllib.parse import quote
 
@@ -52,12 +53,15 @@ def client(folders):
 
 @pytest.fixture
 def opened(monkeypatch) -> list[str]:
-    """Every path Python code opens while the test runs (builtins.open, io.open, os.open)."""
+    """Every path Python code opens on this thread while the test runs (builtins.open, io.open,
+    os.open). The test client handles requests on this thread; other threads (a poll thread left
+    by another app in the same test process) are not this test's requests."""
     paths: list[str] = []
+    me = threading.get_ident()
 
     def recording(original):
         def wrapper(file, *args, **kwargs):
-            if isinstance(file, (str, bytes, os.PathLike)):
+            if threading.get_ident() == me and isinstance(file, (str, bytes, os.PathLike)):
                 paths.append(os.fsdecode(file))
             return original(file, *args, **kwargs)
 
