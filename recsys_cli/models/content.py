@@ -111,6 +111,7 @@ class ContentConfig:
 
 
 _BLOCK_ROWS = 32  # small blocks keep the working set in cache; measured fastest on 28k products
+_CANDIDATE_CELLS = 1 << 20  # scores per candidate block (4 MB of float32)
 _MAX_COMBO_TABLE = 4096  # (category path, gender) combinations: precompute their table up to this many
 # ln(p / midrange price) / scale is clipped here so exp(+-it) and their products stay finite in float32;
 # neighbour scores are exact unless the catalog's max/min price ratio exceeds exp(160 * scale)
@@ -496,22 +497,110 @@ def _neighbours(f: _Features, config: ContentConfig) -> sparse.csr_matrix:
     if len(combo) <= _MAX_COMBO_TABLE:
         inputs.combo_table = _combo_part(np.arange(len(combo)), f, inputs, config)
     local = threading.local()
+    tasks = _pruned_tasks(n, K, f, inputs, config)
 
-    def block(lo: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        if not hasattr(local, "workspace"):  # one set of buffers per thread, reused by every block
-            local.workspace = _Workspace(min(_BLOCK_ROWS, n), n)
-        hi = min(lo + _BLOCK_ROWS, n)
-        scores = _block_scores(lo, hi, f, inputs, config, local.workspace)
-        return _top_positive(scores, K, local.workspace)
+    def block(task: tuple[np.ndarray, np.ndarray | None, np.ndarray | None]) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        rows, columns, part = task
+        if columns is None:  # every item is a candidate: the dense block path
+            if not hasattr(local, "workspace"):  # one set of buffers per thread, reused by every block
+                local.workspace = _Workspace(min(_BLOCK_ROWS, n), n)
+            scores = _block_scores(rows, f, inputs, config, local.workspace)
+            kept, picked, values = _top_positive(scores, K, local.workspace)
+            return rows, kept, picked, values
+        if not hasattr(local, "scratch"):
+            local.scratch = _Scratch(_CANDIDATE_CELLS)
+        scores = _candidate_scores(rows, columns, part, f, inputs, config, local.scratch)
+        kept, picked, values = _top_positive(scores, K, local.scratch.view(scores.shape))
+        return rows, kept, columns[picked], values
 
     threads = max(1, min(2, os.cpu_count() or 1))
     with ThreadPoolExecutor(max_workers=threads) as pool:
-        parts = list(pool.map(block, range(0, n, _BLOCK_ROWS)))
-    counts = np.concatenate([p[0] for p in parts])
+        parts = list(pool.map(block, tasks))
+    rows = np.concatenate([np.repeat(p[0], p[1]) for p in parts])
+    order = np.argsort(rows, kind="stable")  # row order; each row's rank order is kept
+    counts = np.bincount(rows, minlength=n)
     indptr = np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
-    indices = np.concatenate([p[1] for p in parts]).astype(np.int32)
-    data = np.concatenate([p[2] for p in parts]).astype(np.float32)
+    indices = np.concatenate([p[2] for p in parts]).astype(np.int32)[order]
+    data = np.concatenate([p[3] for p in parts]).astype(np.float32)[order]
     return sparse.csr_matrix((data, indices, indptr), shape=(n, n))
+
+
+def _pruned_tasks(n: int, K: int, f: _Features, x: _BlockInputs, config: ContentConfig) -> list:
+    """Row groups, each with the only columns that can reach its top K (None: all columns).
+
+    Items sharing a (category path, gender) combination share the category + gender part of their
+    similarity to every item. Brand, price and text add at most their weights, so with t the
+    (K+1)-th largest such part (the item itself may be one), an item whose part is below
+    t - (brand + price + text weights) can never enter the top K: pruning is exact.
+    """
+    extra = max(config.brand, 0.0) + max(config.price, 0.0) + (max(config.text, 0.0) if f.text is not None else 0.0)
+    order = np.argsort(x.combo_code, kind="stable")
+    bounds = np.flatnonzero(np.diff(x.combo_code[order])) + 1
+    tasks: list = []
+    dense_rows: list[np.ndarray] = []
+    for group in np.split(order, bounds):
+        if not len(group):
+            continue
+        combo = x.combo_code[group[0]]
+        table_row = x.combo_table[combo] if x.combo_table is not None else _combo_part(np.array([combo]), f, x, config)[0]
+        part = table_row[x.combo_code]
+        threshold = np.partition(part, n - K - 1)[n - K - 1] if n > K + 1 else -np.inf
+        columns = np.flatnonzero(part >= threshold - extra - 1e-6)
+        if len(columns) > n // 2:
+            dense_rows.append(group)
+            continue
+        step = max(1, _CANDIDATE_CELLS // max(len(columns), 1))
+        tasks.extend((group[i : i + step], columns, part) for i in range(0, len(group), step))
+    if dense_rows:
+        rows = np.sort(np.concatenate(dense_rows))
+        tasks.extend((rows[i : i + _BLOCK_ROWS], None, None) for i in range(0, len(rows), _BLOCK_ROWS))
+    return tasks
+
+
+class _Scratch:
+    """Reused flat buffers for candidate blocks (fresh large arrays would fault in every page)."""
+
+    def __init__(self, cells: int) -> None:
+        self.cells = cells
+        self.flat = {name: np.empty(cells, dtype=np.float32) for name in ("scores", "up", "down")}
+        self.flat_mask = np.empty(cells, dtype=bool)
+        self.mask = self.flat_mask
+
+    def take(self, name: str, shape: tuple[int, int]) -> np.ndarray:
+        return self.flat[name][: shape[0] * shape[1]].reshape(shape)
+
+    def view(self, shape: tuple[int, int]) -> "_Scratch":
+        self.mask = self.flat_mask[: shape[0] * shape[1]].reshape(shape)
+        return self
+
+
+def _candidate_scores(
+    rows: np.ndarray, columns: np.ndarray, part: np.ndarray, f: _Features, x: _BlockInputs, config: ContentConfig, work: _Scratch
+) -> np.ndarray:
+    """Similarities of `rows` (one combination) to the candidate `columns` (float32, rows x columns)."""
+    shape = (len(rows), len(columns))
+    scores = work.take("scores", shape)
+    scores[:] = part[columns][None, :]
+    if config.brand > 0:
+        query = np.where(x.brand[rows] >= 0, x.brand[rows], -2)
+        mask = work.view(shape).mask
+        np.equal(query[:, None], x.brand[columns][None, :], out=mask)
+        up = work.take("up", shape)
+        np.multiply(mask, np.float32(config.brand), out=up)
+        scores += up
+    if config.price > 0:
+        weight = np.float32(config.price)
+        up, down = work.take("up", shape), work.take("down", shape)
+        np.multiply.outer(weight * x.price_q[rows], x.price_r[columns], out=up)
+        np.multiply.outer(weight * x.price_r[rows], x.price_q[columns], out=down)
+        np.minimum(up, down, out=up)
+        scores += up
+    if f.text is not None and config.text > 0:
+        scores += (f.text[columns] @ (config.text * f.text[rows].T).toarray()).T
+    at = np.searchsorted(columns, rows)
+    own = (at < len(columns)) & (columns[np.minimum(at, len(columns) - 1)] == rows)
+    scores[np.flatnonzero(own), at[own]] = -np.inf
+    return scores
 
 
 class _Workspace:
@@ -524,10 +613,9 @@ class _Workspace:
         self.mask = np.empty((rows, n), dtype=bool)
 
 
-def _block_scores(lo: int, hi: int, f: _Features, x: _BlockInputs, config: ContentConfig, work: _Workspace) -> np.ndarray:
-    """Dense similarities of items lo..hi-1 to every item (float32, B x n, a view of a work buffer)."""
-    b = hi - lo
-    rows = np.arange(lo, hi)
+def _block_scores(rows: np.ndarray, f: _Features, x: _BlockInputs, config: ContentConfig, work: _Workspace) -> np.ndarray:
+    """Dense similarities of items `rows` to every item (float32, B x n, a view of a work buffer)."""
+    b = len(rows)
     scores, mask = work.scores[:b], work.mask[:b]
     if x.combo_table is not None:
         table = x.combo_table[x.combo_code[rows]]
