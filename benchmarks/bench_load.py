@@ -38,12 +38,24 @@ from common import OUT, metric, metric_rows, print_table, seed_data, write_resul
 WARMUP_S = 10.0
 
 
-def prepare(publishes: int) -> tuple[Path, Path, list[str], dict]:
-    """(data, base artifacts, staged variant versions, id pools); trains what is missing."""
+def prepare(publishes: int, data: Path | None = None, trained: Path | None = None) -> tuple[Path, Path, Path, list[str], dict]:
+    """(data, base artifacts, staging folder, staged variant versions, id pools); trains what is missing.
+
+    With `data` and already `trained` artifacts (the 10x scale run), the variants are the trained
+    version published again under new names instead of retrained: what is measured is the swap.
+    """
     from recsys_cli import artifacts as artifact_store
     from recsys_cli.config import load_settings
     from recsys_cli.training import train
 
+    if trained is not None:
+        data, base, staging = data, trained, OUT / f"{trained.name}-staging"
+        shutil.rmtree(staging, ignore_errors=True)
+        loaded = artifact_store.load(base)
+        manifest = {k: v for k, v in loaded.manifest.items() if k not in ("files", "version", "format_version")}
+        staged = [artifact_store.publish(staging, loaded.parts, {**manifest, "republished": i}, keep=10) for i in range(publishes)]
+        del loaded
+        return data, base, staging, staged, _pools(data)
     data, base, staging = seed_data(), OUT / "load-base", OUT / "load-staging"
     if artifact_store.current_version(base) is None:
         print("training the base model ...", flush=True)
@@ -54,6 +66,10 @@ def prepare(publishes: int) -> tuple[Path, Path, list[str], dict]:
         print(f"training variant router.session_weight={weight} ...", flush=True)
         environ = {"RECSYS_ROUTER__SESSION_WEIGHT": weight, "RECSYS_ARTIFACTS__KEEP": "10"}
         staged.append(train(data, staging, load_settings(environ=environ)).version)
+    return data, base, staging, staged[:publishes], _pools(data)
+
+
+def _pools(data: Path) -> dict:
     events = pd.read_csv(data / "events.csv", dtype={"customer_id": str, "product_id": str}, usecols=["customer_id", "product_id"])
     distinct = events.groupby("customer_id")["product_id"].nunique()
     rng = random.Random(7)
@@ -64,7 +80,7 @@ def prepare(publishes: int) -> tuple[Path, Path, list[str], dict]:
         "products": events["product_id"].drop_duplicates().sample(1000, random_state=7).tolist(),
         "brands": catalog["brand"].dropna().unique().tolist()[:20] if "brand" in catalog else [],
     }
-    return data, base, staged[:publishes], pools
+    return pools
 
 
 def request_mix(pools: dict):
@@ -97,11 +113,16 @@ def request_mix(pools: dict):
     return make
 
 
-def run(seconds: float = 60.0, connections: int = 32, publishes: int = 3) -> dict:
-    """Start the server, drive the load, publish the variants, stop; everything measured as a dict."""
+def run(
+    seconds: float = 60.0, connections: int = 32, publishes: int = 3, data: Path | None = None, artifacts_dir: Path | None = None
+) -> dict:
+    """Start the server, drive the load, publish the variants, stop; everything measured as a dict.
+
+    By default on the seed preset; `data` + `artifacts_dir` (already trained) serve another dataset.
+    """
     from recsys_cli import artifacts as artifact_store
 
-    data, base, staged, pools = prepare(publishes)
+    data, base, staging, staged, pools = prepare(publishes, data, artifacts_dir)
     live, artifacts = OUT / "load-live", OUT / "load-artifacts"
     for folder in (live, artifacts):
         shutil.rmtree(folder, ignore_errors=True)
@@ -163,7 +184,7 @@ def run(seconds: float = 60.0, connections: int = 32, publishes: int = 3) -> dic
     def publisher() -> None:
         for i, name in enumerate(staged):
             time.sleep(max(0.0, began + seconds * (i + 1) / (publishes + 1.5) - time.perf_counter()))
-            shutil.copytree(OUT / "load-staging" / "versions" / name, artifacts / "versions" / name)
+            shutil.copytree(staging / "versions" / name, artifacts / "versions" / name)
             artifact_store.switch_current(artifacts, name)
             published.append({"version": name, "at_s": round(time.perf_counter() - began, 1)})
 

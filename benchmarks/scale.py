@@ -356,31 +356,33 @@ def run_scale(scale: str, args: argparse.Namespace) -> dict[str, dict]:
             if phases[phase]["status"] != "ok" and phase in ("ingest", "train"):
                 blocked = f"{phase} failed"
         say(phase)
-    phases["server"] = server_phase()
+    phases["server"] = (
+        server_phase(Path(data_dir), Path(artifacts)) if not blocked else {"status": "failed", "reason": f"not run: {blocked}"}
+    )
+    server = phases["server"]
+    if server["status"] == "ok":
+        d = server["details"]
+        print(
+            f"[{scale}] server: {d['requests']:,} requests in {d['seconds']:.0f} s, {d['requests_per_s']:.0f} req/s, "
+            f"p99 {d['overall']['p99_ms']} ms, {d['server_errors']} 5xx, {d['failures']} failures, "
+            f"all versions observed: {d['all_versions_observed']}, worker RSS growth {d['max_rss_growth_pct']}%",
+            flush=True,
+        )
+    else:
+        print(f"[{scale}] server: {server['status']} ({server['reason']})", flush=True)
     return phases
 
 
-def server_phase() -> dict:
-    """A short server load only through a callable in benchmarks/bench_load.py; skipped otherwise."""
-    path = HERE / "bench_load.py"
-    if not path.exists():
-        return {"status": "skipped", "reason": "benchmarks/bench_load.py does not exist; no server load was run"}
-    import ast
+def server_phase(data: Path, artifacts: Path, seconds: float = 30.0) -> dict:
+    """A server load on the scale's own artifacts (2 workers, 16 connections, one swap mid-run)."""
+    sys.path.insert(0, str(HERE))
+    import bench_load
 
-    tree = ast.parse(path.read_text(encoding="utf-8"))
-    run = next((node for node in tree.body if isinstance(node, ast.FunctionDef) and node.name == "run"), None)
-    parameters = [arg.arg for arg in run.args.args] if run is not None else []
-    if run is None or not {"artifacts", "artifacts_dir"} & set(parameters):
-        found = f"run({', '.join(parameters)}) takes no artifacts folder" if run is not None else "it has no run()"
-        return {
-            "status": "skipped",
-            "reason": f"benchmarks/bench_load.py exists but {found} (it trains and serves the seed preset in "
-            "benchmarks/out/load-*), so it cannot serve the 10x artifacts; no server load was run",
-        }
-    return {
-        "status": "skipped",
-        "reason": "benchmarks/bench_load.py run() takes an artifacts folder, but calling it is not wired in here yet",
-    }
+    try:
+        details = bench_load.run(seconds=seconds, connections=16, publishes=1, data=data, artifacts_dir=artifacts)
+    except Exception as error:  # a failed load run is a result, not a crash of the whole benchmark
+        return {"status": "failed", "reason": f"{type(error).__name__}: {error}"}
+    return {"status": "ok", "reason": "2 workers x 8 threads, 16 connections, 1 swap", "details": details}
 
 
 # --- results, table, plot ---------------------------------------------------------------------
@@ -559,7 +561,6 @@ def main() -> None:
                 prof["top"][:15],
             )
     print_table("recsys at scale: measured vs target", metric_rows(metrics))
-    print(f"server load: {results['10x']['server']['reason'] if '10x' in scales else results['1x']['server']['reason']}")
     print(f"load average at start {load_start}, at end {load_end} ({os.cpu_count()} cores)")
 
     plot(results, PLOT)

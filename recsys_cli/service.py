@@ -109,9 +109,8 @@ class RecommendationService:
         self._purchasers = dataset.item_counts()["purchasers"].to_numpy()
         catalog = dataset.catalog
         self._catalog = catalog
-        self._category = catalog["category_path"].astype(object).where(catalog["category_path"].notna(), "").astype(str).to_numpy()
-        self._brand = catalog["brand"].astype(object).where(catalog["brand"].notna(), "").astype(str).to_numpy()
-        self._gender = catalog["gender"].astype(object).where(catalog["gender"].notna(), "").astype(str).to_numpy()
+        # filters compare a request's value with the few distinct values, then map to items by code
+        self._category, self._brand, self._gender = (_codes(catalog[column]) for column in ("category_path", "brand", "gender"))
         self._price = catalog["price"].to_numpy(dtype=float)
 
     # --- construction ------------------------------------------------------------------------
@@ -329,11 +328,12 @@ class RecommendationService:
         allowed = np.ones(self.dataset.n_items, dtype=bool)
         if filters.category:
             prefix = filters.category
-            allowed &= np.char.startswith(self._category.astype(str), prefix)
+            codes, values = self._category
+            allowed &= np.char.startswith(values, prefix)[codes]
         if filters.brand:
-            allowed &= self._brand == filters.brand
+            allowed &= _equals(self._brand, filters.brand)
         if filters.gender:
-            allowed &= self._gender == filters.gender
+            allowed &= _equals(self._gender, filters.gender)
         if filters.min_price is not None:
             allowed &= self._price >= filters.min_price
         if filters.max_price is not None:
@@ -470,6 +470,18 @@ class RecommendationService:
 
     def counts(self) -> dict:
         return {"customers": self.dataset.n_users, "products": self.dataset.n_items, "pairs": int(len(self.dataset.pairs))}
+
+
+def _codes(column: pd.Series) -> tuple[np.ndarray, np.ndarray]:
+    """(code per item, distinct values as a unicode array with "" last for missing values)."""
+    codes, values = pd.factorize(column.astype(object), use_na_sentinel=True)
+    values = np.asarray([str(v) for v in values] + [""], dtype=str)
+    return np.where(codes < 0, len(values) - 1, codes), values
+
+
+def _equals(encoded: tuple[np.ndarray, np.ndarray], value: str) -> np.ndarray:
+    codes, values = encoded
+    return (values == value)[codes]
 
 
 def _rows(history: UserHistory, rows: np.ndarray) -> UserHistory:
