@@ -357,7 +357,9 @@ def run_scale(scale: str, args: argparse.Namespace) -> dict[str, dict]:
                 blocked = f"{phase} failed"
         say(phase)
     phases["server"] = (
-        server_phase(Path(data_dir), Path(artifacts)) if not blocked else {"status": "failed", "reason": f"not run: {blocked}"}
+        server_phase(Path(data_dir), Path(artifacts), 60.0 if scale == "10x" else 30.0)
+        if not blocked
+        else {"status": "failed", "reason": f"not run: {blocked}"}
     )
     server = phases["server"]
     if server["status"] == "ok":
