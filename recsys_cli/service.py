@@ -367,13 +367,14 @@ class RecommendationService:
         for start in range(0, len(ids), batch_size):
             chunk = ids[start : start + batch_size]
             users = self.dataset.users.to_internal(chunk)
-            history = self._history_rows(users)
+            history = self.history_rows(users)
             routed = self.route(users, history, n)
             codes = anchor_codes(history.strongest, routed.anchors)
             for row, customer in enumerate(chunk):
                 yield self._result(customer, routed, row, codes)
 
-    def _history_rows(self, users: np.ndarray) -> UserHistory:
+    def history_rows(self, users: np.ndarray) -> UserHistory:
+        """Training history rows of internal `users` (-1: an empty row), for batch routing."""
         rows = np.where(users >= 0, users, 0)
         full = self.dataset.history(rows)
         if (users < 0).any():

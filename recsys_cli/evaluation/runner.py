@@ -79,7 +79,7 @@ def evaluate(
     customers = pd.unique(truth_pairs["customer_id"].astype(object))
     users = dataset.users.to_internal(customers)
     truth = _truth_matrix(truth_pairs, customers, dataset)
-    history = service._history_rows(users)
+    history = service.history_rows(users)
     train_items = _any_interaction(history)
     labels = segment_labels(np.asarray(customers, dtype=object), split.train, WARM_MIN_PRODUCTS)
     share = popularity_share(np.bincount(dataset.pairs["item"], minlength=dataset.n_items))
@@ -302,7 +302,7 @@ def tune(
             overrides = _merge_settings(model_overrides, {"router": router})
             trial_settings = load_settings(environ={}, overrides=_merge_settings(settings.to_dict(), overrides))
             service = RecommendationService.from_trained(trained, trial_settings)
-            history = service._history_rows(users)
+            history = service.history_rows(users)
             ids = service.route(users, history, k).ids
             metrics = evaluate_ranking(ids, truth, (k,), n_items=trained.dataset.n_items, item_popularity_share=share)
             trials.append({"settings": overrides, f"ndcg@{k}": metrics[f"ndcg@{k}"], f"recall@{k}": metrics[f"recall@{k}"]})

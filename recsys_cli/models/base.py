@@ -7,6 +7,7 @@ customer) and scores (float32, -inf at those positions), best first.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Protocol, runtime_checkable
 
 import numpy as np
@@ -91,3 +92,73 @@ def explain_by_affinity(history_items: list[np.ndarray], ids: np.ndarray, affini
         best = weights.argmax(axis=0)
         anchors[row, valid] = np.where(weights.max(axis=0) > 0, history[best], -1)
     return anchors
+
+
+CHUNK_CELLS = 4_000_000
+"""Score cells per batch chunk (16 MB of float32): bounds memory when scoring many customers."""
+
+_SAMPLE_STRIDE = 16
+
+
+def select_top_k(scores: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """Exactly `top_k(scores, k)` (same shapes and padding), several times faster on wide rows.
+
+    The k-th best of every 16th column is a lower bound of the k-th best of the row, so only the
+    few columns at or above it can be in the top k; `top_k` then ranks just those candidates.
+    Rows without k finite sampled scores go straight to `top_k`.
+    """
+    scores = np.atleast_2d(scores)
+    n_rows, n_cols = scores.shape
+    n_sample = -(-n_cols // _SAMPLE_STRIDE)
+    if k < 1 or n_sample < 4 * k:
+        return top_k(scores, k)
+    sample = np.partition(scores[:, ::_SAMPLE_STRIDE], n_sample - k, axis=1)
+    threshold = sample[:, n_sample - k]
+    sparse_rows = ~np.isfinite(threshold)
+    if sparse_rows.any():
+        ids = np.full((n_rows, k), -1, dtype=np.int64)
+        best = np.full((n_rows, k), -np.inf, dtype=np.float32)
+        ids[sparse_rows], best[sparse_rows] = top_k(scores[sparse_rows], k)
+        dense_rows = np.flatnonzero(~sparse_rows)
+        if len(dense_rows):
+            ids[dense_rows], best[dense_rows] = select_top_k(scores[dense_rows], k)
+        return ids, best
+    flat = np.flatnonzero(scores >= threshold[:, None])
+    rows, cols = np.divmod(flat, n_cols)
+    counts = np.bincount(rows, minlength=n_rows)
+    starts = np.concatenate(([0], np.cumsum(counts)[:-1]))
+    position = np.arange(len(rows)) - starts[rows]
+    candidates = np.full((n_rows, int(counts.max())), -np.inf, dtype=np.float32)
+    columns = np.zeros(candidates.shape, dtype=np.int64)
+    candidates[rows, position] = scores[rows, cols]
+    columns[rows, position] = cols
+    picked, best = top_k(candidates, k)
+    ids = np.take_along_axis(columns, np.maximum(picked, 0), axis=1)
+    ids[picked < 0] = -1
+    return ids, best
+
+
+def rank_rows(
+    active: np.ndarray,
+    k: int,
+    score: Callable[[np.ndarray], np.ndarray],
+    n_cols: int,
+    exclude: sparse.csr_matrix | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Top-k per row, scored in chunks; rows where `active` is False get all -1 / -inf.
+
+    `score(rows)` returns a writable float32 (len(rows), n_cols) array for those row positions;
+    `exclude` rows are aligned with `active`.
+    """
+    n_rows = len(active)
+    ids = np.full((n_rows, k), -1, dtype=np.int64)
+    best = np.full((n_rows, k), -np.inf, dtype=np.float32)
+    rows = np.flatnonzero(active)
+    chunk = max(1, CHUNK_CELLS // max(n_cols, 1))
+    for start in range(0, len(rows), chunk):
+        part = rows[start : start + chunk]
+        scores = score(part)
+        if exclude is not None:
+            mask_excluded(scores, exclude[part])
+        ids[part], best[part] = select_top_k(scores, k)
+    return ids, best

@@ -18,8 +18,7 @@ from threadpoolctl import threadpool_limits
 
 from ..dataset import Dataset, UserHistory
 from ..errors import InputError
-from .base import explain_by_affinity, top_k
-from .collaborative import rank_rows
+from .base import explain_by_affinity, rank_rows, top_k
 
 _BLOCK_ROWS = 512
 _USER_CHUNK = 4096

@@ -11,8 +11,8 @@ import pytest
 
 from recsys_cli.dataset import Dataset
 from recsys_cli.errors import InputError
-from recsys_cli.models.base import top_k
-from recsys_cli.models.collaborative import LightFMModel, item_feature_matrix, select_top_k
+from recsys_cli.models.base import select_top_k, top_k
+from recsys_cli.models.collaborative import LightFMModel, item_feature_matrix
 from recsys_cli.models.peers import ALSModel, plain_lightfm
 
 
