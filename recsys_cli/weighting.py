@@ -3,7 +3,9 @@
 The default scheme is the original assignment's: viewed once 1, several times 2, added to
 cart once 3, several times 4, purchased once 5, several times 6; the strongest event wins.
 An optional recency half-life multiplies each weight by 0.5 ** (age_days / half_life_days),
-age measured from the newest event in the data.
+age measured from the newest event in the data, floored at MIN_DECAY: an interaction, however
+old, keeps a positive weight (a float32 weight that underflowed to 0 would vanish from the sparse
+matrices, and the weights and strongest-event matrices would no longer line up).
 """
 
 from __future__ import annotations
@@ -21,6 +23,8 @@ DEFAULT_SCHEME: dict[str, tuple[float, float]] = {
     "add_to_cart": (3.0, 4.0),
     "purchase_item": (5.0, 6.0),
 }
+MIN_DECAY = 1e-6
+"""The smallest recency factor: older interactions all weigh this fraction of their full weight."""
 
 
 @dataclass(frozen=True)
@@ -51,5 +55,6 @@ def pair_weights(pairs: "pd.DataFrame | Mapping[str, np.ndarray]", config: Weigh
         last = np.asarray(pairs["last_ts"], dtype=np.int64)
         reference = int(last.max()) if now is None else now
         age_days = np.clip(reference - last, 0, None) / 86400.0
-        weights = weights * np.power(0.5, age_days / config.half_life_days).astype(np.float32)
+        decay = np.maximum(np.power(0.5, age_days / config.half_life_days), MIN_DECAY)
+        weights = weights * decay.astype(np.float32)
     return weights
