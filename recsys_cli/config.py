@@ -27,14 +27,22 @@ DEFAULTS: dict[str, dict[str, Any]] = {
         "half_life_days": 0.0,  # 0 = no recency decay
     },
     "router": {
-        # Defaults chosen by `recsys evaluate --tune` (see README, Configuration): on the sample and on
-        # Online Retail and Amazon Beauty the item-based model won, and every dataset preferred sending
-        # every customer with history to it (content similarity fills lists it leaves short).
-        "collaborative": "item",  # lightfm | ease | itemknn | item (EASE if the catalog allows, else ItemKNN)
-        "warm_min_products": 1,  # customers with at least this many distinct products use the collaborative model
+        # Which model serves each segment is chosen at train time on a validation split of the shop's
+        # own events (see README: How the model is chosen); "auto" searches, a model name fixes it.
+        "collaborative": "auto",  # warm customers: auto | itemknn | rp3beta | ease | als | lightfm | item | popularity
+        "few": "auto",  # customers with 1 .. warm_min_products - 1 products: auto | same | a model name | content
+        "warm_min_products": 5,  # customers with at least this many distinct products are "warm"
         "exclude": ["view_product", "add_to_cart", "purchase_item"],  # never recommend products with these events
         "session_items": 5,  # live products blended into a warm customer's scores
         "session_weight": 0.3,  # weight of similarity to live products in that blend
+    },
+    "selection": {
+        # models tried for the few and warm segments; `kind:key=value` changes one of its settings
+        "candidates": ["itemknn", "rp3beta", "ease", "als", "als:alpha=4"],
+        "decays": [1.0, 0.8, 0.5, 0.25],  # recency decays of the history tried for item-based models
+        "blend_weights": [0.1, 0.25, 0.5, 0.75, 0.9],  # weights of popularity tried in blends with the best models
+        "max_users": 3000,  # validation customers scored per segment (a seeded sample)
+        "seed": 42,
     },
     "lightfm": {
         "no_components": 40,
@@ -49,8 +57,10 @@ DEFAULTS: dict[str, dict[str, Any]] = {
         "random_state": 42,
         "num_threads": 0,  # 0 = CPU count
     },
-    "ease": {"l2": 200.0, "max_items": 5000},  # a dense 5,000-item solve takes ~1 s; 15,000 took 36 s here
-    "itemknn": {"neighbours": 100, "shrink": 0.0},
+    "ease": {"l2": 200.0, "max_items": 5000, "decay": 1.0},  # a dense 5,000-item solve takes ~1 s; 15,000 took 36 s here
+    "itemknn": {"neighbours": 100, "shrink": 0.0, "decay": 1.0},  # decay: weight of each older history item (1 = none)
+    "rp3beta": {"neighbours": 100, "alpha": 1.0, "beta": 0.5, "decay": 1.0},
+    "als": {"factors": 64, "iterations": 15, "regularization": 0.05, "alpha": 1.0, "random_state": 42, "num_threads": 0},
     "content": {
         "category": 0.2,
         "brand": 0.1,
@@ -59,7 +69,9 @@ DEFAULTS: dict[str, dict[str, Any]] = {
         "text": 0.0,
         "neighbours": 100,
     },
-    "popularity": {"window_days": 0.0},  # 0 = all history
+    # mode: auto | customers | interactions | purchasers; window_fraction: the most recent share of the
+    # training period that counts (0 = all history); window_days does the same in days
+    "popularity": {"mode": "auto", "window_fraction": 0.0, "window_days": 0.0},
     "artifacts": {"keep": 3},
 }
 

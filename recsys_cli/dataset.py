@@ -102,6 +102,8 @@ class Dataset:
     pairs: pd.DataFrame
     catalog: pd.DataFrame
     weighting: WeightingConfig
+    n_listed: int = 0
+    """Products from the catalog (they come first in `items`); 0 when there was no catalog."""
 
     @classmethod
     def construct(
@@ -130,7 +132,8 @@ class Dataset:
             events["timestamp"].to_numpy(dtype=np.int64),
         )
         aligned = _align_catalog(catalog, items)
-        return cls(users=users, items=items, pairs=pairs, catalog=aligned, weighting=weighting)
+        listed = int(catalog["product_id"].nunique())
+        return cls(users=users, items=items, pairs=pairs, catalog=aligned, weighting=weighting, n_listed=listed)
 
     @property
     def n_users(self) -> int:
@@ -139,6 +142,17 @@ class Dataset:
     @property
     def n_items(self) -> int:
         return len(self.items)
+
+    @property
+    def recommendable(self) -> np.ndarray:
+        """Items that may be recommended: the catalog's products when there is a catalog, else every item.
+
+        Products known only from events (a typo, a retired product, an id forged through the API)
+        are kept as history but never recommended and never counted as popular.
+        """
+        if self.n_listed <= 0:
+            return np.ones(self.n_items, dtype=bool)
+        return np.arange(self.n_items) < self.n_listed
 
     def _matrix(self, values: np.ndarray, dtype: type) -> sparse.csr_matrix:
         matrix = sparse.csr_matrix(

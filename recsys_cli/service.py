@@ -1,11 +1,12 @@
 """RecommendationService: loads a version once, routes each customer to a model, explains results.
 
 The only place that turns external ids into internal indices and back. Routing:
-    warm  (>= router.warm_min_products distinct products, and known to the collaborative model) -> collaborative
-    few   (at least one interaction)                                                         -> content similarity
-    cold  (none, or an unknown customer)                                                     -> popularity
-A list a model leaves short (after exclusions and filters) is filled from the next model in that
-order, without duplicates.
+    warm  (>= router.warm_min_products distinct products, and known to the warm model) -> `collaborative`
+    few   (at least one interaction)                                                -> `few`
+    cold  (none, or an unknown customer)                                            -> popularity
+`collaborative` and `few` are the models `recsys train` chose for those segments on the shop's own
+data (either may be the popularity model). A list a model leaves short (after exclusions and
+filters) is filled from popularity, without duplicates: the same fill the selection measured.
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ from .data.schema import CATALOG_OPTIONAL, EVENT_CODE
 from .dataset import Dataset, UserHistory
 from .errors import InputError, NotFoundError
 from .live import LiveStore
-from .models.base import Recommender
+from .models.base import Explains, Recommender
 from .models.content import ContentModel
 from .models.popularity import PopularityModel
 from .weighting import pair_weights
@@ -85,6 +86,7 @@ class RecommendationService:
         collaborative: Recommender,
         settings: Settings,
         *,
+        few: Recommender | None = None,
         version: str = "in-memory",
         manifest: dict | None = None,
         live: LiveStore | None = None,
@@ -93,6 +95,7 @@ class RecommendationService:
         self.popularity = popularity
         self.content = content
         self.collaborative = collaborative
+        self.few = few if few is not None else content
         self.settings = settings
         self.version = version
         self.manifest = manifest or {}
@@ -107,6 +110,7 @@ class RecommendationService:
         self.session_items = int(router["session_items"])
         self.session_weight = float(router["session_weight"])
         self._purchasers = dataset.item_counts()["purchasers"].to_numpy()
+        self._unlisted = np.flatnonzero(~dataset.recommendable)
         catalog = dataset.catalog
         self._catalog = catalog
         # filters compare a request's value with the few distinct values, then map to items by code
@@ -121,12 +125,15 @@ class RecommendationService:
         loaded = artifacts.load(artifacts_dir, version)
         settings = load_settings(environ={}, overrides=loaded.manifest.get("settings"))
         parts = loaded.parts
+        # a segment model may be stored as the name of another part it shares
+        resolve = {name: parts[part] if isinstance(part, str) else part for name, part in parts.items()}
         return cls(
-            parts["dataset"],
-            parts["popularity"],
-            parts["content"],
-            parts["collaborative"],
+            resolve["dataset"],
+            resolve["popularity"],
+            resolve["content"],
+            resolve["collaborative"],
             settings,
+            few=resolve.get("few"),
             version=loaded.version,
             manifest=loaded.manifest,
             live=live,
@@ -134,7 +141,7 @@ class RecommendationService:
 
     @classmethod
     def from_trained(cls, trained: Any, settings: Settings, **kwargs: Any) -> "RecommendationService":
-        return cls(trained.dataset, trained.popularity, trained.content, trained.collaborative, settings, **kwargs)
+        return cls(trained.dataset, trained.popularity, trained.content, trained.collaborative, settings, few=trained.few, **kwargs)
 
     # --- routing (internal indices, batched) -----------------------------------------------------
 
@@ -145,6 +152,14 @@ class RecommendationService:
         # copies: eliminate_zeros works in place and must not touch the history's own index arrays
         excluded = sparse.csr_matrix((mask.astype(np.int8), strongest.indices.copy(), strongest.indptr.copy()), shape=strongest.shape)
         excluded.eliminate_zeros()
+        unlisted = self._unlisted
+        if len(unlisted):  # products known only from events are never recommended
+            n_rows = strongest.shape[0]
+            blocked = sparse.csr_matrix(
+                (np.ones(n_rows * len(unlisted), dtype=np.int8), np.tile(unlisted, n_rows), np.arange(n_rows + 1) * len(unlisted)),
+                shape=strongest.shape,
+            )
+            excluded = ((excluded + blocked) > 0).astype(np.int8).tocsr()
         return excluded
 
     def covered(self, users: np.ndarray) -> np.ndarray:
@@ -175,29 +190,29 @@ class RecommendationService:
         warm = (distinct >= self.warm_min) & self.covered(users)
         few = (distinct >= 1) & ~warm
         route = np.full(n, POPULARITY, dtype=np.int8)
-        route[warm], route[few] = COLLABORATIVE, CONTENT
+        route[warm], route[few] = self._source(self.collaborative), self._source(self.few)
         ids = np.full((n, k), -1, dtype=np.int64)
         scores = np.full((n, k), -np.inf, dtype=np.float32)
         sources = np.full((n, k), -1, dtype=np.int8)
         anchors = np.full((n, k), -1, dtype=np.int64)
 
-        rows = np.flatnonzero(warm)
-        if len(rows):
+        for segment, model in ((warm, self.collaborative), (few, self.few)):
+            rows = np.flatnonzero(segment)
+            if not len(rows):
+                continue
             sub = _rows(history, rows)
-            if session is not None and self.session_weight > 0:
+            if model is self.popularity:
+                got_ids, got_scores = model.recommend(users[rows], k=k, exclude=_take(exclude, rows))
+            elif model is self.collaborative and session is not None and self.session_weight > 0:
                 got_ids, got_scores = self._blend_session(users[rows], sub, _take(exclude, rows), k, [session[i] for i in rows])
+            elif model is self.content:
+                got_ids, got_scores, got_anchors = model.recommend_explained(users[rows], k=k, exclude=_take(exclude, rows), history=sub)
+                ids[rows], scores[rows], sources[rows], anchors[rows] = got_ids, got_scores, CONTENT, got_anchors
+                continue
             else:
-                got_ids, got_scores = self.collaborative.recommend(users[rows], k=k, exclude=_take(exclude, rows), history=sub)
-            ids[rows], scores[rows], sources[rows] = got_ids, got_scores, COLLABORATIVE
-            anchors[rows] = self._explain(sub, got_ids)
-        rows = np.flatnonzero(distinct >= 1)  # content: primary for `few`, filler for short warm lists
-        rows = rows[~warm[rows] | (ids[rows, -1] < 0)]
-        if len(rows):
-            sub = _rows(history, rows)
-            got_ids, got_scores, got_anchors = self.content.recommend_explained(
-                users[rows], k=2 * k, exclude=_take(exclude, rows), history=sub
-            )
-            _merge(ids, scores, sources, anchors, rows, got_ids, got_scores, CONTENT, got_anchors)
+                got_ids, got_scores = model.recommend(users[rows], k=k, exclude=_take(exclude, rows), history=sub)
+            ids[rows], scores[rows], sources[rows] = got_ids, got_scores, self._source(model)
+            anchors[rows] = self._explain(model, sub, got_ids)
         rows = np.flatnonzero(ids[:, -1] < 0)
         if len(rows):
             got_ids, got_scores = self.popularity.recommend(users[rows], k=2 * k, exclude=_take(exclude, rows))
@@ -207,12 +222,17 @@ class RecommendationService:
         route = np.where(sources[:, 0] >= 0, sources[:, 0], route).astype(np.int8)
         return Routed(ids=ids, scores=scores, sources=sources, anchors=anchors, route=route)
 
-    def _explain(self, history: UserHistory, ids: np.ndarray) -> np.ndarray:
-        """The history item that best explains each collaborative recommendation (-1 if none)."""
-        explain = getattr(self.collaborative, "explain", None)
-        if explain is None:
+    def _source(self, model: Recommender) -> int:
+        if model is self.popularity:
+            return POPULARITY
+        return CONTENT if model is self.content else COLLABORATIVE
+
+    @staticmethod
+    def _explain(model: Recommender, history: UserHistory, ids: np.ndarray) -> np.ndarray:
+        """The history item that best explains each recommendation (-1 if none or unexplainable)."""
+        if not isinstance(model, Explains):
             return np.full(ids.shape, -1, dtype=np.int64)
-        return explain(history, ids)
+        return model.explain(history, ids)
 
     def _blend_session(
         self, users: np.ndarray, history: UserHistory, exclude: sparse.csr_matrix, k: int, session: list[np.ndarray]

@@ -45,6 +45,15 @@ class Recommender(Protocol):
         ...
 
 
+@runtime_checkable
+class Explains(Protocol):
+    """A model that can say which history item led to each recommendation."""
+
+    def explain(self, history: UserHistory, ids: np.ndarray) -> np.ndarray:
+        """Per recommended item, the history item (internal index) that explains it, or -1."""
+        ...
+
+
 def top_k(scores: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
     """Row-wise top-k of a dense score matrix via argpartition; -inf entries become -1 padding."""
     scores = np.atleast_2d(scores)

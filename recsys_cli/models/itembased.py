@@ -35,18 +35,27 @@ class _ItemToItem:
     def n_items(self) -> int:
         return self._interactions.shape[1]
 
+    decay: float = 1.0
+
     def _history_rows(self, users: np.ndarray, history: UserHistory | None) -> sparse.csr_matrix:
-        """Rows aligned with `users`: `history.weights` when given, else the fit-time rows (empty when unknown)."""
+        """Rows aligned with `users`: `history.weights` when given, else the fit-time rows (empty when unknown).
+
+        With `decay` < 1 a customer's items weigh decay ** r, r = 0 for the most recent item, 1 for
+        the one before, ... (recency by position, so no clock is needed): recent interest leads.
+        """
         if history is not None:
-            rows = sparse.csr_matrix(history.weights, dtype=np.float32)
+            rows = sparse.csr_matrix(history.weights, dtype=np.float32, copy=True)
+            recency = history.last_seen
         else:
             inside = (users >= 0) & (users < self._interactions.shape[0])
-            rows = self._interactions[np.where(inside, users, 0)]
-            rows = sparse.diags(inside.astype(np.float32)) @ rows
-        rows = sparse.csr_matrix(rows)
-        rows.eliminate_zeros()
+            keep = sparse.diags(inside.astype(np.float32))
+            rows = sparse.csr_matrix(keep @ self._interactions[np.where(inside, users, 0)])
+            recency = sparse.csr_matrix(keep @ self._last_seen[np.where(inside, users, 0)]) if self.decay < 1 else None
         if self.binary:
             rows.data = np.ones_like(rows.data)
+        if self.decay < 1 and recency is not None:
+            rows.data = rows.data * position_decay(rows, sparse.csr_matrix(recency), self.decay)
+        rows.eliminate_zeros()
         return rows
 
     def explain(self, history: UserHistory, ids: np.ndarray) -> np.ndarray:
@@ -54,6 +63,22 @@ class _ItemToItem:
         rows = sparse.csr_matrix(history.weights)
         items = [rows.indices[rows.indptr[r] : rows.indptr[r + 1]] for r in range(rows.shape[0])]
         return explain_by_affinity(items, ids, self._affinity)
+
+
+def position_decay(rows: sparse.csr_matrix, last_seen: sparse.csr_matrix, decay: float) -> np.ndarray:
+    """decay ** (recency rank within the row) for every stored entry of `rows` (0 = newest).
+
+    `last_seen` must share `rows`' sparsity pattern (as a UserHistory's matrices do).
+    """
+    n_rows = rows.shape[0]
+    row_of = np.repeat(np.arange(n_rows), np.diff(rows.indptr))
+    stamps = np.asarray(last_seen.data, dtype=np.float64)
+    if len(stamps) != len(row_of):
+        return np.ones(len(row_of), dtype=np.float32)
+    order = np.lexsort((-stamps, row_of))  # by row, newest first
+    rank = np.empty(len(order), dtype=np.int64)
+    rank[order] = np.arange(len(order)) - rows.indptr[row_of[order]]
+    return np.power(decay, rank).astype(np.float32)
 
 
 def _training_matrix(dataset: Dataset, binary: bool) -> sparse.csr_matrix:
@@ -74,14 +99,16 @@ class EASEModel(_ItemToItem):
 
     name = "ease"
 
-    def __init__(self, *, l2: float = 200.0, max_items: int = 15000, binary: bool = True) -> None:
+    def __init__(self, *, l2: float = 200.0, max_items: int = 15000, binary: bool = True, decay: float = 1.0) -> None:
         self.l2 = l2
         self.max_items = max_items
         self.binary = binary
+        self.decay = decay
 
     def fit(self, dataset: Dataset) -> "EASEModel":
         """Solve B in closed form on the (restricted) item set."""
         self._interactions = _training_matrix(dataset, self.binary)
+        self._last_seen = dataset.history().last_seen
         counts = np.bincount(self._interactions.indices, minlength=dataset.n_items)
         kept = np.flatnonzero(counts > 0)
         if len(kept) > self.max_items:
@@ -166,17 +193,17 @@ class ItemKNNModel(_ItemToItem):
 
     name = "itemknn"
 
-    def __init__(self, *, neighbours: int = 100, shrink: float = 0.0, binary: bool = True) -> None:
+    def __init__(self, *, neighbours: int = 100, shrink: float = 0.0, binary: bool = True, decay: float = 1.0) -> None:
         self.neighbours = neighbours
         self.shrink = shrink
         self.binary = binary
+        self.decay = decay
 
     def fit(self, dataset: Dataset) -> "ItemKNNModel":
         """Build S block by block from the (binarized) user-item matrix."""
         self._interactions = _training_matrix(dataset, self.binary)
-        x = self._interactions
-        xt = x.T.tocsr()
-        norms = np.sqrt(np.asarray(xt.multiply(xt).sum(axis=1)).ravel()).astype(np.float32)
+        self._last_seen = dataset.history().last_seen
+        x, xt, norms = self._factors(self._interactions)
         n_items = x.shape[1]
         blocks = []
         for start in range(0, n_items, _BLOCK_ROWS * 4):
@@ -200,10 +227,20 @@ class ItemKNNModel(_ItemToItem):
             out[found] = self.S.data[take[where[found]]]
         return out.reshape(len(history), len(items))
 
+    def _factors(self, x: sparse.csr_matrix) -> tuple[sparse.csr_matrix, sparse.csr_matrix, np.ndarray]:
+        """(left, right^T, item norms): similarity blocks are left^T[block] @ right."""
+        xt = x.T.tocsr()
+        norms = np.sqrt(np.asarray(xt.multiply(xt).sum(axis=1)).ravel()).astype(np.float32)
+        return x, xt, norms
+
+    def _similarity(self, dots: np.ndarray, rows: np.ndarray, cols: np.ndarray, norms: np.ndarray) -> np.ndarray:
+        """Cosine with shrinkage from raw co-occurrence `dots` of item pairs (rows, cols)."""
+        return dots / (norms[rows] * norms[cols] + self.shrink)
+
     def _neighbour_block(self, dots: sparse.csr_matrix, start: int, norms: np.ndarray) -> sparse.csr_matrix:
         dots = dots.tocoo()
         rows, cols = dots.row, dots.col
-        sims = (dots.data / (norms[rows + start] * norms[cols] + self.shrink)).astype(np.float32)
+        sims = self._similarity(dots.data, rows + start, cols, norms).astype(np.float32)
         keep = (rows + start != cols) & (sims > 0)
         rows, cols, sims = rows[keep], cols[keep], sims[keep]
         order = np.lexsort((-sims, rows))
@@ -261,6 +298,33 @@ class ItemKNNModel(_ItemToItem):
         inside = (items >= 0) & (items < self.n_items)
         rows = sparse.diags(inside.astype(np.float32)) @ self.S[np.where(inside, items, 0)]
         return sparse_top_k(sparse.csr_matrix(rows), k)
+
+
+class RP3betaModel(ItemKNNModel):
+    """RP3beta (Paudel et al. 2017): a 3-step random walk user -> item -> user -> item, with the
+    landing item's popularity penalised.
+
+    W[i, j] = (sum_u x_ui / deg(i) * x_uj / deg(u)) ** alpha / deg(j) ** beta on the binarized
+    matrix, top `neighbours` per row; scoring and explanations are ItemKNN's (history @ W).
+    """
+
+    name = "rp3beta"
+
+    def __init__(self, *, neighbours: int = 100, alpha: float = 1.0, beta: float = 0.5, decay: float = 1.0) -> None:
+        super().__init__(neighbours=neighbours, shrink=0.0, binary=True, decay=decay)
+        self.alpha = alpha
+        self.beta = beta
+
+    def _factors(self, x: sparse.csr_matrix) -> tuple[sparse.csr_matrix, sparse.csr_matrix, np.ndarray]:
+        user_degree = np.asarray(x.sum(axis=1)).ravel()
+        item_degree = np.asarray(x.sum(axis=0)).ravel().astype(np.float32)
+        walk_right = sparse.diags(1.0 / np.maximum(user_degree, 1)).astype(np.float32) @ x  # user -> item
+        walk_left = sparse.diags(1.0 / np.maximum(item_degree, 1)).astype(np.float32) @ x.T.tocsr()  # item -> user
+        return sparse.csr_matrix(walk_right), sparse.csr_matrix(walk_left), item_degree
+
+    def _similarity(self, dots: np.ndarray, rows: np.ndarray, cols: np.ndarray, norms: np.ndarray) -> np.ndarray:
+        penalty = np.power(np.maximum(norms[cols], 1.0), self.beta)
+        return np.power(dots, self.alpha) / penalty
 
 
 def _ranges(starts: np.ndarray, stops: np.ndarray) -> np.ndarray:

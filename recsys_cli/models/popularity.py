@@ -1,67 +1,85 @@
-"""Most popular products: the same ranking for every customer, the fallback for cold starts."""
+"""Most popular products: the same ranking for every customer, the fallback for cold starts.
+
+What "popular" means is a choice the shop's own data makes at train time (see selection.py):
+
+- `customers`: distinct customers with any event on the product (what a held-out future looks like
+  when every event type counts);
+- `interactions`: every event counts, so a product viewed 30 times by one customer counts 30;
+- `purchasers`: distinct purchasers, then distinct add-to-carters, then distinct viewers (the
+  original assignment's ranking).
+
+`window_fraction` keeps only the most recent share of the training period (trending popularity);
+products with no event in the window follow, ranked on all history.
+"""
 
 from __future__ import annotations
 
 import numpy as np
-import pandas as pd
 from scipy import sparse
 
 from ..dataset import Dataset, UserHistory
 from ..errors import InputError
 
-_SECONDS_PER_DAY = 86_400
+MODES = ("customers", "interactions", "purchasers")
 
 
 class PopularityModel:
-    """Products ranked by distinct purchasers, then distinct add-to-carters, then distinct viewers.
+    """Products ranked by one popularity count; ties and untouched products follow internal index.
 
-    Remaining ties (and products nobody touched) follow internal index, so `ranking` covers every
-    item. With `window_days`, only (customer, product) pairs last seen within that many days of the
-    newest event count.
+    `ranking` covers every recommendable item (products absent from a non-empty catalog are never
+    ranked). `scores[item]` is the item's count divided by the top item's count (1.0 for the most
+    popular), so a score says how popular an item is relative to the best seller.
     """
 
     name = "popularity"
 
-    def __init__(self, window_days: float | None = None) -> None:
+    def __init__(self, mode: str = "customers", window_fraction: float | None = None, *, window_days: float | None = None) -> None:
+        if mode not in MODES:
+            raise InputError(f"popularity mode must be one of {', '.join(MODES)}, not '{mode}'")
+        if window_fraction is not None and not 0 < window_fraction <= 1:
+            raise InputError("popularity window_fraction must be in (0, 1]")
         if window_days is not None and not window_days > 0:
             raise InputError("popularity window_days must be positive")
+        self.mode = mode
+        self.window_fraction = window_fraction
         self.window_days = window_days
         self.ranking: np.ndarray = np.zeros(0, dtype=np.int64)
         self.scores: np.ndarray = np.zeros(0, dtype=np.float32)
-        self.counts: pd.DataFrame = pd.DataFrame(columns=["purchasers", "carters", "viewers"])
+        self.counts: np.ndarray = np.zeros(0, dtype=np.float64)
         self._position: np.ndarray = np.zeros(0, dtype=np.int64)
 
+    @property
+    def label(self) -> str:
+        """A short human description, e.g. `customers, last 10% of the period`."""
+        if self.window_fraction:
+            return f"{self.mode}, last {self.window_fraction:.0%} of the period"
+        if self.window_days:
+            return f"{self.mode}, last {self.window_days:g} days"
+        return self.mode
+
     def fit(self, dataset: Dataset) -> "PopularityModel":
-        """Count distinct purchasers, carters and viewers per item and rank the items.
-
-        `scores[item]` is rank-based: 1.0 for the most popular item, falling by 1/n_items per
-        place, so it is strictly monotone in `ranking`.
-        """
-        self.counts = self._counts(dataset)
-        n = dataset.n_items
-        index = np.arange(n)
-        counts = self.counts
-        # lexsort's last key is the primary one
-        keys = (index, -counts["viewers"].to_numpy(), -counts["carters"].to_numpy(), -counts["purchasers"].to_numpy())
-        self.ranking = np.lexsort(keys).astype(np.int64)
-        self._position = np.empty(n, dtype=np.int64)
-        self._position[self.ranking] = index
-        self.scores = (1.0 - self._position / max(n, 1)).astype(np.float32)
-        return self
-
-    def _counts(self, dataset: Dataset) -> pd.DataFrame:
-        if self.window_days is None or dataset.pairs.empty:
-            return dataset.item_counts()
+        """Count per item and rank: recent counts first (with a window), then all-time counts."""
         pairs = dataset.pairs
-        newest = int(pairs["last_ts"].max())
-        recent = pairs[pairs["last_ts"] >= newest - self.window_days * _SECONDS_PER_DAY]
-        item = recent["item"].to_numpy()
-        return pd.DataFrame(
-            {
-                column: np.bincount(item[recent[source].to_numpy() > 0], minlength=dataset.n_items)
-                for column, source in (("purchasers", "n_purchase"), ("carters", "n_cart"), ("viewers", "n_view"))
-            }
-        )
+        n = dataset.n_items
+        total = _counts(pairs, self.mode, n)
+        recent = total
+        if (self.window_fraction or self.window_days) and len(pairs):
+            last = pairs["last_ts"].to_numpy()
+            newest, oldest = int(last.max()), int(last.min())
+            span = self.window_days * 86_400 if self.window_days else self.window_fraction * (newest - oldest)
+            recent = _counts(pairs[last >= newest - span], self.mode, n)
+        recommendable = dataset.recommendable
+        recent = np.where(recommendable, recent, 0.0)
+        total = np.where(recommendable, total, 0.0)
+        # lexsort's last key is the primary one
+        order = np.lexsort((np.arange(n), -total, -recent)).astype(np.int64)
+        self.ranking = order[recommendable[order]]
+        self.counts = recent
+        self._position = np.full(n, n, dtype=np.int64)
+        self._position[self.ranking] = np.arange(len(self.ranking))
+        top = recent[self.ranking[0]] if len(self.ranking) else 0.0
+        self.scores = (recent / top if top > 0 else np.zeros(n)).astype(np.float32)
+        return self
 
     def recommend(
         self,
@@ -91,8 +109,10 @@ class PopularityModel:
         positions before p_i, so the j-th allowed position is j + #{i : p_i - i <= j}.
         """
         n, k = len(self.ranking), max(int(k), 0)
-        known = (cols >= 0) & (cols < n)
+        known = (cols >= 0) & (cols < len(self._position))
         rows, position = rows[known], self._position[cols[known]]
+        ranked = position < n
+        rows, position = rows[ranked], position[ranked]
         key = np.unique(rows * (n + 1) + position)  # sorted, one entry per distinct (row, position)
         rows, position = key // (n + 1), key % (n + 1)
         per_row = np.bincount(rows, minlength=n_rows)
@@ -107,3 +127,19 @@ class PopularityModel:
         ids[inside] = self.ranking[chosen[inside]]
         scores[inside] = self.scores[ids[inside]]
         return ids, scores
+
+
+def _counts(pairs, mode: str, n_items: int) -> np.ndarray:
+    """One popularity count per item from (user, item) pair rows."""
+    item = pairs["item"].to_numpy()
+    if mode == "customers":
+        return np.bincount(item, minlength=n_items).astype(np.float64)
+    if mode == "interactions":
+        events = (pairs["n_view"] + pairs["n_cart"] + pairs["n_purchase"]).to_numpy()
+        return np.bincount(item, weights=events, minlength=n_items)
+    # purchasers, then carters, then viewers: one number that sorts the same way
+    scale = float(max(len(pairs), 1) + 1)
+    purchasers = np.bincount(item[pairs["n_purchase"].to_numpy() > 0], minlength=n_items)
+    carters = np.bincount(item[pairs["n_cart"].to_numpy() > 0], minlength=n_items)
+    viewers = np.bincount(item[pairs["n_view"].to_numpy() > 0], minlength=n_items)
+    return (purchasers * scale + carters) * scale + viewers

@@ -1,4 +1,4 @@
-"""PopularityModel: purchasers, then carters, then viewers; never a short list."""
+"""PopularityModel: what "popular" means (customers, interactions, purchasers), trending windows; never a short list."""
 
 from __future__ import annotations
 
@@ -51,28 +51,39 @@ def _external(dataset: Dataset, ids: np.ndarray) -> list[str]:
 
 
 def test_ranking_is_purchasers_then_carters_then_viewers_then_index(dataset: Dataset) -> None:
-    model = PopularityModel().fit(dataset)
+    model = PopularityModel("purchasers").fit(dataset)
     assert _external(dataset, model.ranking) == ["A", "B", "C", "D", "E", "F", "H", "G"]
-    assert np.all(np.diff(model.scores[model.ranking]) < 0)
+    assert np.all(np.diff(model.scores[model.ranking]) <= 0) and model.scores[model.ranking[0]] == 1.0
+
+
+def test_customers_and_interactions_count_every_event_type(dataset: Dataset) -> None:
+    by_customers = PopularityModel("customers").fit(dataset)
+    # B and E: 4 and 3 distinct customers; E has 4 events from 3 customers
+    assert _external(dataset, by_customers.ranking)[:3] == ["B", "E", "A"]
+    by_events = PopularityModel("interactions").fit(dataset)
+    assert _external(dataset, by_events.ranking)[:2] == ["B", "E"]
+    # scores tell 4 customers from 2: relative to the best seller
+    b, a = dataset.items.get("B"), dataset.items.get("A")
+    assert by_customers.scores[b] == 1.0 and by_customers.scores[a] == pytest.approx(0.5)
 
 
 def test_everyone_gets_the_same_full_list(dataset: Dataset) -> None:
-    model = PopularityModel().fit(dataset)
+    model = PopularityModel("purchasers").fit(dataset)
     ids, scores = model.recommend(np.arange(dataset.n_users), k=5)
     assert ids.shape == (dataset.n_users, 5)
     assert all(_external(dataset, row) == ["A", "B", "C", "D", "E"] for row in ids)
-    assert np.all(np.diff(scores, axis=1) < 0)
+    assert np.all(np.diff(scores, axis=1) < 0)  # purchasers, carters, viewers: no two of these tie
 
 
 def test_list_is_never_short_and_pads_only_beyond_the_catalog(dataset: Dataset) -> None:
-    model = PopularityModel().fit(dataset)
+    model = PopularityModel("purchasers").fit(dataset)
     ids, scores = model.recommend(np.array([0]), k=10)
     assert (ids[0, :8] >= 0).all() and len(set(ids[0, :8])) == 8
     assert (ids[0, 8:] == -1).all() and np.isneginf(scores[0, 8:]).all()
 
 
 def test_excluded_items_are_skipped_and_the_list_stays_full(dataset: Dataset) -> None:
-    model = PopularityModel().fit(dataset)
+    model = PopularityModel("purchasers").fit(dataset)
     a, c, e = (dataset.items.get(p) for p in ("A", "C", "E"))
     exclude = sparse.csr_matrix(([1, 1, 1], ([0, 0, 1], [a, c, e])), shape=(3, dataset.n_items))
     ids, _ = model.recommend(np.array([0, 1, 2]), k=4, exclude=exclude)
@@ -82,7 +93,7 @@ def test_excluded_items_are_skipped_and_the_list_stays_full(dataset: Dataset) ->
 
 
 def test_similar_items_are_the_popular_ones_except_itself(dataset: Dataset) -> None:
-    model = PopularityModel().fit(dataset)
+    model = PopularityModel("purchasers").fit(dataset)
     a, d = dataset.items.get("A"), dataset.items.get("D")
     ids, _ = model.similar_items(np.array([a, d]), k=3)
     assert _external(dataset, ids[0]) == ["B", "C", "D"]
@@ -100,7 +111,9 @@ def test_window_counts_only_recent_pairs() -> None:
         ]
     )
     dataset = Dataset.construct(events)
-    everything = PopularityModel().fit(dataset)
-    recent = PopularityModel(window_days=7).fit(dataset)
+    everything = PopularityModel("purchasers").fit(dataset)
+    recent = PopularityModel("purchasers", window_days=7).fit(dataset)
+    trending = PopularityModel("customers", window_fraction=0.1).fit(dataset)
+    assert _external(dataset, trending.ranking) == ["new", "old"]
     assert _external(dataset, everything.ranking) == ["old", "new"]
     assert _external(dataset, recent.ranking) == ["new", "old"]

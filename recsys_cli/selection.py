@@ -1,0 +1,430 @@
+"""Model selection on the shop's own data, at train time.
+
+`recsys train` carves a validation split from the training events, fits every candidate on the
+older part, scores each one per customer segment (cold / few / warm, by distinct products) on what
+customers did next, and returns the winner of each segment:
+
+- cold customers (no history): the best popularity ranking (all-time or trending, by distinct
+  customers, interactions or purchasers);
+- few and warm customers: the best of the collaborative candidates (item kNN, RP3beta, EASE, ALS),
+  each with the best recency decay of the history, optionally blended with that popularity ranking;
+  a segment whose best model scores below popularity is sent to popularity.
+
+The validation split mirrors how a shop is judged: a global cutoff at 80% of the events by time
+(what customers do next), or each customer's last distinct product when timestamps carry no
+global time (absent, constant, or per-customer positions, as in review datasets).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from scipy import sparse
+
+from .config import Settings
+from .dataset import Dataset, UserHistory
+from .errors import InputError
+from .evaluation.metrics import ndcg_at_k
+from .evaluation.split import Split, last_item_split, relevant_truth
+from .models.base import Recommender
+from .models.blend import BlendModel
+from .models.popularity import MODES, PopularityModel
+
+K = 10
+SEGMENTS = ("cold", "few", "warm")
+WINDOWS = (None, 0.05, 0.1, 0.25)
+Progress = Callable[[str], None]
+
+
+@dataclass
+class Selection:
+    """What won, per segment, and the table that shows why."""
+
+    popularity: dict[str, Any]  # PopularityModel keyword arguments
+    few: dict[str, Any]  # a model spec (see build_model)
+    warm: dict[str, Any]
+    split: str = ""
+    table: list[dict[str, Any]] = field(default_factory=list)
+    seconds: float = 0.0
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "popularity": self.popularity,
+            "few": self.few,
+            "warm": self.warm,
+            "split": self.split,
+            "table": self.table,
+            "seconds": round(self.seconds, 2),
+        }
+
+
+def _candidate_key(spec: dict[str, Any]) -> str:
+    """The candidate text a spec came from: `als` or `als:alpha=4`."""
+    params = spec.get("params") or {}
+    return spec["kind"] + (":" + ",".join(f"{k}={v:g}" for k, v in params.items()) if params else "")
+
+
+def describe(spec: dict[str, Any]) -> str:
+    """A short label for a model spec, e.g. `itemknn(decay 0.5) + 0.25 x popularity (customers)`."""
+    if spec["kind"] == "popularity":
+        return "popularity"
+    text = _candidate_key(spec)
+    if spec.get("decay", 1.0) < 1.0:
+        text += f"(decay {spec['decay']:g})"
+    if spec.get("blend"):
+        text += f" + {spec['blend']:g} x popularity ({PopularityModel(**spec['popularity']).label})"
+    return text
+
+
+def build_model(spec: dict[str, Any], settings: Settings) -> Recommender:
+    """An unfitted model from a spec {kind, decay, blend, popularity} (kind popularity or content included)."""
+    kind = spec["kind"]
+    if kind == "popularity":
+        return PopularityModel(**spec.get("popularity", {}))
+    model = _base_model(kind, settings, spec.get("params"))
+    if "decay" in spec and hasattr(model, "decay"):
+        model.decay = float(spec["decay"])
+    return model
+
+
+def wrap_blend(model: Recommender, spec: dict[str, Any], popularity: PopularityModel) -> Recommender:
+    """The fitted `model` blended with the fitted `popularity` (the spec's ranking) when the spec asks for it."""
+    weight = float(spec.get("blend") or 0.0)
+    return BlendModel(model, popularity, weight) if weight > 0 else model
+
+
+def parse_candidate(text: str, settings: Settings) -> tuple[str, dict[str, float]]:
+    """`kind` or `kind:key=value,key=value` (a candidate with some of its settings changed)."""
+    kind, _, rest = text.partition(":")
+    params: dict[str, float] = {}
+    for item in filter(None, rest.split(",")):
+        key, _, value = item.partition("=")
+        known = settings.values.get(kind, {})
+        if key not in known or isinstance(known[key], (list, str)):
+            raise InputError(f"selection.candidates: '{text}': {kind} has no numeric setting '{key}'")
+        try:
+            params[key] = type(known[key])(float(value)) if not isinstance(known[key], bool) else value == "true"
+        except ValueError:
+            raise InputError(f"selection.candidates: '{text}': {key} must be a number") from None
+    return kind, params
+
+
+def _base_model(kind: str, settings: Settings, params: dict[str, Any] | None = None) -> Recommender:
+    from .models.itembased import EASEModel, ItemKNNModel, RP3betaModel
+
+    def options(section: str) -> dict[str, Any]:
+        return {**settings[section], **(params or {})}
+
+    if kind == "itemknn":
+        return ItemKNNModel(**options("itemknn"))
+    if kind == "rp3beta":
+        return RP3betaModel(**options("rp3beta"))
+    if kind == "ease":
+        return EASEModel(**options("ease"))
+    if kind == "als":
+        from .models.als import ALSModel
+
+        return ALSModel(**options("als"))
+    if kind == "lightfm":
+        import os
+
+        from .models.collaborative import LightFMModel
+
+        params = dict(settings["lightfm"])
+        params["num_threads"] = params["num_threads"] or (os.cpu_count() or 1)
+        return LightFMModel(**params)
+    if kind == "content":
+        from .models.content import ContentModel
+        from .training import content_config
+
+        return ContentModel(content_config(settings))
+    raise InputError(f"unknown model '{kind}' (known: itemknn, rp3beta, ease, als, lightfm, content, popularity)")
+
+
+def validation_split(events: pd.DataFrame) -> Split:
+    """Temporal at 80% of events by time, or leave-last when timestamps carry no global time."""
+    stamps = events["timestamp"].to_numpy(dtype=np.int64)
+    if _positional_time(events):
+        return last_item_split(events)
+    cutoff = int(np.quantile(stamps, 0.8))
+    in_test = stamps > cutoff
+    if not in_test.any() or in_test.all():
+        return last_item_split(events)
+    return Split(train=events[~in_test], test=events[in_test], cutoff=cutoff, kind="temporal")
+
+
+def _positional_time(events: pd.DataFrame) -> bool:
+    """True when timestamps are constant or restart per customer (most customers share their first one)."""
+    stamps = events["timestamp"]
+    if stamps.nunique() <= 1:
+        return True
+    first = stamps.groupby(events["customer_id"], observed=True).min()
+    return len(first) >= 10 and float((first == first.mode().iloc[0]).mean()) > 0.5
+
+
+def segment_of(distinct: np.ndarray, warm_min: int) -> np.ndarray:
+    """cold (0 products), few (1 .. warm_min - 1), warm (>= warm_min), as strings."""
+    return np.select([distinct == 0, distinct < warm_min], ["cold", "few"], default="warm")
+
+
+def select(
+    events: pd.DataFrame,
+    catalog: pd.DataFrame,
+    settings: Settings,
+    *,
+    build_dataset: Callable[[pd.DataFrame], Dataset],
+    progress: Progress | None = None,
+) -> Selection:
+    """Fit and score the candidates on a validation split of `events`; return each segment's winner."""
+    progress = progress or (lambda message: None)
+    started = time.perf_counter()
+    section = settings["selection"]
+    router = settings["router"]
+    warm_min = int(router["warm_min_products"])
+    split = validation_split(events)
+    progress(f"selection: validation split ({split.kind}), {len(split.train):,} / {len(split.test):,} events")
+    dataset = build_dataset(split.train)
+    truth_pairs = relevant_truth(split)
+    customers = pd.unique(truth_pairs["customer_id"].astype(object))
+    users = dataset.users.to_internal(customers)
+    full = dataset.history()
+    distinct = np.where(users >= 0, np.diff(full.weights.indptr)[np.maximum(users, 0)], 0)
+    labels = segment_of(distinct, warm_min)
+    rng = np.random.default_rng(int(section["seed"]))
+    cap = int(section["max_users"])
+    keep = np.concatenate([_sample(rng, np.flatnonzero(labels == s), cap) for s in SEGMENTS])
+    customers, users, labels = customers[keep], users[keep], labels[keep]
+    truth = _truth(truth_pairs, customers, dataset)
+    history = _history(full, users)
+    seen = sparse.csr_matrix(
+        (np.ones(history.weights.nnz, dtype=np.int8), history.weights.indices, history.weights.indptr), shape=history.weights.shape
+    )
+    rows = {s: np.flatnonzero(labels == s) for s in SEGMENTS}
+    table: list[dict[str, Any]] = []
+
+    def score(model: Recommender, segments: tuple[str, ...], fallback: PopularityModel | None) -> dict[str, float]:
+        result = {}
+        for s in segments:
+            r = rows[s]
+            if not len(r):
+                continue
+            ids, _ = model.recommend(users[r], k=K, exclude=seen[r], history=_history_rows(history, r))
+            if fallback is not None:
+                ids = _fill(ids, fallback, seen[r])
+            result[s] = float(ndcg_at_k(ids, truth[r], K).mean())
+        return result
+
+    # 1. popularity: the floor for every segment, and what cold customers get
+    fixed_pop = _fixed_popularity(settings)
+    windows = WINDOWS if split.kind == "temporal" else (None,)
+    pop_options = [fixed_pop] if fixed_pop else [{"mode": m, "window_fraction": w} for m in MODES for w in windows]
+    pops = []
+    for options in pop_options:
+        model = PopularityModel(**options).fit(dataset)
+        result = score(model, SEGMENTS, None)
+        pops.append((options, model, result))
+        table.append({"candidate": f"popularity ({model.label})", "role": "popularity", **result})
+    # cold customers get the ranking that did best on cold customers (on everyone when there are none)
+    cold_key = (lambda p: p[2]["cold"]) if len(rows["cold"]) else (lambda p: _weighted(p[2], rows))
+    best_pop_options, best_pop, pop_result = max(pops, key=cold_key)
+    segment_pop = {s: max(pops, key=lambda p, s=s: p[2].get(s, 0.0)) for s in ("few", "warm")}
+    progress(f"selection: popularity by {best_pop.label}")
+
+    # 2. collaborative candidates for the few and warm segments
+    specs: dict[str, dict[str, Any]] = {}
+    results: dict[str, dict[str, float]] = {}
+    fitted: dict[str, Recommender] = {}
+    kinds = _candidate_kinds(settings)
+    decays = [float(d) for d in section["decays"]]
+    for candidate in kinds:
+        kind, params = parse_candidate(candidate, settings)
+        progress(f"selection: fitting {candidate}")
+        try:
+            model = _base_model(kind, settings, params).fit(dataset)
+        except (MemoryError, InputError) as error:
+            table.append({"candidate": candidate, "role": "skipped", "note": str(error)[:200]})
+            continue
+        for decay in decays if hasattr(model, "decay") else [1.0]:
+            if hasattr(model, "decay"):
+                model.decay = decay
+            spec = {"kind": kind, "decay": decay, **({"params": params} if params else {})}
+            fitted[_candidate_key(spec)] = model
+            name = describe(spec)
+            specs[name], results[name] = spec, score(model, ("few", "warm"), best_pop)
+            table.append({"candidate": name, "role": "model", **results[name]})
+
+    # 3. blends of each segment's best models with that segment's best popularity ranking
+    weights = [float(w) for w in section["blend_weights"]]
+    for segment in ("few", "warm"):
+        pop_options, pop_model, _ = segment_pop[segment]
+        ranked = sorted((n for n in results if segment in results[n] and "blend" not in specs[n]), key=lambda n: -results[n][segment])
+        for name in ranked[:2]:
+            spec = specs[name]
+            model = fitted[_candidate_key(spec)]
+            if hasattr(model, "decay"):
+                model.decay = spec["decay"]
+            for weight in weights:
+                blend_spec = {**spec, "blend": weight, "popularity": pop_options}
+                blend_name = describe(blend_spec)
+                if segment in results.get(blend_name, {}):
+                    continue
+                specs[blend_name] = blend_spec
+                result = score(BlendModel(model, pop_model, weight), (segment,), best_pop)
+                if blend_name in results:  # scored for the other segment already: one row for both
+                    results[blend_name].update(result)
+                    next(row for row in table if row["candidate"] == blend_name).update(result)
+                    continue
+                results[blend_name] = result
+                table.append({"candidate": blend_name, "role": "blend", **result})
+
+    choice = {}
+    active = int((np.bincount(dataset.pairs["item"], minlength=dataset.n_items) > 0).sum())
+    for segment in ("few", "warm"):
+        fixed = _fixed_segment(settings, segment, active)
+        if fixed is not None:
+            choice[segment] = {**fixed, "popularity": best_pop_options} if fixed["kind"] == "popularity" else fixed
+            continue
+        pop_options, pop_model, pop_scores = segment_pop[segment]
+        scored = [(results[n][segment], n) for n in results if segment in results[n]]
+        best_score, best_name = max(scored, default=(-1.0, ""))
+        floor = pop_scores.get(segment, 0.0)
+        # never send a segment to a model that did worse than popularity on it
+        choice[segment] = specs[best_name] if best_name and best_score > floor else {"kind": "popularity", "popularity": pop_options}
+    labels_chosen = {"cold": f"popularity ({best_pop.label})"}
+    for segment in ("few", "warm"):
+        spec = choice[segment]
+        labels_chosen[segment] = (
+            f"popularity ({PopularityModel(**spec['popularity']).label})" if spec["kind"] == "popularity" else describe(spec)
+        )
+    for row in table:
+        row["chosen_for"] = [s for s in SEGMENTS if row["candidate"] == labels_chosen[s]]
+    segments_sizes = {s: int(len(rows[s])) for s in SEGMENTS}
+    return Selection(
+        popularity=best_pop_options,
+        few=choice["few"],
+        warm=choice["warm"],
+        split=f"{split.kind}; validation customers {segments_sizes}",
+        table=table,
+        seconds=time.perf_counter() - started,
+    )
+
+
+def _weighted(result: dict[str, float], rows: dict[str, np.ndarray]) -> float:
+    """Mean NDCG over every validation customer (segments weighted by their size)."""
+    total = sum(len(rows[s]) for s in result)
+    return sum(result[s] * len(rows[s]) for s in result) / total if total else 0.0
+
+
+def _fixed_popularity(settings: Settings) -> dict[str, Any] | None:
+    section = settings["popularity"]
+    if section["mode"] == "auto":
+        return None
+    return {"mode": section["mode"], "window_fraction": float(section["window_fraction"]) or None}
+
+
+def _fixed_segment(settings: Settings, segment: str, active_items: int = 0) -> dict[str, Any] | None:
+    """A segment's model fixed in settings (router.collaborative for warm, router.few for few), or None."""
+    router = settings["router"]
+    value = router["collaborative"] if segment == "warm" else router["few"]
+    if value == "auto":
+        return None
+    if value == "same":
+        return _fixed_segment(settings, "warm", active_items)
+    return fixed_spec(value, settings, active_items)
+
+
+def fixed_spec(kind: str, settings: Settings, active_items: int = 0) -> dict[str, Any]:
+    """The spec for a model named in settings: its own decay setting, no blend."""
+    if kind == "item":  # EASE while the products with events fit its budget, else item kNN
+        kind = "ease" if active_items <= int(settings["ease"]["max_items"]) else "itemknn"
+    spec: dict[str, Any] = {"kind": kind}
+    if kind in ("itemknn", "rp3beta", "ease"):
+        spec["decay"] = float(settings[kind]["decay"])
+    return spec
+
+
+def _candidate_kinds(settings: Settings) -> list[str]:
+    kinds = [str(k) for k in settings["selection"]["candidates"]]
+    if _fixed_segment(settings, "few") and _fixed_segment(settings, "warm"):
+        return []
+    return kinds  # EASE past its max_items models only the most active products; validation says if that is enough
+
+
+def _sample(rng: np.random.Generator, rows: np.ndarray, cap: int) -> np.ndarray:
+    return np.sort(rng.choice(rows, size=cap, replace=False)) if len(rows) > cap else rows
+
+
+def _truth(truth_pairs: pd.DataFrame, customers: np.ndarray, dataset: Dataset) -> sparse.csr_matrix:
+    """Customers x (items + one column per item unseen in training) of held-out products."""
+    index = pd.Index(customers)
+    pairs = truth_pairs[truth_pairs["customer_id"].isin(index)]
+    rows = index.get_indexer(pairs["customer_id"].astype(object))
+    items = dataset.items.to_internal(pairs["product_id"].to_numpy(dtype=object))
+    unseen = items < 0
+    items[unseen] = dataset.n_items + pd.factorize(pairs["product_id"].to_numpy(dtype=object)[unseen])[0]
+    width = max(dataset.n_items, int(items.max()) + 1 if len(items) else 0)
+    matrix = sparse.csr_matrix((np.ones(len(rows), dtype=np.float32), (rows, items)), shape=(len(customers), width))
+    matrix.sum_duplicates()
+    return matrix
+
+
+def _history(full: UserHistory, users: np.ndarray) -> UserHistory:
+    rows = np.maximum(users, 0)
+    keep = sparse.diags((users >= 0).astype(np.float32))
+
+    def take(matrix: sparse.csr_matrix) -> sparse.csr_matrix:
+        out = sparse.csr_matrix(keep.astype(matrix.dtype) @ matrix[rows])
+        out.eliminate_zeros()
+        return out
+
+    return UserHistory(take(full.weights), take(full.last_seen), take(full.strongest))
+
+
+def _history_rows(history: UserHistory, rows: np.ndarray) -> UserHistory:
+    return UserHistory(history.weights[rows], history.last_seen[rows], history.strongest[rows])
+
+
+def _fill(ids: np.ndarray, popularity: PopularityModel, exclude: sparse.csr_matrix) -> np.ndarray:
+    """Fill the -1 padding of short lists with popular items (as the router does), no duplicates."""
+    short = np.flatnonzero((ids < 0).any(axis=1))
+    if not len(short):
+        return ids
+    ids = ids.copy()
+    k = ids.shape[1]
+    extra, _ = popularity.recommend(short, k=2 * k, exclude=exclude[short])
+    for position, row in enumerate(short):
+        have = ids[row][ids[row] >= 0]
+        more = [i for i in extra[position] if i >= 0 and i not in set(have.tolist())]
+        merged = np.concatenate([have, np.asarray(more, dtype=np.int64)])[:k]
+        ids[row] = -1
+        ids[row, : len(merged)] = merged
+    return ids
+
+
+def winners(selection: dict[str, Any]) -> list[dict[str, Any]]:
+    """Per segment: the chosen candidate, its validation NDCG@10, popularity's and the runner-up's."""
+    table = selection.get("table", [])
+    out = []
+    for segment in SEGMENTS:
+        scored = [row for row in table if segment in row]
+        chosen = next((row for row in scored if segment in row.get("chosen_for", [])), None)
+        if chosen is None:
+            continue
+        pops = [row[segment] for row in scored if row["role"] == "popularity"]
+        others = sorted((row for row in scored if row is not chosen), key=lambda row: -row[segment])
+        out.append(
+            {
+                "segment": segment,
+                "chosen": chosen["candidate"],
+                "ndcg": chosen[segment],
+                "best_popularity": max(pops, default=0.0),
+                "runner_up": others[0]["candidate"] if others else None,
+                "runner_up_ndcg": others[0][segment] if others else None,
+            }
+        )
+    return out

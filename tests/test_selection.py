@@ -1,0 +1,111 @@
+"""Train-time selection: the winner on the shop's own validation split serves each segment."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from recsys_cli.config import load_settings
+from recsys_cli.dataset import Dataset
+from recsys_cli.selection import select, validation_split, winners
+from recsys_cli.service import POPULARITY, SOURCES, RecommendationService
+from recsys_cli.training import fit_models, weighting_from
+
+FAST = {"selection": {"candidates": ["itemknn", "rp3beta"], "decays": [1.0, 0.5], "blend_weights": [0.25], "max_users": 500}}
+
+
+def paired_events(seed: int = 0, customers: int = 400, pairs: int = 30) -> pd.DataFrame:
+    """Products come in pairs (a_i, b_i): whoever buys a_i buys b_i a while later. Popularity is
+    flat, so only a model that learned the pairs can predict what a customer does next."""
+    rng = np.random.default_rng(seed)
+    span = 1_000_000
+    rows = []
+    for c in range(customers):
+        for pair in rng.choice(pairs, 6, replace=False):
+            t = 1_700_000_000 + int(rng.integers(0, int(0.7 * span)))
+            rows.append((f"c{c}", f"a{pair}", 2, t))
+            rows.append((f"c{c}", f"b{pair}", 2, t + span // 4))
+    return pd.DataFrame(rows, columns=["customer_id", "product_id", "type", "timestamp"])
+
+
+def skewed_random_events(seed: int = 0, customers: int = 600, products: int = 200) -> pd.DataFrame:
+    """Each customer picks products independently by a steep popularity law: nothing to learn
+    about who goes with what, so no model can beat plain popularity."""
+    rng = np.random.default_rng(seed)
+    weights = 1.0 / np.arange(1, products + 1) ** 1.2
+    weights /= weights.sum()
+    rows = []
+    for c in range(customers):
+        for j, p in enumerate(rng.choice(products, 8, replace=False, p=weights)):
+            rows.append((f"c{c}", f"p{p}", 0, 1_700_000_000 + c * 50 + j * 5 + int(rng.integers(0, 30_000))))
+    return pd.DataFrame(rows, columns=["customer_id", "product_id", "type", "timestamp"])
+
+
+def _select(events: pd.DataFrame, overrides: dict | None = None):
+    settings = load_settings(environ={}, overrides={**FAST, **(overrides or {})})
+    catalog = pd.DataFrame({"product_id": pd.unique(events["product_id"])})
+    weighting = weighting_from(settings)
+    return select(events, catalog, settings, build_dataset=lambda part: Dataset.construct(part, catalog, weighting))
+
+
+def test_selection_picks_the_model_that_learned_the_planted_pairs():
+    chosen = _select(paired_events())
+    assert chosen.warm["kind"] in ("itemknn", "rp3beta")
+    rows = {row["segment"]: row for row in winners(chosen.to_dict())}
+    assert rows["warm"]["ndcg"] > 2 * rows["warm"]["best_popularity"]
+    assert any(r["candidate"].startswith("popularity") for r in chosen.table), "popularity is always a candidate"
+
+
+def test_a_segment_goes_to_popularity_when_no_model_beats_it():
+    chosen = _select(skewed_random_events())
+    table = {row["candidate"]: row for row in chosen.table}
+    for segment, spec in (("few", chosen.few), ("warm", chosen.warm)):
+        best_pop = max(r[segment] for r in chosen.table if r["role"] == "popularity" and segment in r)
+        if spec["kind"] == "popularity":
+            continue
+        # a model may serve the segment only if it scored above popularity there
+        label = next(r["candidate"] for r in chosen.table if segment in r.get("chosen_for", []))
+        assert table[label][segment] > best_pop
+
+
+def test_fixed_choices_skip_the_search():
+    chosen = _select(paired_events(), {"router": {"collaborative": "itemknn", "few": "same"}, "popularity": {"mode": "customers"}})
+    assert chosen.warm == {"kind": "itemknn", "decay": 1.0} and chosen.few == chosen.warm
+    assert [r["role"] for r in chosen.table] == ["popularity"], "only the fixed popularity ranking is scored"
+
+
+def test_validation_split_is_leave_last_when_timestamps_restart_per_customer():
+    rows = [(f"c{c}", f"p{(c + j) % 50}", 2, 1_500_000_000 + j * 86_400) for c in range(40) for j in range(5)]
+    events = pd.DataFrame(rows, columns=["customer_id", "product_id", "type", "timestamp"])
+    assert validation_split(events).kind == "last"
+    assert validation_split(paired_events()).kind == "temporal"
+
+
+def test_the_router_serves_each_segment_with_its_winner():
+    events = paired_events()
+    catalog = pd.DataFrame({"product_id": pd.unique(events["product_id"])})
+    settings = load_settings(
+        environ={}, overrides={**FAST, "router": {"collaborative": "itemknn", "few": "popularity", "warm_min_products": 5}}
+    )
+    trained = fit_models(events, catalog, settings)
+    service = RecommendationService.from_trained(trained, settings)
+    warm_customer = "c3"  # 12 products
+    assert service.recommend(warm_customer, 5)["source"] == "collaborative"
+    few_visitor = service.recommend("visitor", 5, viewed=["a1", "b2"])
+    assert few_visitor["source"] == SOURCES[POPULARITY]
+    assert service.recommend("nobody", 5)["source"] == "popularity"
+
+
+@pytest.mark.parametrize("mode", ["customers", "interactions", "purchasers"])
+def test_products_missing_from_the_catalog_are_never_popular(mode):
+    from recsys_cli.models.popularity import PopularityModel
+
+    events = pd.DataFrame(
+        [(f"c{i}", "forged", 2, 1_700_000_000 + i) for i in range(30)] + [("c0", "real", 0, 1_700_000_100)],
+        columns=["customer_id", "product_id", "type", "timestamp"],
+    )
+    dataset = Dataset.construct(events, pd.DataFrame({"product_id": ["real", "other"]}))
+    model = PopularityModel(mode).fit(dataset)
+    ranked = dataset.items.to_external(model.ranking).tolist()
+    assert "forged" not in ranked and ranked[0] == "real"
