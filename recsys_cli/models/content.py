@@ -26,6 +26,7 @@ import math
 import os
 import re
 import threading
+from collections import OrderedDict
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
@@ -113,6 +114,10 @@ class ContentConfig:
 _BLOCK_ROWS = 32  # small blocks keep the working set in cache; measured fastest on 28k products
 _CANDIDATE_CELLS = 1 << 20  # scores per candidate block (4 MB of float32)
 _MAX_COMBO_TABLE = 4096  # (category path, gender) combinations: precompute their table up to this many
+_PRICE_BLOCK_ROWS = 16  # rows per candidate block: a narrow price range bounds scores tightly
+_BOUND_SLACK = 1e-4  # bounds are float64, scores float32 sums of at most five parts in [0, 1]
+_CACHED_ROWS = 50_000  # on-demand neighbour rows kept (about 1 KB each at K = 100)
+_SEED_ITEMS = 8  # times K + 1: items scored first per block, for each row's K-th best similarity
 # ln(p / midrange price) / scale is clipped here so exp(+-it) and their products stay finite in float32;
 # neighbour scores are exact unless the catalog's max/min price ratio exceeds exp(160 * scale)
 _PRICE_CLIP = 80.0
@@ -141,20 +146,49 @@ class ContentModel:
         self.n_items = 0
         self.features: _Features | None = None
         self.neighbours: sparse.csr_matrix = sparse.csr_matrix((0, 0), dtype=np.float32)
+        self.precomputed: np.ndarray = np.zeros(0, dtype=bool)
         self._fit_last_seen: sparse.csr_matrix = sparse.csr_matrix((0, 0))
+        self._init_on_demand()
+
+    def _init_on_demand(self) -> None:
+        self._inputs: _BlockInputs | None = None
+        self._cache: OrderedDict[int, tuple[np.ndarray, np.ndarray]] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def __getstate__(self) -> dict:
+        state = self.__dict__.copy()
+        for name in ("_inputs", "_cache", "_lock"):  # rebuilt on demand; a lock does not pickle
+            state.pop(name, None)
+        return state
+
+    def __setstate__(self, state: dict) -> None:
+        self.__dict__.update(state)
+        if "precomputed" not in state:  # saved before on-demand rows: every row was precomputed
+            self.precomputed = np.ones(self.n_items, dtype=bool)
+        self._init_on_demand()
 
     # ------------------------------------------------------------------ fit
 
     def fit(self, dataset: Dataset) -> "ContentModel":
-        """Encode the catalog and precompute each product's top-K neighbours.
+        """Encode the catalog and precompute the top-K neighbours of every product with events.
 
         `neighbours` is an n_items x n_items CSR matrix whose row i holds at most K entries in rank
-        order (similarity descending, then index): read it through `indptr`/`indices`/`data`, do not
-        call `sort_indices` on it.
+        order (similarity descending, then index) when `precomputed[i]`, and is empty otherwise:
+        read it through `indptr`/`indices`/`data`, do not call `sort_indices` on it. Rows of the
+        other products are computed exactly when first asked for (`similar_items`, or a live history
+        that holds them) and kept in a bounded cache, so fit time follows the products with events
+        rather than the size of the catalog.
         """
         self.n_items = dataset.n_items
         self.features = _encode(dataset.catalog, self.config)
-        self.neighbours = _neighbours(self.features, self.config)
+        self._init_on_demand()
+        self.precomputed = np.bincount(dataset.pairs["item"].to_numpy(), minlength=self.n_items) > 0
+        rows = np.flatnonzero(self.precomputed)
+        computed = _neighbours(self.features, self._block_inputs(), self.config, rows)
+        counts = np.zeros(self.n_items, dtype=np.int64)
+        counts[rows] = np.diff(computed.indptr)
+        indptr = np.concatenate([[0], np.cumsum(counts)])
+        self.neighbours = sparse.csr_matrix((computed.data, computed.indices, indptr), shape=(self.n_items, self.n_items))
         self._fit_last_seen = dataset.history().last_seen.astype(np.float64)
         return self
 
@@ -186,7 +220,7 @@ class ContentModel:
         return parts
 
     def similar_items(self, items: np.ndarray, *, k: int) -> tuple[np.ndarray, np.ndarray]:
-        """The precomputed top-k neighbours of `items`; -1 / -inf beyond K or for unknown items."""
+        """The top-k neighbours of `items` (precomputed or on demand); -1 / -inf beyond K or for unknown items."""
         self._fitted()
         items = np.atleast_1d(np.asarray(items, dtype=np.int64))
         ids = np.full((len(items), max(k, 0)), -1, dtype=np.int64)
@@ -195,15 +229,70 @@ class ContentModel:
             return ids, scores
         known = (items >= 0) & (items < self.n_items)
         rows = np.flatnonzero(known)
-        ptr = self.neighbours.indptr
-        start = ptr[items[rows]]
-        length = np.minimum(ptr[items[rows] + 1] - start, k)
+        start, degree, indices, data = self._rows(items[rows])
+        length = np.minimum(degree, k)
         out_row = np.repeat(rows, length)
         rank = np.arange(length.sum()) - np.repeat(np.cumsum(length) - length, length)
         source = np.repeat(start, length) + rank
-        ids[out_row, rank] = self.neighbours.indices[source]
-        scores[out_row, rank] = self.neighbours.data[source]
+        ids[out_row, rank] = indices[source]
+        scores[out_row, rank] = data[source]
         return ids, scores
+
+    def _rows(self, items: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """Neighbour lists of `items` (valid indices) as (start, length, indices, data).
+
+        Item items[i]'s list is indices[start[i] : start[i] + length[i]], with data its scores.
+        """
+        ptr = self.neighbours.indptr
+        missing = np.unique(items[~self.precomputed[items]])
+        if not len(missing):
+            return ptr[items], ptr[items + 1] - ptr[items], self.neighbours.indices, self.neighbours.data
+        extra = self._on_demand(missing)
+        unique, inverse = np.unique(items, return_inverse=True)
+        stored = self.precomputed[unique]
+        from_fit = unique[stored]
+        fit_length = ptr[from_fit + 1] - ptr[from_fit]
+        fit_source = np.repeat(ptr[from_fit] - np.cumsum(fit_length) + fit_length, fit_length) + np.arange(fit_length.sum())
+        indices = np.concatenate([self.neighbours.indices[fit_source], extra.indices])
+        data = np.concatenate([self.neighbours.data[fit_source], extra.data])
+        length = np.empty(len(unique), dtype=np.int64)
+        length[stored] = fit_length
+        length[~stored] = np.diff(extra.indptr)  # `missing` is `unique[~stored]`, both sorted
+        start = np.empty(len(unique), dtype=np.int64)
+        start[stored] = np.cumsum(fit_length) - fit_length
+        start[~stored] = fit_length.sum() + extra.indptr[:-1]
+        return start[inverse.ravel()], length[inverse.ravel()], indices, data
+
+    def _on_demand(self, items: np.ndarray) -> sparse.csr_matrix:
+        """Exact neighbour rows of `items` (sorted, distinct, not precomputed): cached, else computed now."""
+        with self._lock:
+            cached = {int(i): self._cache[int(i)] for i in items if int(i) in self._cache}
+            for i in cached:
+                self._cache.move_to_end(i)
+        todo = np.array([i for i in items.tolist() if i not in cached], dtype=np.int64)
+        if len(todo):
+            computed = _neighbours(self._fitted(), self._block_inputs(), self.config, todo)
+            with self._lock:
+                for r, item in enumerate(todo.tolist()):
+                    span = slice(computed.indptr[r], computed.indptr[r + 1])
+                    cached[item] = self._cache[item] = (computed.indices[span].copy(), computed.data[span].copy())
+                while len(self._cache) > _CACHED_ROWS:
+                    self._cache.popitem(last=False)
+        lists = [cached[int(i)] for i in items]
+        indptr = np.concatenate([[0], np.cumsum([len(ids) for ids, _ in lists])]).astype(np.int64)
+        indices = np.concatenate([ids for ids, _ in lists]).astype(np.int32)
+        data = np.concatenate([values for _, values in lists]).astype(np.float32)
+        return sparse.csr_matrix((data, indices, indptr), shape=(len(items), self.n_items))
+
+    def _block_inputs(self) -> _BlockInputs:
+        """The catalog's combination tables and bounds, built once per fit or load."""
+        inputs = self._inputs
+        if inputs is None:
+            with self._lock:
+                if self._inputs is None:
+                    self._inputs = _block_inputs(self._fitted(), self.config)
+                inputs = self._inputs
+        return inputs
 
     # -------------------------------------------------------- recommendations
 
@@ -259,12 +348,10 @@ class ContentModel:
 
         per_user = np.bincount(h_row, minlength=n_users)
         h_rank = np.arange(len(h_row)) - np.repeat(np.cumsum(per_user) - per_user, per_user)
-        ptr = self.neighbours.indptr
         inside = h_item < self.n_items
         degree = np.zeros(len(h_item), dtype=np.int64)
-        degree[inside] = ptr[h_item[inside] + 1] - ptr[h_item[inside]]
         start = np.zeros(len(h_item), dtype=np.int64)
-        start[inside] = ptr[h_item[inside]]
+        start[inside], degree[inside], lists, list_scores = self._rows(h_item[inside])
 
         # Depth per customer: enough neighbours per anchor to fill k slots when nothing is skipped;
         # customers left short while some anchor has deeper neighbours retry with double depth.
@@ -286,6 +373,7 @@ class ContentModel:
                 width,
                 seen_keys,
                 excluded_keys,
+                (lists, list_scores),
                 (ids, scores, anchors),
             )
             retry = active & (filled < k) & truncated & (depth < max_degree)
@@ -305,16 +393,20 @@ class ContentModel:
         width: int,
         seen_keys: np.ndarray,
         excluded_keys: np.ndarray,
+        lists: tuple[np.ndarray, np.ndarray],
         out: tuple[np.ndarray, np.ndarray, np.ndarray],
     ) -> tuple[np.ndarray, np.ndarray]:
-        """Fill `out` rows for the anchors given; return per-row filled counts and whether any anchor was cut."""
+        """Fill `out` rows for the anchors given; return per-row filled counts and whether any anchor was cut.
+
+        `lists` holds the neighbour ids and scores that `start` and `degree` point into.
+        """
         n_rows = len(out[0])
         length = np.minimum(degree, depth[row])
         truncated = np.bincount(row[degree > length], minlength=n_rows) > 0
         anchor = np.repeat(np.arange(len(row)), length)
         level = np.arange(length.sum()) - np.repeat(np.cumsum(length) - length, length)
         source = start[anchor] + level
-        cand = self.neighbours.indices[source].astype(np.int64)
+        cand = lists[0][source].astype(np.int64)
         cand_row = row[anchor]
         keys = cand_row * width + cand
         keep = ~(_contains(seen_keys, keys) | _contains(excluded_keys, keys))
@@ -331,7 +423,7 @@ class ContentModel:
         order, cand_row, slot = order[fits], cand_row[fits], slot[fits]
         ids, scores, anchors = out
         ids[cand_row, slot] = cand[order]
-        scores[cand_row, slot] = self.neighbours.data[source[order]]
+        scores[cand_row, slot] = lists[1][source[order]]
         anchors[cand_row, slot] = item[anchor[order]]
         return np.minimum(per_row, k), truncated
 
@@ -457,7 +549,7 @@ def _encode_text(descriptions: pd.Series) -> sparse.csr_matrix:
 
 @dataclass
 class _BlockInputs:
-    """What each row block needs, precomputed once per fit."""
+    """What each row block needs, built once per fitted catalog (and again after unpickling)."""
 
     combo_code: np.ndarray  # per item: index of its (category path, gender) combination
     combo_tokens_t: sparse.csc_matrix  # tokens x combos
@@ -466,17 +558,24 @@ class _BlockInputs:
     brand: np.ndarray  # int32 per item, -1 missing
     price_q: np.ndarray  # float32 p ** (1/scale) (centred), 0 where missing
     price_r: np.ndarray  # float32 1 / price_q, 0 where missing
+    combo_sizes: np.ndarray  # per combination: its number of items
+    combo_extra: np.ndarray  # float64 per combination: the largest `extra` among its items
+    extra: np.ndarray  # float64 per item: the most brand, price and text can add to its similarity
+    by_key: np.ndarray  # items sorted by (combination, price exponent), missing prices first
+    key: np.ndarray  # float64 combination * _KEY_SPAN + price exponent (+ _KEY_OFFSET), sorted
+    by_brand: np.ndarray  # items with a brand, sorted by (brand, combination)
+    brand_key: np.ndarray  # int64 brand * combinations + combination, sorted
     combo_table: np.ndarray | None = None  # combos x combos category + gender part, when small
 
 
-def _neighbours(f: _Features, config: ContentConfig) -> sparse.csr_matrix:
-    """Top-K neighbours of every item (rank order per row), computed in row blocks on up to 2 threads."""
-    n = len(f.path_code)
-    K = min(config.neighbours, max(n - 1, 0))
-    if n == 0 or K == 0:
-        return sparse.csr_matrix((n, n), dtype=np.float32)
+_KEY_SPAN = 1024.0  # price exponents lie in [-_PRICE_CLIP, _PRICE_CLIP]; missing prices sort first
+_KEY_OFFSET = 512.0
 
+
+def _block_inputs(f: _Features, config: ContentConfig) -> _BlockInputs:
+    """Combination codes, price factors, per-item bounds and the (combination, price) index of a catalog."""
     combo, combo_code = np.unique(f.path_code.astype(np.int64) * 8 + f.gender_code, return_inverse=True)
+    combo_code = combo_code.astype(np.intp).ravel()
     gender_table = np.zeros((_MISSING_GENDER + 1, _MISSING_GENDER + 1), dtype=np.float32)
     gender_table[:_MISSING_GENDER, :_MISSING_GENDER] = GENDER_SIMILARITY
     finite = f.log_price[np.isfinite(f.log_price)]
@@ -485,76 +584,194 @@ def _neighbours(f: _Features, config: ContentConfig) -> sparse.csr_matrix:
     known = np.isfinite(exponent)
     q = np.where(known, np.exp(np.where(known, exponent, 0.0)), 0.0).astype(np.float32)
     r = np.where(known, np.exp(-np.where(known, exponent, 0.0)), 0.0).astype(np.float32)
+    # brand, price and text each add at most their weight, and nothing where the item lacks them
+    extra = config.brand * (f.brand_code >= 0) + config.price * known
+    if f.text is not None and config.text > 0:
+        extra = extra + config.text * (np.diff(f.text.indptr) > 0)
+    combo_extra = np.zeros(len(combo), dtype=np.float64)
+    np.maximum.at(combo_extra, combo_code, extra)
+    key = combo_code * _KEY_SPAN + np.where(known, exponent + _KEY_OFFSET, 0.0)
+    by_key = np.argsort(key, kind="stable")
+    branded = np.flatnonzero(f.brand_code >= 0)
+    brand_key = f.brand_code[branded].astype(np.int64) * len(combo) + combo_code[branded]
+    by_brand = np.argsort(brand_key, kind="stable")
     inputs = _BlockInputs(
-        combo_code=combo_code.astype(np.intp).ravel(),
+        combo_code=combo_code,
         combo_tokens_t=f.path_tokens[combo // 8].T.tocsc(),
         combo_gender=(combo % 8).astype(np.intp),
         gender_table=gender_table,
         brand=f.brand_code.astype(np.int64),
         price_q=q,
         price_r=r,
+        combo_sizes=np.bincount(combo_code, minlength=len(combo)),
+        combo_extra=combo_extra,
+        extra=extra.astype(np.float64),
+        by_key=by_key,
+        key=key[by_key],
+        by_brand=branded[by_brand],
+        brand_key=brand_key[by_brand],
     )
     if len(combo) <= _MAX_COMBO_TABLE:
         inputs.combo_table = _combo_part(np.arange(len(combo)), f, inputs, config)
-    local = threading.local()
-    tasks = _pruned_tasks(n, K, f, inputs, config)
+    return inputs
 
-    def block(task: tuple[np.ndarray, np.ndarray | None, np.ndarray | None]) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-        rows, columns, part = task
-        if columns is None:  # every item is a candidate: the dense block path
+
+@dataclass
+class _Group:
+    """Rows sharing a (category path, gender) combination, and what bounds their neighbours."""
+
+    table_row: np.ndarray  # float32 per combination: the rows' category + gender part
+    combos: np.ndarray  # combinations that can hold a neighbour, by part descending
+    seed: int  # the first `seed` of `combos` hold at least K + 1 items
+    floor: float  # the (K+1)-th largest part over all items: every row has K others at least this similar
+
+
+def _neighbours(f: _Features, x: _BlockInputs, config: ContentConfig, rows: np.ndarray) -> sparse.csr_matrix:
+    """Top-K neighbours (rank order per row) of the items `rows` (sorted, distinct) among all items.
+
+    Row r of the len(rows) x n result belongs to item rows[r]. Computed in row blocks on up to 2
+    threads; a row's list depends only on the catalog, never on which other rows are computed with it.
+    """
+    n = len(f.path_code)
+    K = min(config.neighbours, max(n - 1, 0))
+    if len(rows) == 0 or K == 0:
+        return sparse.csr_matrix((len(rows), n), dtype=np.float32)
+    local = threading.local()
+    tasks = _pruned_tasks(rows, n, K, f, x, config)
+
+    def block(task: tuple[np.ndarray, _Group | None]) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        items, group = task
+        if group is None:  # every item is a candidate: the dense block path
             if not hasattr(local, "workspace"):  # one set of buffers per thread, reused by every block
                 local.workspace = _Workspace(min(_BLOCK_ROWS, n), n)
-            scores = _block_scores(rows, f, inputs, config, local.workspace)
+            scores = _block_scores(items, f, x, config, local.workspace)
             kept, picked, values = _top_positive(scores, K, local.workspace)
-            return rows, kept, picked, values
+            return items, kept, picked, values
         if not hasattr(local, "scratch"):
             local.scratch = _Scratch(_CANDIDATE_CELLS)
-        scores = _candidate_scores(rows, columns, part, f, inputs, config, local.scratch)
-        kept, picked, values = _top_positive(scores, K, local.scratch.view(scores.shape))
-        return rows, kept, columns[picked], values
+        columns = _block_candidates(items, group, K, f, x, config, local.scratch)
+        kept, picked, values = np.zeros(len(items), dtype=np.int64), [], []
+        step = max(1, _CANDIDATE_CELLS // max(len(columns), 1))
+        part = group.table_row[x.combo_code[columns]]
+        for i in range(0, len(items), step):  # a wide candidate set is scored a few rows at a time
+            scores = _candidate_scores(items[i : i + step], columns, part, f, x, config, local.scratch)
+            counts, cols, vals = _top_positive(scores, K, local.scratch.view(scores.shape))
+            kept[i : i + step] = counts
+            picked.append(columns[cols])
+            values.append(vals)
+        return items, kept, np.concatenate(picked), np.concatenate(values)
 
-    threads = max(1, min(2, os.cpu_count() or 1))
-    with ThreadPoolExecutor(max_workers=threads) as pool:
-        parts = list(pool.map(block, tasks))
-    rows = np.concatenate([np.repeat(p[0], p[1]) for p in parts])
-    order = np.argsort(rows, kind="stable")  # row order; each row's rank order is kept
-    counts = np.bincount(rows, minlength=n)
+    threads = max(1, min(2, os.cpu_count() or 1, len(tasks)))
+    if threads == 1:
+        parts = [block(task) for task in tasks]
+    else:
+        with ThreadPoolExecutor(max_workers=threads) as pool:
+            parts = list(pool.map(block, tasks))
+    position = np.searchsorted(rows, np.concatenate([np.repeat(p[0], p[1]) for p in parts]))
+    order = np.argsort(position, kind="stable")  # row order; each row's rank order is kept
+    counts = np.bincount(position, minlength=len(rows))
     indptr = np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
     indices = np.concatenate([p[2] for p in parts]).astype(np.int32)[order]
     data = np.concatenate([p[3] for p in parts]).astype(np.float32)[order]
-    return sparse.csr_matrix((data, indices, indptr), shape=(n, n))
+    return sparse.csr_matrix((data, indices, indptr), shape=(len(rows), n))
 
 
-def _pruned_tasks(n: int, K: int, f: _Features, x: _BlockInputs, config: ContentConfig) -> list:
-    """Row groups, each with the only columns that can reach its top K (None: all columns).
+def _pruned_tasks(rows: np.ndarray, n: int, K: int, f: _Features, x: _BlockInputs, config: ContentConfig) -> list:
+    """Blocks of `rows` sharing a combination, each with its `_Group` (None: score against every item).
 
     Items sharing a (category path, gender) combination share the category + gender part of their
-    similarity to every item. Brand, price and text add at most their weights, so with t the
-    (K+1)-th largest such part (the item itself may be one), an item whose part is below
-    t - (brand + price + text weights) can never enter the top K: pruning is exact.
+    similarity to every item, so a row's similarity to an item is at least that part and at most
+    the part plus the item's `extra` (what brand, price and text can add given what it has). With
+    t the (K+1)-th largest part (the row itself may be one), at least K other items score t or
+    more, so a combination whose part + largest extra is below t, or zero, can never hold a
+    neighbour: pruning is exact. `_block_candidates` narrows further per block. The work here is
+    over combinations, not the whole catalog.
     """
-    extra = max(config.brand, 0.0) + max(config.price, 0.0) + (max(config.text, 0.0) if f.text is not None else 0.0)
-    order = np.argsort(x.combo_code, kind="stable")
-    bounds = np.flatnonzero(np.diff(x.combo_code[order])) + 1
+    codes = x.combo_code[rows]
+    order = np.argsort(codes, kind="stable")
+    bounds = np.flatnonzero(np.diff(codes[order])) + 1
     tasks: list = []
     dense_rows: list[np.ndarray] = []
-    for group in np.split(order, bounds):
+    for group in np.split(rows[order], bounds):
         if not len(group):
             continue
         combo = x.combo_code[group[0]]
         table_row = x.combo_table[combo] if x.combo_table is not None else _combo_part(np.array([combo]), f, x, config)[0]
-        part = table_row[x.combo_code]
-        threshold = np.partition(part, n - K - 1)[n - K - 1] if n > K + 1 else -np.inf
-        columns = np.flatnonzero(part >= threshold - extra - 1e-6)
-        if len(columns) > n // 2:
+        by_part = np.argsort(-table_row, kind="stable")
+        reach = np.cumsum(x.combo_sizes[by_part])
+        floor = float(table_row[by_part[np.searchsorted(reach, K + 1)]]) if n > K + 1 else -np.inf
+        seed = int(np.searchsorted(reach, min(_SEED_ITEMS * (K + 1), n))) + 1
+        upper = table_row[by_part].astype(np.float64) + x.combo_extra[by_part]
+        possible = (upper >= floor - _BOUND_SLACK) & (upper > 0)
+        combos = by_part[possible]  # the possible ones among the first `seed` come first
+        if x.combo_sizes[combos].sum() > n // 2:
             dense_rows.append(group)
             continue
-        step = max(1, _CANDIDATE_CELLS // max(len(columns), 1))
-        tasks.extend((group[i : i + step], columns, part) for i in range(0, len(group), step))
+        info = _Group(table_row, combos, int(possible[:seed].sum()), floor)
+        group = group[np.argsort(x.price_q[group], kind="stable")]  # blocks of similar price prune best
+        tasks.extend((group[i : i + _PRICE_BLOCK_ROWS], info) for i in range(0, len(group), _PRICE_BLOCK_ROWS))
     if dense_rows:
-        rows = np.sort(np.concatenate(dense_rows))
-        tasks.extend((rows[i : i + _BLOCK_ROWS], None, None) for i in range(0, len(rows), _BLOCK_ROWS))
+        dense = np.sort(np.concatenate(dense_rows))
+        tasks.extend((dense[i : i + _BLOCK_ROWS], None) for i in range(0, len(dense), _BLOCK_ROWS))
     return tasks
+
+
+def _block_candidates(
+    rows: np.ndarray, g: _Group, K: int, f: _Features, x: _BlockInputs, config: ContentConfig, work: "_Scratch"
+) -> np.ndarray:
+    """The items (sorted) that can reach the top K of some row in `rows`, a block of one combination.
+
+    Each row's exact K-th best similarity among the items of the seed combinations, L, bounds its
+    K-th best overall from below. An item of combination c can reach it only if part(c) + text +
+    brand + price >= L, where the price part min(q_i / q_j, q_j / q_i) ** (1 / scale) is at least
+    a given value exactly on a window of prices around the row's: so each row needs, per
+    combination, one price window of the (combination, price) index, the items sharing its brand
+    (the (brand, combination) index), or the whole combination when the part alone can reach L.
+    Pruning is exact: a superset of every row's top K is returned.
+    """
+    seed = np.sort(_segments(x, g.combos[: g.seed])[: work.cells // len(rows)])  # any subset bounds from below
+    floor = np.full(len(rows), -np.inf)
+    if len(seed) > K:
+        scores = _candidate_scores(rows, seed, g.table_row[x.combo_code[seed]], f, x, config, work)
+        kth = -np.partition(-scores, K - 1, axis=1)[:, K - 1].astype(np.float64)
+        floor = np.where(kth > 0, kth, -np.inf)
+    floor = np.maximum(floor, g.floor) - _BOUND_SLACK
+    text = config.text if f.text is not None and config.text > 0 else 0.0
+    part = g.table_row[g.combos].astype(np.float64)
+    reach = (part + x.combo_extra[g.combos])[None, :] >= floor[:, None]
+    need = floor[:, None] - part[None, :] - text
+    whole = reach & (need <= 0)
+    found = [_segments(x, g.combos[np.flatnonzero(whole.any(axis=0))])]
+
+    q = x.price_q[rows].astype(np.float64)
+    if config.price > 0:
+        row, col = np.nonzero(reach & ~whole & (q[:, None] > 0) & (need <= config.price))
+        ratio = np.log(need[row, col] / config.price)  # ln of the price part needed, <= 0
+        centre = g.combos[col] * _KEY_SPAN + _KEY_OFFSET + np.log(q[row])
+        low = np.maximum(ratio, -2 * _PRICE_CLIP - 1.0)  # known exponents lie within +-_PRICE_CLIP
+        start = np.searchsorted(x.key, centre + low - _BOUND_SLACK, side="left")
+        end = np.searchsorted(x.key, centre - low + _BOUND_SLACK, side="right")
+        found.append(_ranges(x.by_key, start, np.maximum(start, end)))
+    brand = x.brand[rows]
+    if config.brand > 0:
+        row, col = np.nonzero(reach & ~whole & (brand[:, None] >= 0) & (need <= config.brand + config.price))
+        keys = brand[row] * len(x.combo_sizes) + g.combos[col]
+        start = np.searchsorted(x.brand_key, keys, side="left")
+        end = np.searchsorted(x.brand_key, keys, side="right")
+        found.append(_ranges(x.by_brand, start, end))
+    return np.unique(np.concatenate(found))
+
+
+def _segments(x: _BlockInputs, combos: np.ndarray) -> np.ndarray:
+    """All items of the given combinations."""
+    ends = np.cumsum(x.combo_sizes)
+    return _ranges(x.by_key, ends[combos] - x.combo_sizes[combos], ends[combos])
+
+
+def _ranges(values: np.ndarray, start: np.ndarray, end: np.ndarray) -> np.ndarray:
+    """values[start[0]:end[0]], values[start[1]:end[1]], ... concatenated."""
+    lengths = end - start
+    return values[np.repeat(start - np.cumsum(lengths) + lengths, lengths) + np.arange(lengths.sum())]
 
 
 class _Scratch:
@@ -577,10 +794,13 @@ class _Scratch:
 def _candidate_scores(
     rows: np.ndarray, columns: np.ndarray, part: np.ndarray, f: _Features, x: _BlockInputs, config: ContentConfig, work: _Scratch
 ) -> np.ndarray:
-    """Similarities of `rows` (one combination) to the candidate `columns` (float32, rows x columns)."""
+    """Similarities of `rows` (one combination) to the candidate `columns` (float32, rows x columns).
+
+    `part` is the rows' category + gender part for each candidate, aligned with `columns`.
+    """
     shape = (len(rows), len(columns))
     scores = work.take("scores", shape)
-    scores[:] = part[columns][None, :]
+    scores[:] = part[None, :]
     if config.brand > 0:
         query = np.where(x.brand[rows] >= 0, x.brand[rows], -2)
         mask = work.view(shape).mask
@@ -655,8 +875,9 @@ def _combo_part(combos: np.ndarray, f: _Features, x: _BlockInputs, config: Conte
 def _top_positive(scores: np.ndarray, K: int, work: _Workspace) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Row-wise top-K of the positive entries (score descending, then column), as ragged arrays.
 
-    A threshold from a strided sample of each row keeps roughly 3K candidates, so only those are
-    sorted; rows the threshold leaves short are redone with their exact K-th value.
+    On wide rows a threshold from a strided sample of each row keeps roughly 3K candidates, so only
+    those are sorted; rows the threshold leaves short are redone with their exact K-th value. On
+    narrow rows the exact K-th value is the threshold.
     """
     n_rows, n = scores.shape
     tiny = np.float32(np.finfo(np.float32).tiny)
@@ -666,6 +887,8 @@ def _top_positive(scores: np.ndarray, K: int, work: _Workspace) -> tuple[np.ndar
         m = sample.shape[1]
         r = min(m, max(1, math.ceil(3 * K * m / n)))
         threshold = np.partition(sample, m - r, axis=1)[:, m - r]
+    elif n > K:  # narrow blocks: the exact K-th value is cheap and leaves only ties to sort
+        threshold = -np.partition(-scores, K - 1, axis=1)[:, K - 1]
     else:
         threshold = np.full(n_rows, -np.inf, dtype=np.float32)
     threshold = np.maximum(threshold, tiny)
