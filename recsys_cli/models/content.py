@@ -650,6 +650,8 @@ def _neighbours(f: _Features, x: _BlockInputs, config: ContentConfig, rows: np.n
         if not hasattr(local, "scratch"):
             local.scratch = _Scratch(_CANDIDATE_CELLS)
         columns = _block_candidates(items, group, K, f, x, config, local.scratch)
+        if not len(columns):
+            return items, np.zeros(len(items), dtype=np.int64), columns, np.zeros(0, dtype=np.float32)
         kept, picked, values = np.zeros(len(items), dtype=np.int64), [], []
         step = max(1, _CANDIDATE_CELLS // max(len(columns), 1))
         part = group.table_row[x.combo_code[columns]]

@@ -318,6 +318,32 @@ def test_neighbours_are_the_exact_top_k() -> None:
     assert all(len(set(row)) == 10 for row in ids)
 
 
+@pytest.mark.parametrize(
+    ("columns", "config"),
+    [
+        (["category_path"], ContentConfig(neighbours=100)),  # a category only: brand and price bound nothing
+        (["category_path", "gender", "price"], ContentConfig(neighbours=100, price_scale=0.3)),
+        (["category_path", "brand", "gender", "price"], ContentConfig(neighbours=25, brand=0.4, price=0.6, gender=0.1)),
+    ],
+)
+def test_pruned_neighbours_are_exact_for_sparse_catalogs(columns: list[str], config: ContentConfig) -> None:
+    catalog = synthetic_catalog(3000, seed=8)
+    for column in {"category_path", "brand", "gender", "price"} - set(columns):
+        catalog[column] = np.nan
+    dataset = Dataset.construct(_events([("u", "p0", VIEW, 1)]), catalog)
+    model = ContentModel(config).fit(dataset)
+    dense = _dense_similarity(dataset.catalog, config)
+    np.fill_diagonal(dense, -np.inf)
+    K = config.neighbours
+    ids, scores = model.similar_items(np.arange(dataset.n_items), k=K)
+    order = np.lexsort((np.broadcast_to(np.arange(dataset.n_items), dense.shape), -dense), axis=1)[:, :K]
+    top = np.take_along_axis(dense, order, axis=1)
+    expected = np.where(top > 1e-9, order, -1)  # positive similarities only, ties by index
+    np.testing.assert_allclose(np.where(ids >= 0, scores, 0), np.where(expected >= 0, top, 0), atol=1e-5)
+    clear = np.abs(np.diff(top, axis=1)).min(axis=1) > 1e-5  # rows without near-ties: the same ids
+    np.testing.assert_array_equal(ids[clear], expected[clear])
+
+
 def _reference_round_robin(
     model: ContentModel, history: list[int], seen: set[int], excluded: set[int], k: int
 ) -> tuple[list[int], list[int]]:
@@ -370,7 +396,7 @@ def test_full_size_catalog_gets_k_neighbours_and_everyone_recommendations() -> N
     events = synthetic_events(catalog, 65_000, seed=1)
     dataset = Dataset.construct(events, catalog)
     model = ContentModel().fit(dataset)
-    counts = model.neighbours.getnnz(axis=1)
+    counts = (model.similar_items(np.arange(dataset.n_items), k=100)[0] >= 0).sum(axis=1)
     described = dataset.catalog[["category_path", "brand", "gender", "price"]].notna().any(axis=1).to_numpy()
     assert (counts[described] == 100).all()
     ids, _, anchors = model.recommend_explained(np.arange(dataset.n_users), k=10)
@@ -397,3 +423,89 @@ def test_top_k_selection_is_exact_when_the_sampled_threshold_misses() -> None:
         np.testing.assert_array_equal(cols[start : start + count], expected)
         np.testing.assert_array_equal(values[start : start + count], scores[row, expected])
         start += count
+
+
+# ------------------------------------------------ products without events: on demand
+
+
+@pytest.fixture(scope="module")
+def sample() -> tuple[Dataset, ContentModel, ContentModel]:
+    """The committed sample fitted twice: as is, and with an event on every product (all precomputed)."""
+    from pathlib import Path
+
+    from recsys_cli.data.ingest import validate
+    from recsys_cli.data.readers import read_canonical
+
+    events, catalog, _, _ = validate(read_canonical(Path(__file__).parents[2] / "data"))
+    dataset = Dataset.construct(events, catalog)
+    everything = pd.concat([events, _events([("probe", p, VIEW, 1) for p in catalog["product_id"]])], ignore_index=True)
+    full = Dataset.construct(everything, catalog)
+    assert list(full.items.external_ids[: dataset.n_items]) == list(dataset.items.external_ids)
+    return dataset, ContentModel().fit(dataset), ContentModel().fit(full)
+
+
+def test_only_products_with_events_are_precomputed(sample: tuple[Dataset, ContentModel, ContentModel]) -> None:
+    dataset, model, full = sample
+    with_events = np.bincount(dataset.pairs["item"], minlength=dataset.n_items) > 0
+    np.testing.assert_array_equal(model.precomputed, with_events)
+    assert (~with_events).sum() > 50  # the sample has products nobody touched
+    assert (model.neighbours.getnnz(axis=1)[~with_events] == 0).all()
+    assert full.precomputed.all()
+
+
+def test_an_inactive_product_gets_the_list_the_precomputed_path_gives(sample: tuple[Dataset, ContentModel, ContentModel]) -> None:
+    _, model, full = sample
+    inactive = np.flatnonzero(~model.precomputed)
+    ids, scores = model.similar_items(inactive, k=100)
+    expected_ids, expected_scores = full.similar_items(inactive, k=100)
+    np.testing.assert_array_equal(ids, expected_ids)
+    np.testing.assert_array_equal(scores, expected_scores)  # bit for bit, not approximately
+    assert (ids[:, 0] >= 0).all()
+    # and asked one at a time, mixed with active products, from the cache the second time
+    mixed = np.array([inactive[3], 0, inactive[3], inactive[7]])
+    for _ in range(2):
+        np.testing.assert_array_equal(model.similar_items(mixed, k=20)[0], full.similar_items(mixed, k=20)[0])
+
+
+def test_a_live_history_of_inactive_products_gets_recommendations(sample: tuple[Dataset, ContentModel, ContentModel]) -> None:
+    dataset, model, full = sample
+    inactive = np.flatnonzero(~model.precomputed)[[10, 20]]
+    live = sparse.csr_matrix(([100.0, 200.0], ([0, 0], inactive)), shape=(1, dataset.n_items))
+    history = UserHistory(weights=live, last_seen=live, strongest=live.astype(np.int8))
+    got = model.recommend_explained(np.array([dataset.n_users]), k=12, history=history)
+    expected = full.recommend_explained(np.array([dataset.n_users]), k=12, history=history)
+    for a, b in zip(got, expected, strict=True):
+        np.testing.assert_array_equal(a, b)
+    assert set(got[2][0]) == set(inactive)
+
+
+def test_the_on_demand_cache_is_bounded_and_not_pickled(
+    sample: tuple[Dataset, ContentModel, ContentModel], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from recsys_cli.models import content
+
+    dataset, model, full = sample
+    fresh = ContentModel().fit(dataset)
+    monkeypatch.setattr(content, "_CACHED_ROWS", 5)
+    inactive = np.flatnonzero(~fresh.precomputed)[:12]
+    fresh.similar_items(inactive, k=3)
+    assert len(fresh._cache) == 5
+    buffer = io.BytesIO()
+    joblib.dump(fresh, buffer)
+    buffer.seek(0)
+    loaded = joblib.load(buffer)
+    assert len(loaded._cache) == 0
+    np.testing.assert_array_equal(loaded.similar_items(inactive, k=10)[0], full.similar_items(inactive, k=10)[0])
+
+
+def test_a_model_pickled_before_on_demand_rows_still_loads(small: tuple[Dataset, ContentModel]) -> None:
+    dataset, model = small
+    state = model.__getstate__()
+    del state["precomputed"]
+    old = ContentModel.__new__(ContentModel)
+    old.__setstate__(state)
+    assert old.precomputed.all()
+    items = np.arange(dataset.n_items)
+    np.testing.assert_array_equal(
+        old.similar_items(items, k=3)[0][model.precomputed], model.similar_items(items, k=3)[0][model.precomputed]
+    )
