@@ -188,17 +188,29 @@ def train(
     ] = False,
     wait: Annotated[bool, typer.Option("--wait", help="Wait for another running train instead of exiting with code 3.")] = False,
     strict: Annotated[bool, typer.Option("--strict", help="Fail on the first bad input row.")] = False,
+    force: Annotated[bool, typer.Option("--force", help="Publish even if the publish guard refuses the new version.")] = False,
+    max_shrink: Annotated[
+        float, typer.Option(help="Publish guard: refuse if events, customers or products shrank by more than this fraction.")
+    ] = 0.5,
+    max_reject_rate: Annotated[
+        float, typer.Option(help="Publish guard: refuse if more than this fraction of event lines was rejected.")
+    ] = 0.1,
 ) -> None:
     """Ingest (reusing an unchanged snapshot), fit all three models and publish a new artifacts version.
 
-    The new version becomes `current` atomically; a running server picks it up.
+    The new version becomes `current` atomically; a running server picks it up. The publish guard
+    keeps `current` (exit 4, one line naming the check) if the new data lost too much against the
+    published version or too many lines were rejected; --force publishes anyway.
 
     Example: recsys train --data data/ --artifacts artifacts/
     """
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
+    from .publish_guard import GuardConfig
     from .training import STAGES
     from .training import train as run
+
+    guard = GuardConfig(max_shrink=max_shrink, max_reject_rate=max_reject_rate, force=force)
 
     settings = _settings(
         config,
@@ -218,7 +230,16 @@ def train(
                 bar.update(task, description=stage, completed=STAGES.index(stage) if stage in STAGES else len(seen))
 
             outcome = run(
-                data, artifacts, settings, fmt=fmt.value, strict=strict, if_changed=if_changed, wait=wait, progress=progress, log=_log
+                data,
+                artifacts,
+                settings,
+                fmt=fmt.value,
+                strict=strict,
+                if_changed=if_changed,
+                wait=wait,
+                progress=progress,
+                log=_log,
+                guard=guard,
             )
     else:
         outcome = run(
@@ -231,6 +252,7 @@ def train(
             wait=wait,
             progress=lambda stage: _log(f"stage: {stage}"),
             log=_log,
+            guard=guard,
         )
     if outcome.skipped:
         out.print(f"Nothing to do: version {outcome.version} was trained on the same inputs and settings.")

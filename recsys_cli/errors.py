@@ -43,3 +43,10 @@ class LockError(RecsysError):
 
     exit_code = 3
     http_status = 409
+
+
+class PublishRefused(RecsysError):
+    """A trained version failed the publish guard; `current` still names the previous version."""
+
+    exit_code = 4
+    http_status = 409

@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from . import __version__, artifacts
+from . import __version__, artifacts, publish_guard
 from .config import Settings
 from .data.ingest import ingest
 from .dataset import Dataset
@@ -26,6 +26,7 @@ from .live import LiveStore
 from .models.base import Recommender
 from .models.content import ContentConfig, ContentModel
 from .models.popularity import PopularityModel
+from .publish_guard import GuardConfig
 from .weighting import WeightingConfig
 
 Progress = Callable[[str], None]
@@ -135,6 +136,7 @@ def train(
     wait: bool = False,
     progress: Progress | None = None,
     log: Callable[[str], None] | None = None,
+    guard: GuardConfig | None = None,
 ) -> TrainOutcome:
     """Ingest (reusing an unchanged snapshot), fit, publish a new version and switch `current` to it."""
     progress = progress or (lambda stage: None)
@@ -183,6 +185,7 @@ def train(
             "training_seconds": seconds,
             "versions": _library_versions(),
         }
+        publish_guard.check(artifacts_dir, manifest["counts"], snapshot.summary, guard, log=log)
         version = artifacts.publish(artifacts_dir, trained.parts(), manifest, keep=int(settings["artifacts"]["keep"]))
         seconds["write"] = round(time.perf_counter() - write_started, 3)
         seconds["total"] = round(time.perf_counter() - started, 3)

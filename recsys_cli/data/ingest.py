@@ -23,10 +23,10 @@ import pandas as pd
 
 from ..artifacts import ArtifactWriteError, train_lock
 from ..errors import DataError, InputError
-from .readers import RawInput, empty_rejects, read_canonical
+from .readers import RawInput, empty_rejects, read_canonical, rejected_lines
 from .schema import CATALOG_COLUMNS, CATALOG_FILE, EVENT_CODE, EVENT_TYPES, EVENTS_GLOB, GENDERS
 
-SNAPSHOT_FORMAT = 1
+SNAPSHOT_FORMAT = 2  # 2: the summary counts physical event lines read and rejected
 SNAPSHOTS_DIR = "snapshots"
 MAX_BAD_SHARE = 0.5
 SHOWN_REJECTS = 20
@@ -161,10 +161,12 @@ def validate(raw: RawInput, *, strict: bool = False) -> tuple[pd.DataFrame, pd.D
         notes.append(f"{name}: timestamps read as {label}")
 
     bad = reasons.notna()
-    new_rejects = pd.DataFrame({"file": events.loc[bad, "file"], "line": events.loc[bad, "line"], "reason": reasons[bad]})
+    new_rejects = pd.DataFrame({"file": events.loc[bad, "file"], "line": events.loc[bad, "line"], "reason": reasons[bad], "lines": 1})
     rejects = pd.concat([r for r in (raw.rejects, new_rejects) if len(r)] or [empty_rejects()], ignore_index=True)
+    rejects["lines"] = rejected_lines(rejects)
     rejects = rejects.sort_values(["file", "line"], kind="stable").reset_index(drop=True)
-    _check_rejects(raw, rejects, strict=strict)
+    lines_read, lines_bad = _physical_lines(raw, rejects)
+    _check_rejects(rejects, lines_read, lines_bad, strict=strict)
 
     good = events.loc[~bad]
     canonical = pd.DataFrame(
@@ -187,6 +189,10 @@ def validate(raw: RawInput, *, strict: bool = False) -> tuple[pd.DataFrame, pd.D
     if len(catalog_rejects):
         rejects = pd.concat([rejects, catalog_rejects], ignore_index=True)
     summary = summarize(canonical, catalog, rejects, duplicates=duplicates, notes=notes)
+    catalog_files = set(raw.catalog["file"]) if "file" in raw.catalog.columns else set()
+    event_files = set(events["file"]) | (set(raw.rejects["file"]) - catalog_files)
+    summary["event_lines"] = int(sum(lines_read.get(name, 0) for name in event_files))
+    summary["event_lines_rejected"] = int(sum(lines_bad.get(name, 0) for name in event_files))
     return canonical, catalog, rejects, summary
 
 
@@ -217,22 +223,34 @@ def _unit_divisor(stamps: pd.Series) -> int:
     return {"s": 1, "ms": 1_000, "us": 1_000_000, "ns": 1_000_000_000}[unit]
 
 
-def _check_rejects(raw: RawInput, rejects: pd.DataFrame, *, strict: bool) -> None:
+def _physical_lines(raw: RawInput, rejects: pd.DataFrame) -> tuple[dict[str, int], dict[str, int]]:
+    """Per file: physical data lines read, and those inside rejected records.
+
+    Lines, not records: one unclosed quote can turn thousands of lines into a single malformed
+    record, and counting records would call that file 50% good.
+    """
+    read = [frame["file"] for frame in (raw.events, raw.catalog) if "file" in frame.columns and len(frame)]
+    rows = pd.concat(read).value_counts() if read else pd.Series(dtype="int64")
+    by_reader = rejected_lines(raw.rejects).groupby(raw.rejects["file"]).sum() if len(raw.rejects) else pd.Series(dtype="int64")
+    bad = rejects["lines"].groupby(rejects["file"]).sum() if len(rejects) else pd.Series(dtype="int64")
+    names = set(rows.index) | set(by_reader.index)
+    totals = {str(name): int(rows.get(name, 0)) + int(by_reader.get(name, 0)) for name in names}
+    return totals, {str(name): int(count) for name, count in bad.items()}
+
+
+def _check_rejects(rejects: pd.DataFrame, lines_read: dict[str, int], lines_bad: dict[str, int], *, strict: bool) -> None:
     if not len(rejects):
         return
     first = rejects.iloc[0]
     where = f"{first['file']} line {first['line']}: {first['reason']}"
     if strict:
         raise DataError(f"{where} (--strict stops at the first bad row)")
-    read = [frame for frame in (raw.events, raw.catalog, raw.rejects) if "file" in frame.columns and len(frame)]
-    totals = pd.concat([frame["file"] for frame in read]).value_counts() if read else pd.Series(dtype="int64")
-    counts = rejects.groupby("file").size()
-    for name, bad in counts.items():
-        total = totals.get(name, bad)
+    for name, bad in lines_bad.items():
+        total = max(lines_read.get(name, bad), bad)
         if total and bad / total > MAX_BAD_SHARE:
             sample = rejects[rejects["file"] == name].iloc[0]
             raise DataError(
-                f"{name}: {bad:,} of {int(total):,} rows are bad ({bad / total:.0%}, more than {MAX_BAD_SHARE:.0%}); "
+                f"{name}: {bad:,} of {int(total):,} lines are bad ({bad / total:.0%}, more than {MAX_BAD_SHARE:.0%}); "
                 f"first at line {sample['line']}: {sample['reason']}. Is this the right file and format?"
             )
 

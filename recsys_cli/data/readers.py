@@ -19,7 +19,9 @@ import pyarrow.csv as pacsv
 from ..errors import InputError
 from .schema import CATALOG_COLUMNS, CATALOG_FILE, CATALOG_REQUIRED, EVENT_COLUMNS, EVENTS_GLOB
 
-REJECT_COLUMNS = ("file", "line", "reason")
+REJECT_COLUMNS = ("file", "line", "reason", "lines")
+"""A rejected record: its file, first physical line, why, and how many physical lines it spans
+(more than 1 when quoted newlines, or one unclosed quote, joined lines into one record)."""
 
 
 @dataclass
@@ -32,7 +34,7 @@ class RawInput:
     catalog: canonical catalog columns that the source has (product_id required), strings or
         floats for price, plus file and line.
     rejects: rows the reader itself could not use (malformed lines, preset-specific rules),
-        columns file, line, reason.
+        columns file, line, reason and optionally lines (physical lines spanned; 1 if absent).
     notes: human-readable remarks for the summary (e.g. "events.csv: timestamps in unix ms").
     """
 
@@ -45,7 +47,21 @@ class RawInput:
 
 def empty_rejects() -> pd.DataFrame:
     """An empty rejects frame with the right columns."""
-    return pd.DataFrame({"file": pd.Series([], dtype=object), "line": pd.Series([], dtype="int64"), "reason": pd.Series([], dtype=object)})
+    return pd.DataFrame(
+        {
+            "file": pd.Series([], dtype=object),
+            "line": pd.Series([], dtype="int64"),
+            "reason": pd.Series([], dtype=object),
+            "lines": pd.Series([], dtype="int64"),
+        }
+    )
+
+
+def rejected_lines(rejects: pd.DataFrame) -> pd.Series:
+    """Physical lines each rejected record spans (1 where a reader did not say)."""
+    if "lines" not in rejects.columns:
+        return pd.Series(1, index=rejects.index, dtype="int64")
+    return pd.to_numeric(rejects["lines"], errors="coerce").fillna(1).astype("int64").clip(lower=1)
 
 
 def read_csv_rows(
@@ -108,7 +124,7 @@ def read_csv_rows(
     else:
         everything = everything.iloc[1:].reset_index(drop=True)
     header_lines = 1 + sum(column.count("\n") for column in header)
-    lines, bad_lines = _line_numbers(everything, bad, header_lines=header_lines)  # newlines in ignored columns count too
+    lines, bad_lines, bad_spans = _line_numbers(everything, bad, header_lines=header_lines)  # newlines in ignored columns count too
     frame = everything[list(chosen)].rename(columns=chosen)
     for column in frame.columns:
         frame[column] = frame[column].astype(object)
@@ -118,10 +134,17 @@ def read_csv_rows(
         {
             "file": name,
             "line": pd.Series(bad_lines, dtype="int64"),
-            "reason": [f"malformed line: expected {len(header)} fields, got {count}" for _, _, count in bad],
+            "reason": [_malformed(len(header), count, start, span) for (_, _, count), start, span in zip(bad, bad_lines, bad_spans)],
+            "lines": pd.Series(bad_spans, dtype="int64"),
         }
     )
     return frame, rejects if len(rejects) else empty_rejects(), notes
+
+
+def _malformed(expected: int, got: int, start: int, span: int) -> str:
+    if span <= 1:
+        return f"malformed line: expected {expected} fields, got {got}"
+    return f"malformed record spanning lines {start}-{start + span - 1} (an unclosed quote?): expected {expected} fields, got {got}"
 
 
 def _check_encoding(encoding: str) -> str:
@@ -146,8 +169,10 @@ def _read_header(path: Path, encoding: str) -> list[str]:
     return [field.strip() for field in fields]
 
 
-def _line_numbers(frame: pd.DataFrame, bad: list[tuple[int | None, str, int]], *, header_lines: int = 1) -> tuple[np.ndarray, np.ndarray]:
-    """Physical start lines of accepted rows and of rejected records.
+def _line_numbers(
+    frame: pd.DataFrame, bad: list[tuple[int | None, str, int]], *, header_lines: int = 1
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Physical start lines of accepted rows and of rejected records, and the rejected records' spans.
 
     pyarrow numbers records (header = 1), not physical lines, so quoted newlines are counted here:
     every record spans 1 + (newlines inside its values) lines.
@@ -167,7 +192,7 @@ def _line_numbers(frame: pd.DataFrame, bad: list[tuple[int | None, str, int]], *
     record_spans[bad_positions] = [1 + text.count("\n") for _, text, _ in bad]
     record_spans[~is_bad] = spans[: int((~is_bad).sum())]
     starts = header_lines + 1 + np.concatenate([[0], np.cumsum(record_spans)[:-1]]) if total else np.zeros(0, dtype=np.int64)
-    return starts[~is_bad], starts[bad_positions]
+    return starts[~is_bad], starts[bad_positions], record_spans[bad_positions]
 
 
 def _explain_arrow_error(path: Path, encoding: str, error: Exception) -> str:
