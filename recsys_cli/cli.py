@@ -176,9 +176,15 @@ def train(
     artifacts: ArtifactsOpt = Path("artifacts"),
     config: ConfigOpt = None,
     fmt: FormatOpt = InputFormat.canonical,
-    collaborative: Annotated[str | None, typer.Option(help="Collaborative model: lightfm, ease, itemknn or item.")] = None,
+    collaborative: Annotated[
+        str | None,
+        typer.Option(help="Model for warm customers: auto (chosen on a validation split), itemknn, rp3beta, ease, als, lightfm, item or popularity."),
+    ] = None,
+    few: Annotated[
+        str | None, typer.Option(help="Model for customers with a short history: auto, same (as warm), a model name, content or popularity.")
+    ] = None,
     warm_min_products: Annotated[
-        int | None, typer.Option(help="Distinct products from which a customer gets the collaborative model.")
+        int | None, typer.Option(help="Distinct products from which a customer counts as warm (fewer: the few-products model).")
     ] = None,
     epochs: Annotated[int | None, typer.Option(help="LightFM epochs.")] = None,
     components: Annotated[int | None, typer.Option(help="LightFM latent dimensions.")] = None,
@@ -215,7 +221,7 @@ def train(
     settings = _settings(
         config,
         {
-            "router": {"collaborative": collaborative, "warm_min_products": warm_min_products},
+            "router": {"collaborative": collaborative, "few": few, "warm_min_products": warm_min_products},
             "lightfm": {"epochs": epochs, "no_components": components},
             "weighting": {"half_life_days": half_life_days},
         },
@@ -227,7 +233,8 @@ def train(
 
             def progress(stage: str) -> None:
                 seen.append(stage)
-                bar.update(task, description=stage, completed=STAGES.index(stage) if stage in STAGES else len(seen))
+                done = STAGES.index(stage.split(":")[0]) if stage.split(":")[0] in STAGES else len(seen)
+                bar.update(task, description=stage[:60], completed=done)
 
             outcome = run(
                 data,
@@ -263,6 +270,24 @@ def train(
     for stage, seconds in outcome.seconds.items():
         table.add_row(stage, f"{seconds:.2f}")
     out.print(table)
+    _print_selection(outcome.selection)
+
+
+def _print_selection(selection: dict) -> None:
+    """Which model serves each segment, and its validation NDCG@10 against popularity and the runner-up."""
+    from .selection import winners
+
+    rows = winners(selection)
+    if not rows:
+        return
+    table = Table(title=f"Chosen on a validation split ({selection.get('split', '')})", show_header=True)
+    for column in ("segment", "model", "NDCG@10", "popularity", "runner-up"):
+        table.add_column(column, justify="right" if column in ("NDCG@10", "popularity") else "left")
+    for row in rows:
+        runner = f"{row['runner_up']} ({row['runner_up_ndcg']:.4f})" if row["runner_up"] else "-"
+        table.add_row(row["segment"], row["chosen"], f"{row['ndcg']:.4f}", f"{row['best_popularity']:.4f}", runner)
+    out.print(table)
+    out.print(f"{len(selection.get('table', []))} candidates scored in {selection.get('seconds', 0):.1f} s; all of them are in the version's manifest.json.")
 
 
 class SplitKind(str, Enum):

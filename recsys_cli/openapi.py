@@ -104,11 +104,12 @@ SCHEMAS: dict[str, dict[str, Any]] = {
     },
     "PopularItem": {
         "type": "object",
-        "required": ["product_id", "rank", "purchasers"],
+        "required": ["product_id", "rank", "score", "purchasers"],
         "additionalProperties": False,
         "properties": {
             "product_id": {"type": "string"},
             "rank": {"type": "integer", "minimum": 1},
+            "score": {"type": "number", "description": "Popularity relative to the most popular product (1.0)."},
             "purchasers": {"type": "integer", "minimum": 0},
         },
     },

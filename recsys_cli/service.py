@@ -190,7 +190,7 @@ class RecommendationService:
         warm = (distinct >= self.warm_min) & self.covered(users)
         few = (distinct >= 1) & ~warm
         route = np.full(n, POPULARITY, dtype=np.int8)
-        route[warm], route[few] = self._source(self.collaborative), self._source(self.few)
+        route[warm], route[few] = self.source_of(self.collaborative), self.source_of(self.few)
         ids = np.full((n, k), -1, dtype=np.int64)
         scores = np.full((n, k), -np.inf, dtype=np.float32)
         sources = np.full((n, k), -1, dtype=np.int8)
@@ -211,7 +211,7 @@ class RecommendationService:
                 continue
             else:
                 got_ids, got_scores = model.recommend(users[rows], k=k, exclude=_take(exclude, rows), history=sub)
-            ids[rows], scores[rows], sources[rows] = got_ids, got_scores, self._source(model)
+            ids[rows], scores[rows], sources[rows] = got_ids, got_scores, self.source_of(model)
             anchors[rows] = self._explain(model, sub, got_ids)
         rows = np.flatnonzero(ids[:, -1] < 0)
         if len(rows):
@@ -222,7 +222,8 @@ class RecommendationService:
         route = np.where(sources[:, 0] >= 0, sources[:, 0], route).astype(np.int8)
         return Routed(ids=ids, scores=scores, sources=sources, anchors=anchors, route=route)
 
-    def _source(self, model: Recommender) -> int:
+    def source_of(self, model: Recommender) -> int:
+        """The source label (COLLABORATIVE, CONTENT or POPULARITY) of one of the served models."""
         if model is self.popularity:
             return POPULARITY
         return CONTENT if model is self.content else COLLABORATIVE
@@ -471,7 +472,12 @@ class RecommendationService:
         n = check_n(n)
         ranking = self.popularity.ranking[:n]
         return [
-            {"product_id": str(pid), "rank": rank, "purchasers": int(self._purchasers[item])}
+            {
+                "product_id": str(pid),
+                "rank": rank,
+                "score": round(float(self.popularity.scores[item]), 6),
+                "purchasers": int(self._purchasers[item]),
+            }
             for rank, (pid, item) in enumerate(zip(self.dataset.items.to_external(ranking), ranking), start=1)
         ]
 

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import platform
 import time
 from collections.abc import Callable
@@ -15,7 +14,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pandas as pd
 
 from . import __version__, artifacts, publish_guard
@@ -27,24 +25,42 @@ from .models.base import Recommender
 from .models.content import ContentConfig, ContentModel
 from .models.popularity import PopularityModel
 from .publish_guard import GuardConfig
+from .selection import build_model, select, wrap_blend
 from .weighting import WeightingConfig
 
 Progress = Callable[[str], None]
-STAGES = ("ingest", "dataset", "popularity", "content", "collaborative", "write")
+STAGES = ("ingest", "selection", "dataset", "popularity", "content", "collaborative", "write")
 
 
 @dataclass
 class Trained:
-    """Fitted models and what they were fitted on."""
+    """Fitted models and what they were fitted on.
+
+    `collaborative` serves warm customers and `few` customers with a short history; either may be
+    the popularity model itself when nothing beat popularity for that segment on validation.
+    """
 
     dataset: Dataset
     popularity: PopularityModel
     content: ContentModel
     collaborative: Recommender
+    few: Recommender
+    selection: dict = field(default_factory=dict)
     seconds: dict[str, float] = field(default_factory=dict)
 
     def parts(self) -> dict[str, Any]:
-        return {"dataset": self.dataset, "popularity": self.popularity, "content": self.content, "collaborative": self.collaborative}
+        """What a version stores; a segment model that is another part is stored as that part's name."""
+        parts: dict[str, Any] = {"dataset": self.dataset, "popularity": self.popularity, "content": self.content}
+        parts["collaborative"] = self._reference(self.collaborative, parts)
+        parts["few"] = self._reference(self.few, parts)
+        return parts
+
+    @staticmethod
+    def _reference(model: Recommender, parts: dict[str, Any]) -> Any:
+        for name, part in parts.items():
+            if part is model:
+                return name
+        return model
 
 
 def weighting_from(settings: Settings) -> WeightingConfig:
@@ -52,28 +68,6 @@ def weighting_from(settings: Settings) -> WeightingConfig:
     scheme = {name: tuple(float(v) for v in section[name]) for name in ("view_product", "add_to_cart", "purchase_item")}
     half_life = float(section["half_life_days"]) or None
     return WeightingConfig(scheme=scheme, half_life_days=half_life)
-
-
-def make_collaborative(settings: Settings, n_items: int) -> Recommender:
-    """The collaborative model the settings name (`n_items`: products with interactions)."""
-    choice = settings["router"]["collaborative"]
-    if choice == "lightfm":
-        from .models.collaborative import LightFMModel
-
-        params = dict(settings["lightfm"])
-        params["num_threads"] = params["num_threads"] or (os.cpu_count() or 1)
-        return LightFMModel(**params)
-    from .models.itembased import EASEModel, ItemKNNModel, make_item_based
-
-    if choice == "ease":
-        return EASEModel(**settings["ease"])
-    if choice == "itemknn":
-        return ItemKNNModel(**settings["itemknn"])
-    if choice == "item":
-        return make_item_based(n_items, **settings["ease"], neighbours=settings["itemknn"]["neighbours"])
-    from .errors import InputError
-
-    raise InputError(f"router.collaborative must be lightfm, ease, itemknn or item, not '{choice}'")
 
 
 def content_config(settings: Settings) -> ContentConfig:
@@ -88,10 +82,16 @@ def content_config(settings: Settings) -> ContentConfig:
     )
 
 
+def popularity_from(options: dict[str, Any], settings: Settings) -> PopularityModel:
+    window_days = float(settings["popularity"]["window_days"]) or None
+    return PopularityModel(options["mode"], options.get("window_fraction"), window_days=window_days)
+
+
 def fit_models(events: pd.DataFrame, catalog: pd.DataFrame, settings: Settings, progress: Progress | None = None) -> Trained:
-    """Build the Dataset and fit popularity, content and the configured collaborative model."""
+    """Choose the models on a validation split (unless settings fix them), then fit them on all events."""
     progress = progress or (lambda stage: None)
     seconds: dict[str, float] = {}
+    weighting = weighting_from(settings)
 
     def timed(stage: str, build: Callable[[], Any]) -> Any:
         progress(stage)
@@ -100,13 +100,49 @@ def fit_models(events: pd.DataFrame, catalog: pd.DataFrame, settings: Settings, 
         seconds[stage] = round(time.perf_counter() - started, 3)
         return result
 
-    dataset = timed("dataset", lambda: Dataset.construct(events, catalog, weighting_from(settings)))
-    window = float(settings["popularity"]["window_days"]) or None
-    popularity = timed("popularity", lambda: PopularityModel(window_days=window).fit(dataset))
+    chosen = timed(
+        "selection",
+        lambda: select(
+            events, catalog, settings, build_dataset=lambda part: Dataset.construct(part, catalog, weighting), progress=progress
+        ),
+    )
+    dataset = timed("dataset", lambda: Dataset.construct(events, catalog, weighting))
+    popularity = timed("popularity", lambda: popularity_from(chosen.popularity, settings).fit(dataset))
     content = timed("content", lambda: ContentModel(content_config(settings)).fit(dataset))
-    active_items = int((np.bincount(dataset.pairs["item"], minlength=dataset.n_items) > 0).sum())
-    collaborative = timed("collaborative", lambda: make_collaborative(settings, active_items).fit(dataset))
-    return Trained(dataset=dataset, popularity=popularity, content=content, collaborative=collaborative, seconds=seconds)
+
+    def fit_segments() -> tuple[Recommender, Recommender]:
+        models: dict[str, Recommender] = {}
+
+        def popular(options: dict[str, Any]) -> PopularityModel:
+            if options == chosen.popularity:
+                return popularity
+            key = f"popularity/{sorted(options.items())}"
+            if key not in models:
+                models[key] = popularity_from(options, settings).fit(dataset)
+            return models[key]
+
+        def fitted(spec: dict[str, Any]) -> Recommender:
+            if spec["kind"] == "popularity":
+                return popular(spec.get("popularity", chosen.popularity))
+            if spec["kind"] == "content":
+                return content
+            key = f"{spec['kind']}/{spec.get('decay', 1.0)}/{sorted((spec.get('params') or {}).items())}"
+            if key not in models:
+                models[key] = build_model(spec, settings).fit(dataset)
+            return wrap_blend(models[key], spec, popular(spec.get("popularity", chosen.popularity)))
+
+        return fitted(chosen.warm), fitted(chosen.few)
+
+    collaborative, few = timed("collaborative", fit_segments)
+    return Trained(
+        dataset=dataset,
+        popularity=popularity,
+        content=content,
+        collaborative=collaborative,
+        few=few,
+        selection=chosen.to_dict(),
+        seconds=seconds,
+    )
 
 
 @dataclass(frozen=True)
@@ -116,6 +152,7 @@ class TrainOutcome:
     fingerprint: str
     seconds: dict[str, float]
     summary: dict
+    selection: dict = field(default_factory=dict)
 
 
 def training_fingerprint(snapshot_fingerprint: str, live_watermark: tuple[int, int], settings: Settings) -> str:
@@ -176,6 +213,8 @@ def train(
             "settings": settings.to_dict(),
             "settings_sources": settings.sources,
             "collaborative_model": trained.collaborative.name,
+            "few_model": trained.few.name,
+            "selection": trained.selection,
             "counts": {
                 "events": int(len(events)),
                 "customers": trained.dataset.n_users,
@@ -189,7 +228,9 @@ def train(
         version = artifacts.publish(artifacts_dir, trained.parts(), manifest, keep=int(settings["artifacts"]["keep"]))
         seconds["write"] = round(time.perf_counter() - write_started, 3)
         seconds["total"] = round(time.perf_counter() - started, 3)
-        return TrainOutcome(version=version, skipped=False, fingerprint=fingerprint, seconds=seconds, summary=snapshot.summary)
+        return TrainOutcome(
+            version=version, skipped=False, fingerprint=fingerprint, seconds=seconds, summary=snapshot.summary, selection=trained.selection
+        )
 
 
 def _library_versions() -> dict[str, str]:

@@ -173,7 +173,8 @@ def test_unknown_product_is_a_404(client, api):
 def test_popular(client, api, catalog):
     items = call(client, api, "/popular", "/popular?n=5").get_json()["items"]
     assert [i["rank"] for i in items] == [1, 2, 3, 4, 5] and all(i["product_id"] in catalog.index for i in items)
-    assert [i["purchasers"] for i in items] == sorted((i["purchasers"] for i in items), reverse=True)
+    # ranked by the popularity the shop's data chose (score: relative to the best seller), purchasers shown
+    assert [i["score"] for i in items] == sorted((i["score"] for i in items), reverse=True) and items[0]["score"] == 1.0
 
 
 def test_compatibility_routes_return_product_ids(client, api, warm_customer, catalog):
@@ -200,13 +201,14 @@ def test_live_purchase_disappears_from_recommendations(client, api, warm_custome
     assert top not in after and len(after) == 5
 
 
-def test_live_view_turns_an_unknown_customer_into_content(client, api):
+def test_live_view_personalises_an_unknown_customer(client, api):
     assert client.get("/recommendations/brand-new-7?n=5").get_json()["source"] == "popularity"
     event = {"customer_id": "brand-new-7", "product_id": "10117", "type": "view_product", "timestamp": "2024-03-01T10:00:00Z"}
     assert call(client, api, "/events", "/events", "post", json=[event]).status_code == 201
     body = client.get("/recommendations/brand-new-7?n=5").get_json()
-    assert body["source"] == "content"
-    assert body["items"][0]["reason"] == "similar to 10117, which you viewed"
+    # one viewed product makes them a "few" customer: the model chosen for that segment serves them
+    assert body["source"] in ("collaborative", "content")
+    assert any("10117, which you viewed" in item["reason"] for item in body["items"])
 
 
 def test_timestamps_are_stored_as_unix_seconds(client, api, trained):
@@ -491,7 +493,7 @@ def test_admin_train_runs_in_the_background(trained, tmp_path, api):
         assert time.monotonic() < deadline, "training did not finish"
         time.sleep(0.2)
     assert job["status"] == "succeeded" and job["exit_code"] == 0, job["output"]
-    assert any("Trained version" in line for line in job["output"])
+    assert any("Trained version" in line or "candidates scored" in line for line in job["output"])
     body = client.post("/admin/reload", headers=AUTH).get_json()
     assert body["status"] == "reloaded" and body["model_version"] != old
 
