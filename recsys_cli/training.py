@@ -5,6 +5,7 @@
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import json
 import platform
@@ -126,10 +127,15 @@ def fit_models(events: pd.DataFrame, catalog: pd.DataFrame, settings: Settings, 
                 return popular(spec.get("popularity", chosen.popularity))
             if spec["kind"] == "content":
                 return content
-            key = f"{spec['kind']}/{spec.get('decay', 1.0)}/{sorted((spec.get('params') or {}).items())}"
+            key = f"{spec['kind']}/{sorted((spec.get('params') or {}).items())}"
             if key not in models:
                 models[key] = build_model(spec, settings).fit(dataset)
-            return wrap_blend(models[key], spec, popular(spec.get("popularity", chosen.popularity)))
+            model = models[key]
+            if hasattr(model, "decay") and model.decay != spec.get("decay", model.decay):
+                # the recency decay only changes scoring: one fit serves both segments
+                model = copy.copy(model)
+                model.decay = float(spec["decay"])
+            return wrap_blend(model, spec, popular(spec.get("popularity", chosen.popularity)))
 
         return fitted(chosen.warm), fitted(chosen.few)
 
