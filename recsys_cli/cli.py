@@ -446,6 +446,7 @@ def recommend(
     Examples: recsys recommend 123 -n 10 ;  recsys recommend visitor-1 --viewed 29757 ;
     recsys recommend --customers-file ids.txt --format csv -o recs.csv
     """
+    from .data.events import check_ids
     from .service import check_n
 
     n = check_n(n)
@@ -455,7 +456,7 @@ def recommend(
     if customers_file is not None:
         _batch(service, customers_file, n, output_format, output)
         return
-    result = service.recommend(customer_id, n, viewed=viewed or ())
+    result = service.recommend(customer_id, n, viewed=check_ids(viewed or (), "product_id"))
     if as_json:
         out.print_json(json.dumps(result))
         return

@@ -24,6 +24,14 @@ class DataError(RecsysError):
     http_status = 400
 
 
+class EventsError(InputError):
+    """Invalid events in a POST /events body; `details` lists every problem found."""
+
+    def __init__(self, message: str, details: list[str] | None = None):
+        super().__init__(message)
+        self.details = details or []
+
+
 class NotFoundError(RecsysError):
     """An unknown product (or other id) where a known one is required."""
 

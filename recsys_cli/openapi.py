@@ -129,10 +129,14 @@ SCHEMAS: dict[str, dict[str, Any]] = {
             "type": {"type": "string", "enum": list(EVENT_TYPES)},
             "timestamp": {
                 "oneOf": [
-                    {"type": "number", "minimum": 0, "maximum": 253402300799},
-                    {"type": "string", "format": "date-time", "pattern": "^(19[7-9][0-9]|[2-9][0-9]{3})-"},
+                    {"type": "number", "minimum": 0, "maximum": 4102444800000},
+                    {"type": "string", "format": "date-time", "pattern": "^(19[7-9][0-9]|20[0-9]{2})-"},
                 ],
-                "description": "Unix seconds or ISO-8601 (no zone = UTC), not before 1970; default: now.",
+                "description": (
+                    "Unix seconds, unix milliseconds (numbers from 1e11) or ISO-8601 (no zone = UTC); default: now. "
+                    "Not before 1970 and not more than a day after now (the server's EVENTS_MAX_FUTURE_SECONDS); "
+                    "numbers in one request use one unit: the minority unit is refused as mixed units."
+                ),
             },
         },
     },

@@ -45,7 +45,7 @@ from werkzeug.routing import PathConverter
 
 from . import __version__
 from . import artifacts as artifact_store
-from .data.schema import EVENT_CODE, EVENT_TYPES
+from .data.events import DEFAULT_MAX_FUTURE_SECONDS, EventRules, from_json
 from .errors import ArtifactError, InputError, RecsysError
 from .live import LiveStore
 from .metrics_prom import CONTENT_TYPE, Metrics
@@ -56,8 +56,6 @@ MAX_BODY = 1 << 20
 JOBS_DIR = ".train-jobs"
 KEEP_JOBS = 20
 JOB_OUTPUT_LINES = 20
-EVENT_FIELDS = ("customer_id", "product_id", "type", "timestamp")
-MAX_TIMESTAMP = 253402300799  # 9999-12-31T23:59:59Z
 
 access_log = logging.getLogger("recsys.access")
 log = logging.getLogger("recsys.server")
@@ -68,14 +66,6 @@ class ReloadRefused(RecsysError):
     """A new version could not be loaded; the previous one keeps serving."""
 
     http_status = 409
-
-
-class EventsError(InputError):
-    """Invalid events in a POST /events body; `details` lists every problem found."""
-
-    def __init__(self, message: str, details: list[str] | None = None):
-        super().__init__(message)
-        self.details = details or []
 
 
 class JobConflict(RecsysError):
@@ -114,8 +104,9 @@ def _release_memory(*, collect: bool = True) -> None:
 class ServerState:
     """What the routes share: the served model (one swappable reference), the live store, metrics, jobs."""
 
-    def __init__(self, artifacts: Path, data: Path, *, poll_seconds: float, admin_token: str | None):
+    def __init__(self, artifacts: Path, data: Path, *, poll_seconds: float, admin_token: str | None, event_rules: EventRules):
         self.artifacts = artifacts
+        self.event_rules = event_rules
         self.data = data
         self.live = LiveStore.in_folder(data)
         self.poll_seconds = float(poll_seconds)
@@ -301,100 +292,6 @@ def _json_body() -> Any:
         raise InputError(f"the request body is not valid JSON: {str(error)[:200]}") from None
 
 
-def _shown(value: Any) -> str:
-    text = json.dumps(value) if not isinstance(value, str) else repr(value)
-    return text if len(text) <= 40 else text[:37] + "..."
-
-
-def _json_type(value: Any) -> str:
-    return {dict: "an object", list: "an array", str: "a string", bool: "a boolean", type(None): "null"}.get(type(value), "a number")
-
-
-def _encodable(text: str) -> bool:
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError:
-        return False
-    return True
-
-
-def _timestamp(value: Any, now: float) -> int:
-    """Unix seconds (int or float) or an ISO-8601 string (no zone = UTC); None means now. ValueError says why not."""
-    if value is None:
-        return int(now)
-    if isinstance(value, bool) or not isinstance(value, (int, float, str)):
-        raise ValueError(f"must be unix seconds or an ISO-8601 string, got {_json_type(value)}")
-    if isinstance(value, str):
-        try:
-            moment = datetime.fromisoformat(value.strip())
-        except ValueError:
-            raise ValueError(f"not an ISO-8601 date-time: {_shown(value)}") from None
-        if moment.tzinfo is None:
-            moment = moment.replace(tzinfo=UTC)
-        seconds = moment.timestamp()
-    else:
-        seconds = float(value)
-        if not math.isfinite(seconds):
-            raise ValueError(f"must be a finite number, got {_shown(value)}")
-        if seconds > MAX_TIMESTAMP:
-            raise ValueError(f"{_shown(value)} is too large for unix seconds (milliseconds? divide by 1000)")
-    if seconds < 0:
-        raise ValueError(f"must not be before 1970, got {_shown(value)}")
-    return int(seconds)
-
-
-def parse_events(payload: Any, *, now: float) -> list[tuple[str, str, int, int]]:
-    """Validate a POST /events body (one event or an array) into LiveStore rows; EventsError lists every problem."""
-    if isinstance(payload, list):
-        if not payload:
-            raise EventsError("events: the array is empty; send at least one event")
-        if len(payload) > MAX_BATCH:
-            raise EventsError(f"events: {len(payload):,} events in one request; at most {MAX_BATCH:,}, nothing was stored")
-        items = payload
-    elif isinstance(payload, dict):
-        items = [payload]
-    else:
-        raise EventsError(f"the body must be an event object or an array of them, got {_json_type(payload)}")
-    rows: list[tuple[str, str, int, int]] = []
-    problems: list[str] = []
-    for index, item in enumerate(items):
-        where = f"events[{index}]"
-        if not isinstance(item, dict):
-            problems.append(f"{where}: must be an object, got {_json_type(item)}")
-            continue
-        found: list[str] = []
-        unknown = [key for key in item if key not in EVENT_FIELDS]
-        if unknown:
-            found.append(f"{where}: unknown field {', '.join(_shown(k) for k in unknown)} (allowed: {', '.join(EVENT_FIELDS)})")
-        for name in ("customer_id", "product_id"):
-            value = item.get(name)
-            if name not in item or value is None:
-                found.append(f"{where}.{name}: missing")
-            elif not isinstance(value, str):
-                found.append(f"{where}.{name}: must be a string, got {_json_type(value)} {_shown(value)}")
-            elif not value.strip():
-                found.append(f"{where}.{name}: empty")
-            elif not _encodable(value):
-                found.append(f"{where}.{name}: not valid Unicode (a lone surrogate escape)")
-        kind = item.get("type")
-        if kind is None:
-            found.append(f"{where}.type: missing (one of {', '.join(EVENT_TYPES)})")
-        elif not isinstance(kind, str) or kind not in EVENT_CODE:
-            found.append(f"{where}.type: unknown event type {_shown(kind)} (one of {', '.join(EVENT_TYPES)})")
-        try:
-            stamp = _timestamp(item.get("timestamp"), now)
-        except ValueError as error:
-            found.append(f"{where}.timestamp: {error}")
-        if found:
-            problems += found
-        else:
-            rows.append((item["customer_id"], item["product_id"], EVENT_CODE[kind], stamp))
-    if problems:
-        more = f" (and {len(problems) - 5} more problems)" if len(problems) > 5 else ""
-        raise EventsError("; ".join(problems[:5]) + more + "; nothing was stored", details=problems[:100])
-    return rows
-
-
 # --- routes -----------------------------------------------------------------------------------------
 
 
@@ -420,8 +317,9 @@ def popular() -> Response:
 
 @bp.post("/events")
 def events() -> tuple[Response, int]:
-    rows = parse_events(_json_body(), now=time.time())
-    return jsonify({"accepted": _state().live.append(rows)}), 201
+    state = _state()
+    rows = from_json(_json_body(), now=time.time(), rules=state.event_rules, max_batch=MAX_BATCH)
+    return jsonify({"accepted": state.live.append(rows)}), 201
 
 
 @bp.get("/health")
@@ -567,10 +465,16 @@ def create_app(config: dict | None = None) -> Flask:
     """The Flask app for one artifacts folder and data folder; loads `current` once.
 
     Config: ARTIFACTS, DATA (required paths), POLL_SECONDS (5; 0 = no polling), ADMIN_TOKEN
-    (default $RECSYS_ADMIN_TOKEN; unset = no admin routes), MAX_CONTENT_LENGTH (1 MB).
+    (default $RECSYS_ADMIN_TOKEN; unset = no admin routes), MAX_CONTENT_LENGTH (1 MB),
+    EVENTS_MAX_FUTURE_SECONDS (86400: events later than this after now are refused).
     """
     app = Flask(__name__)
-    app.config.update(POLL_SECONDS=5, ADMIN_TOKEN=os.environ.get("RECSYS_ADMIN_TOKEN") or None, MAX_CONTENT_LENGTH=MAX_BODY)
+    app.config.update(
+        POLL_SECONDS=5,
+        ADMIN_TOKEN=os.environ.get("RECSYS_ADMIN_TOKEN") or None,
+        MAX_CONTENT_LENGTH=MAX_BODY,
+        EVENTS_MAX_FUTURE_SECONDS=DEFAULT_MAX_FUTURE_SECONDS,
+    )
     app.config.update(config or {})
     missing = [key for key in ("ARTIFACTS", "DATA") if not app.config.get(key)]
     if missing:
@@ -582,6 +486,7 @@ def create_app(config: dict | None = None) -> Flask:
         Path(app.config["DATA"]).resolve(),
         poll_seconds=float(app.config["POLL_SECONDS"]),
         admin_token=app.config["ADMIN_TOKEN"],
+        event_rules=EventRules(max_future_seconds=float(app.config["EVENTS_MAX_FUTURE_SECONDS"])),
     )
     app.register_blueprint(bp)
     app.register_error_handler(RecsysError, _recsys_error)

@@ -23,16 +23,15 @@ import pandas as pd
 
 from ..artifacts import ArtifactWriteError, train_lock
 from ..errors import DataError, InputError
+from .events import EventRules, check_events
 from .readers import RawInput, empty_rejects, read_canonical, rejected_lines
-from .schema import CATALOG_COLUMNS, CATALOG_FILE, EVENT_CODE, EVENT_TYPES, EVENTS_GLOB, GENDERS
+from .schema import CATALOG_COLUMNS, CATALOG_FILE, EVENT_TYPES, EVENTS_GLOB, GENDERS
 
 SNAPSHOT_FORMAT = 2  # 2: the summary counts physical event lines read and rejected
 SNAPSHOTS_DIR = "snapshots"
 MAX_BAD_SHARE = 0.5
 SHOWN_REJECTS = 20
 KEEP_SNAPSHOTS = 2
-MS_THRESHOLD = 1e11  # 1e11 seconds is the year 5138; 1e11 ms is 1973
-MAX_SECONDS = 4.1e9  # the year 2099: later (or negative) timestamps are typos, in any format
 
 
 @dataclass
@@ -87,6 +86,7 @@ def ingest(
     force: bool = False,
     log: Callable[[str], None] | None = None,
     locked: bool = False,
+    rules: EventRules | None = None,
 ) -> Snapshot:
     """Read, validate and snapshot `data_dir`; reuse the snapshot when the inputs are unchanged.
 
@@ -97,7 +97,8 @@ def ingest(
     reader = _reader(fmt, encoding)
     if not data_dir.exists():
         raise InputError(f"data directory {data_dir} does not exist")
-    fingerprint = fingerprint_inputs(data_dir, fmt, {"strict": strict, "encoding": encoding})
+    options = {"strict": strict, "encoding": encoding, "max_future_seconds": (rules or EventRules()).max_future_seconds}
+    fingerprint = fingerprint_inputs(data_dir, fmt, options)
     target = artifacts_dir / SNAPSHOTS_DIR / fingerprint[:16]
     if not force and (target / "snapshot.json").exists():
         meta = json.loads((target / "snapshot.json").read_text())
@@ -108,7 +109,7 @@ def ingest(
     log(f"reading {data_dir}")
     raw = reader(data_dir)
     log(f"validating {len(raw.events):,} event rows")
-    events, catalog, rejects, summary = validate(raw, strict=strict)
+    events, catalog, rejects, summary = validate(raw, strict=strict, rules=rules)
     summary["format"] = fmt
     summary["seconds"] = round(time.perf_counter() - started, 3)
     with nullcontext() if locked else train_lock(artifacts_dir, wait=True):
@@ -131,8 +132,10 @@ def _reader(fmt: str, encoding: str) -> Callable[[Path], RawInput]:
 # --- validation -----------------------------------------------------------------------------
 
 
-def validate(raw: RawInput, *, strict: bool = False) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame, dict]:
-    """Turn raw rows into canonical typed frames; every rejected row gets a reason."""
+def validate(
+    raw: RawInput, *, strict: bool = False, now: float | None = None, rules: EventRules | None = None
+) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame, dict]:
+    """Turn raw rows into canonical typed frames; every rejected row gets a reason (the rules are data/events.py's)."""
     events = raw.events
     reasons = pd.Series(pd.NA, index=events.index, dtype=object)
     notes = list(raw.notes)
@@ -144,21 +147,10 @@ def validate(raw: RawInput, *, strict: bool = False) -> tuple[pd.DataFrame, pd.D
 
     fields = events[["customer_id", "product_id", "type", "timestamp"]].astype(str)
     reject((fields == "").all(axis=1), "empty line")
-    reject(fields["customer_id"].str.strip() == "", "empty customer_id")
-    reject(fields["product_id"].str.strip() == "", "empty product_id")
-    known_type = fields["type"].isin(EVENT_TYPES)
-    reject(~known_type, "unknown event type '" + fields["type"].str.slice(0, 40) + "'")
-
-    timestamps = np.zeros(len(events), dtype=np.int64)
-    for name, rows in events.groupby("file", sort=False).groups.items():
-        parsed, ok, label = parse_timestamps(fields.loc[rows, "timestamp"])
-        timestamps[events.index.get_indexer(rows)] = parsed
-        shown = fields.loc[rows, "timestamp"].str.slice(0, 40)
-        reject(
-            pd.Series(~ok, index=rows).reindex(events.index, fill_value=False),
-            ("unparseable timestamp '" + shown + "'").reindex(events.index),
-        )
-        notes.append(f"{name}: timestamps read as {label}")
+    checked = check_events(fields, now=time.time() if now is None else now, rules=rules, group=events["file"])
+    reject(checked.ok == False, checked.first_problem())  # noqa: E712 (a numpy mask)
+    notes.extend(checked.notes)
+    timestamps = checked.timestamp
 
     bad = reasons.notna()
     new_rejects = pd.DataFrame({"file": events.loc[bad, "file"], "line": events.loc[bad, "line"], "reason": reasons[bad], "lines": 1})
@@ -173,7 +165,7 @@ def validate(raw: RawInput, *, strict: bool = False) -> tuple[pd.DataFrame, pd.D
         {
             "customer_id": good["customer_id"].to_numpy(dtype=object),
             "product_id": good["product_id"].to_numpy(dtype=object),
-            "type": good["type"].map(EVENT_CODE).to_numpy(dtype=np.int8),
+            "type": checked.type_code[~bad.to_numpy()],
             "timestamp": timestamps[~bad.to_numpy()],
         }
     )
@@ -194,33 +186,6 @@ def validate(raw: RawInput, *, strict: bool = False) -> tuple[pd.DataFrame, pd.D
     summary["event_lines"] = int(sum(lines_read.get(name, 0) for name in event_files))
     summary["event_lines_rejected"] = int(sum(lines_bad.get(name, 0) for name in event_files))
     return canonical, catalog, rejects, summary
-
-
-def parse_timestamps(values: pd.Series) -> tuple[np.ndarray, np.ndarray, str]:
-    """Unix seconds, unix milliseconds or ISO-8601, decided per file by what most values look like."""
-    text = values.astype(str).str.strip()
-    numbers = pd.to_numeric(text, errors="coerce")
-    numeric_share = numbers.notna().mean() if len(text) else 1.0
-    if numeric_share >= 0.5:
-        finite = numbers.notna() & np.isfinite(numbers.fillna(0)) & (numbers >= 0)
-        median = float(numbers[finite].median()) if finite.any() else 0.0
-        milliseconds = median > MS_THRESHOLD
-        seconds = (numbers / 1000.0) if milliseconds else numbers
-        ok = finite & (seconds < MAX_SECONDS)
-        parsed = np.floor(seconds.where(ok, 0)).to_numpy(dtype=np.int64)
-        return parsed, ok.to_numpy(), "unix milliseconds" if milliseconds else "unix seconds"
-    stamps = pd.to_datetime(text, format="ISO8601", utc=True, errors="coerce")
-    ok = stamps.notna()
-    parsed = np.zeros(len(text), dtype=np.int64)
-    if ok.any():
-        parsed[ok.to_numpy()] = stamps[ok].astype("int64").to_numpy() // _unit_divisor(stamps[ok])
-    in_range = (parsed >= 0) & (parsed < MAX_SECONDS)
-    return np.where(in_range, parsed, 0), ok.to_numpy() & in_range, "ISO-8601"
-
-
-def _unit_divisor(stamps: pd.Series) -> int:
-    unit = np.datetime_data(stamps.dtype.base if hasattr(stamps.dtype, "base") else stamps.dtype)[0]
-    return {"s": 1, "ms": 1_000, "us": 1_000_000, "ns": 1_000_000_000}[unit]
 
 
 def _physical_lines(raw: RawInput, rejects: pd.DataFrame) -> tuple[dict[str, int], dict[str, int]]:

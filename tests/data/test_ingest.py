@@ -7,10 +7,13 @@ import json
 import pandas as pd
 import pytest
 
-from recsys_cli.data.ingest import ingest, parse_timestamps
+from recsys_cli.data.events import parse_timestamps
+from recsys_cli.data.ingest import ingest
 from recsys_cli.errors import DataError, InputError
 
 from ..conftest import EVENTS_HEADER, write
+
+NOW = 1_750_000_000  # a fixed "now" for the timestamp rules
 
 CATALOG = "product_id,category_path,brand,gender,price\n85123A,Home|Decor,Acme,Unisex,2.55\n22423,Home|Kitchen,Acme,Woman,12.75\n"
 
@@ -145,9 +148,10 @@ def test_timestamp_formats_detected_per_file(tmp_path):
 
 
 def test_parse_timestamps_rejects_negative_and_nan():
-    parsed, ok, label = parse_timestamps(pd.Series(["100", "-5", "nan", "200.7"]))
+    parsed, reasons, label = parse_timestamps(pd.Series(["100", "-5", "nan", "200.7"]), now=NOW)
     assert label == "unix seconds"
-    assert list(ok) == [True, False, False, True]
+    assert list(reasons.isna()) == [True, False, False, True]
+    assert reasons[1] == "timestamp before 1970 ('-5')"
     assert parsed[3] == 200
 
 
