@@ -244,45 +244,40 @@ class ContentModel:
         Item items[i]'s list is indices[start[i] : start[i] + length[i]], with data its scores.
         """
         ptr = self.neighbours.indptr
-        missing = np.unique(items[~self.precomputed[items]])
-        if not len(missing):
+        stored = self.precomputed[items]
+        if stored.all():
             return ptr[items], ptr[items + 1] - ptr[items], self.neighbours.indices, self.neighbours.data
-        extra = self._on_demand(missing)
-        unique, inverse = np.unique(items, return_inverse=True)
-        stored = self.precomputed[unique]
-        from_fit = unique[stored]
+        extra_length, extra_indices, extra_data = self._on_demand(items[~stored])
+        from_fit = items[stored]
         fit_length = ptr[from_fit + 1] - ptr[from_fit]
         fit_source = np.repeat(ptr[from_fit] - np.cumsum(fit_length) + fit_length, fit_length) + np.arange(fit_length.sum())
-        indices = np.concatenate([self.neighbours.indices[fit_source], extra.indices])
-        data = np.concatenate([self.neighbours.data[fit_source], extra.data])
-        length = np.empty(len(unique), dtype=np.int64)
-        length[stored] = fit_length
-        length[~stored] = np.diff(extra.indptr)  # `missing` is `unique[~stored]`, both sorted
-        start = np.empty(len(unique), dtype=np.int64)
+        length = np.empty(len(items), dtype=np.int64)
+        length[stored], length[~stored] = fit_length, extra_length
+        start = np.empty(len(items), dtype=np.int64)
         start[stored] = np.cumsum(fit_length) - fit_length
-        start[~stored] = fit_length.sum() + extra.indptr[:-1]
-        return start[inverse.ravel()], length[inverse.ravel()], indices, data
+        start[~stored] = fit_length.sum() + np.cumsum(extra_length) - extra_length
+        indices = np.concatenate([self.neighbours.indices[fit_source], extra_indices])
+        data = np.concatenate([self.neighbours.data[fit_source], extra_data])
+        return start, length, indices, data
 
-    def _on_demand(self, items: np.ndarray) -> sparse.csr_matrix:
-        """Exact neighbour rows of `items` (sorted, distinct, not precomputed): cached, else computed now."""
+    def _on_demand(self, items: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Exact neighbour lists of `items` (not precomputed) as (lengths, indices, data): cached, else computed now."""
         with self._lock:
-            cached = {int(i): self._cache[int(i)] for i in items if int(i) in self._cache}
-            for i in cached:
+            found = {i: self._cache[i] for i in items.tolist() if i in self._cache}
+            for i in found:
                 self._cache.move_to_end(i)
-        todo = np.array([i for i in items.tolist() if i not in cached], dtype=np.int64)
+        todo = np.unique(np.array([i for i in items.tolist() if i not in found], dtype=np.int64))
         if len(todo):
             computed = _neighbours(self._fitted(), self._block_inputs(), self.config, todo)
             with self._lock:
                 for r, item in enumerate(todo.tolist()):
                     span = slice(computed.indptr[r], computed.indptr[r + 1])
-                    cached[item] = self._cache[item] = (computed.indices[span].copy(), computed.data[span].copy())
+                    found[item] = self._cache[item] = (computed.indices[span].copy(), computed.data[span].copy())
                 while len(self._cache) > _CACHED_ROWS:
                     self._cache.popitem(last=False)
-        lists = [cached[int(i)] for i in items]
-        indptr = np.concatenate([[0], np.cumsum([len(ids) for ids, _ in lists])]).astype(np.int64)
-        indices = np.concatenate([ids for ids, _ in lists]).astype(np.int32)
-        data = np.concatenate([values for _, values in lists]).astype(np.float32)
-        return sparse.csr_matrix((data, indices, indptr), shape=(len(items), self.n_items))
+        lists = [found[i] for i in items.tolist()]
+        lengths = np.array([len(ids) for ids, _ in lists], dtype=np.int64)
+        return lengths, np.concatenate([ids for ids, _ in lists]), np.concatenate([values for _, values in lists])
 
     def _block_inputs(self) -> _BlockInputs:
         """The catalog's combination tables and bounds, built once per fit or load."""
