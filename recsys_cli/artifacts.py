@@ -35,6 +35,7 @@ VERSIONS_DIR = "versions"
 CURRENT = "current"
 LOCK_FILE = ".train.lock"
 TEMP_PREFIX = ".tmp-"
+MAX_POINTER_BYTES = 255
 
 
 class ArtifactWriteError(ArtifactError, OSError):
@@ -71,12 +72,40 @@ def new_version_name() -> str:
 
 
 def current_version(artifacts_dir: Path) -> str | None:
+    """The version `current` names; None if there is none yet.
+
+    ArtifactError (one line, no traceback) when `current` is not a small text file naming a
+    version directly under versions/: a directory, binary junk, or a path such as
+    `../../elsewhere` that would load files from outside the artifacts folder.
+    """
     pointer = artifacts_dir / CURRENT
     try:
-        name = pointer.read_text(encoding="utf-8").strip()
+        with open(pointer, "rb") as handle:
+            raw = handle.read(MAX_POINTER_BYTES + 1)
     except FileNotFoundError:
         return None
-    return name or None
+    except IsADirectoryError:
+        raise ArtifactError(f"{pointer} is a directory, not a version pointer; remove it and retrain") from None
+    except OSError as error:
+        raise ArtifactError(f"{pointer}: cannot be read ({_reason(error)})") from None
+    try:
+        name = raw.decode("utf-8").strip()
+    except UnicodeDecodeError:
+        name = None
+    if name is None or len(raw) > MAX_POINTER_BYTES or not name.isprintable():
+        raise ArtifactError(f"{pointer} is not a version pointer (binary or oversized content); remove it and retrain")
+    if not name:
+        return None
+    version_path(artifacts_dir, name)
+    return name
+
+
+def version_path(artifacts_dir: Path, name: str) -> Path:
+    """versions/<name>, refusing any name that is not one plain directory name inside versions/."""
+    if name in (".", "..") or Path(name).name != name or "\\" in name or name.startswith(TEMP_PREFIX):
+        shown = name if len(name) <= 80 else name[:77] + "..."
+        raise ArtifactError(f"{artifacts_dir / CURRENT} names {shown!r}, which is not a version under {VERSIONS_DIR}/; refusing to load it")
+    return artifacts_dir / VERSIONS_DIR / name
 
 
 def publish(artifacts_dir: Path, parts: dict[str, Any], manifest: dict, *, keep: int = 3) -> str:
@@ -188,7 +217,7 @@ def load(artifacts_dir: Path, version: str | None = None) -> Loaded:
     name = version or current_version(artifacts_dir)
     if name is None:
         raise ArtifactError(f"no trained model in {artifacts_dir}: run `recsys train --data DATA_DIR --artifacts {artifacts_dir}` first")
-    path = artifacts_dir / VERSIONS_DIR / name
+    path = version_path(artifacts_dir, name)
     if not path.is_dir():
         raise ArtifactError(f"{path}: version '{name}' named by {artifacts_dir / CURRENT} does not exist; retrain")
     manifest = verify(path)

@@ -497,13 +497,22 @@ def _batch(service: Any, path: Path, n: int, fmt: OutputFormat, output: Path | N
                 )
             else:
                 writer.writerows(
-                    (result["customer_id"], i["rank"], i["product_id"], i["score"], i["source"], i["reason"]) for i in result["items"]
+                    (_cell(result["customer_id"]), i["rank"], _cell(i["product_id"]), i["score"], _cell(i["source"]), _cell(i["reason"]))
+                    for i in result["items"]
                 )
     finally:
         if output:
             handle.close()
     if output:
         _log(f"wrote recommendations for {len(ids):,} customers to {output}")
+
+
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
+def _cell(text: str) -> str:
+    """A text cell a spreadsheet will not run as a formula: a leading ' when it starts with = + - @ tab or CR (OWASP CSV injection)."""
+    return "'" + text if text.startswith(FORMULA_STARTS) else text
 
 
 @app.command()
@@ -571,7 +580,7 @@ def serve(
         str | None, typer.Option("--get", help="Perform one GET request in-process, print the JSON, exit non-zero unless 2xx.")
     ] = None,
 ) -> None:
-    """Serve recommendations over HTTP (waitress), with live events and hot model swaps.
+    """Serve recommendations over HTTP (granian), with live events and hot model swaps.
 
     Examples: recsys serve --port 5000 ;  recsys serve --get /recommendations/186788?n=3
     """

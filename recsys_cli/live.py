@@ -7,6 +7,7 @@ events into training. Only parameterised SQL is used: ids are opaque strings.
 
 from __future__ import annotations
 
+import logging
 import sqlite3
 import threading
 import time
@@ -17,6 +18,8 @@ import pandas as pd
 
 from .data.schema import EVENT_CODE, EVENT_TYPES
 from .errors import RecsysError
+
+log = logging.getLogger("recsys.live")
 
 LIVE_DB = "live_events.sqlite"
 BUSY_SECONDS = 30.0  # how long a writer waits for another one before giving up (503)
@@ -47,6 +50,7 @@ class LiveStore:
         self._local = threading.local()
         self._setup_lock = threading.Lock()
         self._ready = False
+        self.read_error: str | None = None
 
     @classmethod
     def in_folder(cls, data_dir: Path) -> "LiveStore":
@@ -116,13 +120,27 @@ class LiveStore:
         return len(events)
 
     def for_customer(self, customer_id: str, *, limit: int = 500) -> list[tuple[str, int, int]]:
-        """The customer's most recent live events as (product_id, type code, timestamp), newest first."""
+        """The customer's most recent live events as (product_id, type code, timestamp), newest first.
+
+        Reading for a recommendation never fails the request: an unreadable store (corrupt file,
+        permissions) gives no live events, and `read_error` says why until a read succeeds again.
+        """
         if not self.path.exists():
+            self.read_error = None
             return []
-        return self._query(
-            "SELECT product_id, type, timestamp FROM events WHERE customer_id = ? ORDER BY id DESC LIMIT ?",
-            (customer_id, limit),
-        )
+        try:
+            rows = self._query(
+                "SELECT product_id, type, timestamp FROM events WHERE customer_id = ? ORDER BY id DESC LIMIT ?",
+                (customer_id, limit),
+            )
+        except LiveStoreError as error:
+            if self.read_error is None:
+                log.error("live events unreadable, serving without them: %s", error)
+            self.read_error = str(error)
+            self.close()  # a replaced or repaired file is reopened on the next read
+            return []
+        self.read_error = None
+        return rows
 
     def count(self) -> int:
         if not self.path.exists():

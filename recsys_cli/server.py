@@ -8,12 +8,13 @@ one reference is swapped; a request reads the reference once, so requests in fli
 old model and none waits for a load. A version that fails to load is refused: logged, reported by
 /health as "degraded" with `last_reload_error`, and the old model keeps serving.
 
-`serve()` runs the app under waitress. waitress is one process with a thread pool; for
-`workers > 1` the parent verifies the current version, binds one listening socket and forks N
-children that each load the model and run waitress on that shared socket (the kernel hands every
-connection to one of them). The parent only
-supervises: it restarts a worker that dies and forwards SIGTERM/SIGINT. Metrics, `/admin/reload`
-and the poll thread are per worker; training jobs are kept in files so any worker can report them.
+`serve()` runs the app under granian (Rust: tokio + hyper). granian owns the listening socket and
+the worker processes (respawned if one dies); connections are handled asynchronously, so idle or
+slow clients cost no Python thread, request headers must arrive within HEADER_TIMEOUT_MS, and a
+body over MAX_BODY is refused from its Content-Length before it is read. Each worker builds its own
+app with `app_from_environment` and runs Flask on `threads` blocking threads. Metrics,
+`/admin/reload` and the poll thread are per worker; training jobs are kept in files (and a lock
+file) so any worker can report them and only one runs at a time.
 """
 
 from __future__ import annotations
@@ -24,12 +25,8 @@ import hmac
 import json
 import logging
 import math
-import multiprocessing
-import multiprocessing.connection
 import os
 import re
-import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -39,6 +36,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from filelock import FileLock, Timeout
 from flask import Blueprint, Flask, Response, current_app, g, jsonify, request
 from werkzeug.exceptions import HTTPException, MethodNotAllowed, NotFound, RequestEntityTooLarge, Unauthorized
 from werkzeug.routing import PathConverter
@@ -46,7 +44,7 @@ from werkzeug.routing import PathConverter
 from . import __version__
 from . import artifacts as artifact_store
 from .data.events import DEFAULT_MAX_FUTURE_SECONDS, EventRules, from_json
-from .errors import ArtifactError, InputError, RecsysError
+from .errors import ArtifactError, InputError, LockError, RecsysError
 from .live import LiveStore
 from .metrics_prom import CONTENT_TYPE, Metrics
 from .openapi import MAX_BATCH, document
@@ -57,6 +55,7 @@ JOBS_DIR = ".train-jobs"
 KEEP_JOBS = 20
 JOB_OUTPUT_LINES = 20
 
+_ABSOLUTE_PATH = re.compile(r"(?<![\w.<>])(?:/[^\s'\"/:;,()]+)+/([^\s'\"/:;,()]+)")
 access_log = logging.getLogger("recsys.access")
 log = logging.getLogger("recsys.server")
 bp = Blueprint("recsys", __name__)
@@ -124,8 +123,15 @@ class ServerState:
     def reload(self, *, retry_refused: bool = True) -> str:
         """Serve the version `current` names now: 'reloaded' or 'unchanged'; ReloadRefused if it fails to load."""
         with self._reload_lock:
-            name = artifact_store.current_version(self.artifacts)
             serving = self.service.version
+            try:
+                name = artifact_store.current_version(self.artifacts)
+            except ArtifactError as error:  # a broken pointer: keep serving what we have
+                if self.last_reload_error != str(error):
+                    self.metrics.count_reload_failure()
+                    log.error("reload refused serving=%s error=%s", serving, json.dumps(str(error)))
+                self.last_reload_error, self._refused = str(error), None
+                raise ReloadRefused(f"{error}; still serving {serving}") from None
             if name is None or name == serving:
                 if name == serving:  # `current` points back at what we serve: an earlier refusal is moot
                     self.last_reload_error, self._refused = None, None
@@ -174,6 +180,13 @@ class ServerState:
     def live_events(self) -> int:
         return self.live.count()
 
+    def public(self, message: str) -> str:
+        """`message` without absolute paths, for clients: the artifacts and data folders become
+        <artifacts> and <data>, any other absolute path its last component. The log keeps them."""
+        for root, label in ((self.artifacts, "<artifacts>"), (self.data, "<data>")):
+            message = message.replace(str(root), label)
+        return _ABSOLUTE_PATH.sub(lambda match: match.group(1), message)
+
 
 def _state() -> ServerState:
     return current_app.extensions["recsys"]
@@ -187,32 +200,48 @@ class TrainJobs:
 
     def __init__(self, folder: Path, *, data: Path, artifacts: Path):
         self.folder = folder
+        self.artifacts = artifacts
         self.command = [sys.executable, "-m", "recsys_cli.cli", "train", "--data", str(data), "--artifacts", str(artifacts)]
         self._lock = threading.Lock()
-        self._running: tuple[str, subprocess.Popen] | None = None
 
     def start(self) -> dict:
+        """Start a job, or JobConflict (409) while one runs in any worker or a `recsys train` holds the artifacts."""
         with self._lock:
-            if self._running is not None and self._running[1].poll() is None:
-                raise JobConflict(f"training job {self._running[0]} is still running; poll /admin/train/{self._running[0]}")
             self.folder.mkdir(parents=True, exist_ok=True)
+            running = FileLock(str(self.folder / "running.lock"), thread_local=False)  # held until the job ends, across workers
+            try:
+                running.acquire(timeout=0)
+            except Timeout:
+                raise JobConflict(f"a training job is still running{self._latest_running()}; start another when it has finished") from None
+            try:
+                with artifact_store.train_lock(self.artifacts, wait=False):
+                    pass
+            except LockError:
+                running.release()
+                raise JobConflict("`recsys train` is running on these artifacts; start a job when it has finished") from None
             job_id = uuid.uuid4().hex[:16]
             with open(self.folder / f"{job_id}.log", "wb") as output:
-                process = subprocess.Popen(
-                    self.command, stdout=output, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True
-                )
+                try:
+                    process = subprocess.Popen(
+                        self.command, stdout=output, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True
+                    )
+                except BaseException:
+                    running.release()
+                    raise
             record = {"job_id": job_id, "status": "running", "exit_code": None, "started_at": _iso(time.time()), "finished_at": None}
             self._write(job_id, record)
-            self._running = (job_id, process)
-            threading.Thread(target=self._wait, args=(process, record), name=f"recsys-train-{job_id}", daemon=True).start()
+            threading.Thread(target=self._wait, args=(process, record, running), name=f"recsys-train-{job_id}", daemon=True).start()
             self._prune()
         log.info("training job started job_id=%s pid=%s", job_id, process.pid)
         return self.status(job_id)
 
-    def _wait(self, process: subprocess.Popen, record: dict) -> None:
-        code = process.wait()
-        record.update(status="succeeded" if code == 0 else "failed", exit_code=code, finished_at=_iso(time.time()))
-        self._write(record["job_id"], record)
+    def _wait(self, process: subprocess.Popen, record: dict, running: FileLock) -> None:
+        try:
+            code = process.wait()
+            record.update(status="succeeded" if code == 0 else "failed", exit_code=code, finished_at=_iso(time.time()))
+            self._write(record["job_id"], record)
+        finally:
+            running.release()
         log.info("training job finished job_id=%s exit_code=%s", record["job_id"], code)
 
     def _write(self, job_id: str, record: dict) -> None:
@@ -227,6 +256,17 @@ class TrainJobs:
         record = json.loads((self.folder / f"{job_id}.json").read_text(encoding="utf-8"))
         record["output"] = _tail(self.folder / f"{job_id}.log", JOB_OUTPUT_LINES)
         return record
+
+    def _latest_running(self) -> str:
+        records = sorted(self.folder.glob("*.json"), key=lambda p: p.stat().st_mtime, reverse=True)
+        for path in records[:KEEP_JOBS]:
+            try:
+                record = json.loads(path.read_text(encoding="utf-8"))
+            except (OSError, ValueError):
+                continue
+            if record.get("status") == "running":
+                return f" (poll /admin/train/{record['job_id']})"
+        return ""
 
     def _prune(self) -> None:
         records = sorted(self.folder.glob("*.json"), key=lambda p: p.stat().st_mtime, reverse=True)
@@ -300,12 +340,12 @@ def recommendations(customer_id: str) -> Response:
     return jsonify(_state().service.recommend(customer_id, _n(), filters=parse_filters()))
 
 
-@bp.get("/products/<product_id>/similar")
+@bp.get("/products/<idpath:product_id>/similar")
 def similar(product_id: str) -> Response:
     return jsonify({"product_id": product_id, "items": _state().service.similar(product_id, _n())})
 
 
-@bp.get("/products/<product_id>/similarity/<other_id>")
+@bp.get("/products/<idpath:product_id>/similarity/<idpath:other_id>")
 def similarity(product_id: str, other_id: str) -> Response:
     return jsonify(_state().service.similarity(product_id, other_id))
 
@@ -324,17 +364,31 @@ def events() -> tuple[Response, int]:
 
 @bp.get("/health")
 def health() -> Response:
+    """Always 200 while a model is served: problems show as status "degraded" with their reason."""
     state = _state()
     service = state.service
+    problems = [state.last_reload_error] if state.last_reload_error else []
+    try:
+        current = artifact_store.current_version(state.artifacts)
+    except ArtifactError as error:
+        current = None
+        problems.append(str(error)) if str(error) not in problems else None
+    try:
+        live_events = state.live_events()
+    except RecsysError as error:
+        live_events = None
+        problems.append(f"live events are not used: {error}")
+    if state.live.read_error and live_events is not None:
+        problems.append(f"live events are not used: {state.live.read_error}")
     return jsonify(
         {
-            "status": "degraded" if state.last_reload_error else "ok",
+            "status": "degraded" if problems else "ok",
             "model_version": service.version,
-            "current_version": artifact_store.current_version(state.artifacts),
+            "current_version": current,
             "loaded_at": _iso(service.loaded_at),
             "counts": service.counts(),
-            "live_events": state.live_events(),
-            "last_reload_error": state.last_reload_error,
+            "live_events": live_events,
+            "last_reload_error": state.public("; ".join(problems)) if problems else None,
             "pid": os.getpid(),
         }
     )
@@ -411,7 +465,8 @@ def _recsys_error(error: RecsysError) -> Response:
             json.dumps(request.path),
             json.dumps(str(error)),
         )
-    return _error(error.http_status, str(error), details=getattr(error, "details", None))
+    message = _state().public(str(error)) if error.http_status >= 500 else str(error)  # a 4xx quotes the client's own input
+    return _error(error.http_status, message, details=getattr(error, "details", None))
 
 
 def _http_error(error: HTTPException) -> Response:
@@ -514,15 +569,20 @@ class _LogfmtFormatter(logging.Formatter):
 
 
 def configure_logging(level: int = logging.INFO) -> None:
-    """One logfmt line per record on stderr, for recsys.* and waitress."""
+    """One logfmt line per record on stderr, for recsys.* and granian."""
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(_LogfmtFormatter())
-    for name in ("recsys", "waitress"):
+    for name in ("recsys", "granian"):
         logger = logging.getLogger(name)
         logger.handlers[:] = [handler]
         logger.setLevel(level)
         logger.propagate = False
-    logging.getLogger("waitress.queue").setLevel(logging.ERROR)  # "task queue depth" on every busy moment
+
+
+SERVE_CONFIG_ENV = "RECSYS_SERVE_CONFIG"
+HEADER_TIMEOUT_MS = 10_000
+"""A connection must finish sending its request headers within this; slow-header clients are cut off."""
+BACKLOG = 2048
 
 
 def serve(
@@ -535,97 +595,58 @@ def serve(
     threads: int = 8,
     poll_seconds: float = 5.0,
 ) -> None:
-    """Serve the API with waitress until SIGTERM or SIGINT (see the module docstring for workers > 1)."""
-    import waitress
+    """Serve the API with granian until SIGTERM or SIGINT.
+
+    granian (Rust, tokio + hyper) owns the sockets and the worker processes: connections are
+    handled asynchronously, so idle or slow clients hold no Python thread, headers must arrive
+    within HEADER_TIMEOUT_MS, and a worker that dies is respawned. Each worker builds the app
+    with `app_from_environment` (its own model; hot swaps per worker, as before) and runs Flask
+    on `threads` blocking threads.
+    """
+    from granian.constants import HTTPModes, Interfaces
+    from granian.http import HTTP1Settings
+    from granian.server import Server
 
     if workers < 1 or threads < 1:
         raise InputError(f"workers and threads must be at least 1, got {workers} and {threads}")
-    configure_logging()
-    _limit_malloc_arenas()
-    config = {"ARTIFACTS": artifacts, "DATA": data, "POLL_SECONDS": poll_seconds}
-    if workers == 1:
-        started = time.perf_counter()
-        app = create_app(config)
-        log.info(
-            "model loaded version=%s seconds=%.2f workers=1 threads=%d",
-            app.extensions["recsys"].service.version,
-            time.perf_counter() - started,
-            threads,
-        )
-        signal.signal(signal.SIGTERM, _exit)  # lets waitress finish in-flight requests
-        waitress.serve(app, host=host, port=port, threads=threads, ident="recsys")
-        return
-    # Check the artifacts before forking (a clear error instead of N dying workers), but let each
-    # worker load its own copy: a model inherited from the parent stops being shared at the first
-    # swap anyway, and the parent's copy would then be dead weight in every worker's memory.
+    # Check the artifacts before starting workers: a clear error instead of N dying workers.
     name = artifact_store.current_version(artifacts)
     if name is None:
         raise ArtifactError(f"no trained model in {artifacts}: run `recsys train --data DATA_DIR --artifacts {artifacts}` first")
-    artifact_store.verify(artifacts / artifact_store.VERSIONS_DIR / name)
-    _serve_forked(config, _listen(host, port), workers=workers, threads=threads)
+    artifact_store.verify(artifact_store.version_path(artifacts, name))
+    os.environ[SERVE_CONFIG_ENV] = json.dumps({"ARTIFACTS": str(artifacts), "DATA": str(data), "POLL_SECONDS": poll_seconds})
+    configure_logging()
+    log.info("serving on http://%s:%s workers=%d threads=%d", host, port, workers, threads)
+    Server(
+        "recsys_cli.server:app_from_environment",
+        factory=True,
+        interface=Interfaces.WSGI,
+        address=host,
+        port=port,
+        workers=workers,
+        blocking_threads=threads,
+        http=HTTPModes.http1,
+        http1_settings=HTTP1Settings(header_read_timeout=HEADER_TIMEOUT_MS),
+        backlog=BACKLOG,
+        websockets=False,
+        respawn_failed_workers=True,
+        respawn_interval=1.0,
+        workers_kill_timeout=15,
+        log_level="warning",
+    ).serve()
 
 
-def _exit(signum: int, frame: Any) -> None:
-    raise SystemExit(0)
-
-
-def _listen(host: str, port: int) -> socket.socket:
-    family, kind, proto, _, address = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0]
-    sock = socket.socket(family, kind, proto)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind(address)
-    sock.listen(1024)
-    return sock
-
-
-def _worker(config: dict, sock: socket.socket, threads: int) -> None:
-    import waitress
-
+def app_from_environment() -> Flask:
+    """The app one granian worker serves, configured by `serve` through RECSYS_SERVE_CONFIG."""
+    raw = os.environ.get(SERVE_CONFIG_ENV)
+    if not raw:
+        raise InputError(f"{SERVE_CONFIG_ENV} is not set; start the server with `recsys serve`")
+    configure_logging()
+    _limit_malloc_arenas()
     started = time.perf_counter()
-    app = create_app(config)
-    log.info(
-        "model loaded version=%s seconds=%.2f pid=%d", app.extensions["recsys"].service.version, time.perf_counter() - started, os.getpid()
-    )
-    signal.signal(signal.SIGTERM, _exit)
-    signal.signal(signal.SIGINT, signal.default_int_handler)
-    waitress.serve(app, sockets=[sock], threads=threads, ident="recsys")
-
-
-def _serve_forked(config: dict, sock: socket.socket, *, workers: int, threads: int) -> None:
-    context = multiprocessing.get_context("fork")
-    stopping = threading.Event()
-
-    def stop(signum: int, frame: Any) -> None:
-        stopping.set()
-
-    def spawn() -> multiprocessing.Process:
-        child = context.Process(target=_worker, args=(config, sock, threads), name="recsys-worker", daemon=False)
-        child.start()
-        return child
-
-    signal.signal(signal.SIGTERM, stop)
-    signal.signal(signal.SIGINT, stop)
-    children = [spawn() for _ in range(workers)]
-    log.info("serving on http://%s:%s workers=%s pids=%s", *sock.getsockname()[:2], workers, ",".join(str(c.pid) for c in children))
-    while not stopping.is_set():
-        ended = multiprocessing.connection.wait([child.sentinel for child in children], timeout=1.0)
-        for child in [c for c in children if c.sentinel in ended]:
-            if stopping.is_set():
-                break
-            child.join()
-            log.error("worker pid=%s exited with code %s; starting a new one", child.pid, child.exitcode)
-            time.sleep(1.0)  # no tight loop if workers die at once
-            children[children.index(child)] = spawn()
-    for child in children:
-        if child.is_alive():
-            os.kill(child.pid, signal.SIGTERM)
-    for child in children:
-        child.join(timeout=10)
-        if child.is_alive():
-            child.kill()
-            child.join()
-    sock.close()
-    log.info("stopped")
+    app = create_app(json.loads(raw))
+    log.info("model loaded version=%s seconds=%.2f", app.extensions["recsys"].service.version, time.perf_counter() - started)
+    return app
 
 
 def _iso(seconds: float) -> str:

@@ -8,8 +8,12 @@ from __future__ import annotations
 
 import codecs
 import csv
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -106,18 +110,19 @@ def read_csv_rows(
         return "skip"
 
     try:
-        table = pacsv.read_csv(
-            path,
-            read_options=pacsv.ReadOptions(use_threads=False, encoding=encoding, block_size=1 << 24, column_names=placeholders),
-            parse_options=pacsv.ParseOptions(invalid_row_handler=on_invalid, newlines_in_values=True, ignore_empty_lines=False),
-            convert_options=pacsv.ConvertOptions(
-                column_types={column: pa.string() for column in placeholders},
-                strings_can_be_null=False,
-                quoted_strings_can_be_null=False,
-            ),
-        )
+        with _undecodable_rows() as undecodable:
+            table = pacsv.read_csv(
+                path,
+                read_options=pacsv.ReadOptions(use_threads=False, encoding=encoding, block_size=1 << 24, column_names=placeholders),
+                parse_options=pacsv.ParseOptions(invalid_row_handler=on_invalid, newlines_in_values=True, ignore_empty_lines=False),
+                convert_options=pacsv.ConvertOptions(
+                    column_types={column: pa.string() for column in placeholders},
+                    strings_can_be_null=False,
+                    quoted_strings_can_be_null=False,
+                ),
+            )
     except (pa.ArrowInvalid, UnicodeError) as error:
-        raise InputError(_explain_arrow_error(path, encoding, error)) from None
+        raise InputError(_explain_arrow_error(path, encoding, undecodable[0] if undecodable else error)) from None
     everything = table.to_pandas(types_mapper=None)
     if any(number == 1 for number, _, _ in bad):
         bad = [row for row in bad if row[0] != 1]  # pyarrow split the header differently; it is not a data row
@@ -139,6 +144,27 @@ def read_csv_rows(
         }
     )
     return frame, rejects if len(rejects) else empty_rejects(), notes
+
+
+@contextmanager
+def _undecodable_rows() -> Iterator[list[UnicodeDecodeError]]:
+    """Collect the UnicodeDecodeError pyarrow hits when it hands a malformed, non-UTF-8 row to the
+    invalid-row handler: it cannot raise it, so Python would print "Exception ignored in ..."
+    before our one-line error. (sys.unraisablehook is process-wide; reading runs in one thread.)"""
+    caught: list[UnicodeDecodeError] = []
+    previous = sys.unraisablehook
+
+    def hook(unraisable: Any) -> None:
+        if isinstance(unraisable.exc_value, UnicodeDecodeError):
+            caught.append(unraisable.exc_value)
+        else:
+            previous(unraisable)
+
+    sys.unraisablehook = hook
+    try:
+        yield caught
+    finally:
+        sys.unraisablehook = previous
 
 
 def _malformed(expected: int, got: int, start: int, span: int) -> str:

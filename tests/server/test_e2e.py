@@ -1,4 +1,4 @@
-"""End to end: a real waitress server with two forked workers, traffic from four threads, and a new model published mid-traffic."""
+"""End to end: a real granian server with two workers, traffic from four threads, and a new model published mid-traffic."""
 
 from __future__ import annotations
 
@@ -132,3 +132,15 @@ def test_traffic_survives_a_model_swap(server):
     log = log_path.read_text()
     assert "model reloaded" in log and "method=GET path=/health status=200 ms=" in log
     assert "Traceback" not in log, log[-3000:]
+
+
+def test_an_oversized_body_is_refused_from_its_content_length_before_it_is_sent(server):
+    base, *_ = server
+    port = int(base.rsplit(":", 1)[1])
+    with socket.create_connection(("127.0.0.1", port), timeout=5) as sock:
+        sock.sendall(b"POST /events HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 200000000\r\n\r\n")
+        started = time.monotonic()
+        answer = sock.recv(4096)  # not one byte of the 200 MB body was sent
+    assert answer.startswith(b"HTTP/1.1 413"), answer[:200]
+    assert time.monotonic() - started < 1
+    assert requests.get(f"{base}/health", timeout=2).status_code == 200
