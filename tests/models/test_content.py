@@ -303,7 +303,12 @@ def _dense_similarity(catalog: pd.DataFrame, config: ContentConfig) -> np.ndarra
     return total + config.price * price
 
 
-def test_neighbours_are_the_exact_top_k() -> None:
+@pytest.mark.parametrize("combo_table", [True, False])
+def test_neighbours_are_the_exact_top_k(combo_table: bool, monkeypatch: pytest.MonkeyPatch) -> None:
+    if not combo_table:  # catalogs with many (category path, gender) combinations compute parts per group
+        from recsys_cli.models import content
+
+        monkeypatch.setattr(content, "_MAX_COMBO_TABLE", 0)
     catalog = synthetic_catalog(2500, seed=3)
     dataset = Dataset.construct(_events([("u", "p0", VIEW, 1)]), catalog)
     config = ContentConfig(neighbours=10)
