@@ -30,7 +30,10 @@ from recsys_cli.training import train
 ROOT = Path(__file__).resolve().parents[2]
 SAMPLE = ROOT / "data"
 RESULTS = ROOT / "benchmarks" / "results"
-FAST = {"RECSYS_ROUTER__COLLABORATIVE": "itemknn"}  # the cheapest collaborative model keeps the fast tier fast
+# Every choice fixed: one cheap fit, no selection. That keeps the fast tier fast, and keeps OpenMP
+# (implicit's ALS) out of this process, whose training children are forked: a child forked after
+# OpenMP started its threads can hang in its first parallel region.
+FAST = {"RECSYS_ROUTER__COLLABORATIVE": "itemknn", "RECSYS_ROUTER__FEW": "same", "RECSYS_POPULARITY__MODE": "customers"}
 CRASHED = 9  # exit code of a child that was "killed" at the injected moment
 
 
@@ -394,7 +397,8 @@ def test_disk_full_while_writing_a_version_is_a_one_line_cli_error(workspace, ru
         return real_dump(obj, target, **kwargs)
 
     monkeypatch.setattr(artifacts.joblib, "dump", dump)
-    monkeypatch.setenv("RECSYS_ROUTER__COLLABORATIVE", "itemknn")
+    for name, value in FAST.items():
+        monkeypatch.setenv(name, value)
     result = run_cli("train", "--data", data, "--artifacts", path)
     assert result.exit_code == 1
     errors = [line for line in result.stderr.splitlines() if line.startswith("Error:")]
@@ -454,7 +458,8 @@ def test_really_full_artifacts_filesystem(workspace, tiny_fs, run_cli, monkeypat
     path = tiny_fs("full", f"{(used + version // 2) // 1024}k")  # room for what is there and half a version more
     shutil.copytree(source, path, dirs_exist_ok=True)
     before = artifacts.current_version(path)
-    monkeypatch.setenv("RECSYS_ROUTER__COLLABORATIVE", "itemknn")
+    for name, value in FAST.items():
+        monkeypatch.setenv(name, value)
     result = run_cli("train", "--data", data, "--artifacts", path)
     assert result.exit_code == 1, result.stdout
     assert "No space left on device" in result.stderr and str(path) in result.stderr and "Traceback" not in result.stderr
