@@ -583,6 +583,15 @@ SERVE_CONFIG_ENV = "RECSYS_SERVE_CONFIG"
 HEADER_TIMEOUT_MS = 10_000
 """A connection must finish sending its request headers within this; slow-header clients are cut off."""
 BACKLOG = 2048
+CONNECTIONS_PER_WORKER = 4096
+"""granian's backpressure: connections a worker serves at once, idle ones included (it is not a
+Python thread count). Beyond it new connections wait, so it is set well above what idle and slow
+clients can hold within one HEADER_TIMEOUT_MS."""
+GRANIAN_LOGGING = {  # granian's own messages (worker exits, respawns) as logfmt lines on stderr, like ours
+    "formatters": {"logfmt": {"()": "recsys_cli.server._LogfmtFormatter"}},
+    "handlers": {"console": {"formatter": "logfmt", "class": "logging.StreamHandler", "stream": "ext://sys.stderr"}},
+    "loggers": {"_granian": {"handlers": ["console"], "level": "WARNING", "propagate": False}},
+}
 
 
 def serve(
@@ -628,11 +637,13 @@ def serve(
         http=HTTPModes.http1,
         http1_settings=HTTP1Settings(header_read_timeout=HEADER_TIMEOUT_MS),
         backlog=BACKLOG,
+        backpressure=CONNECTIONS_PER_WORKER,
         websockets=False,
         respawn_failed_workers=True,
         respawn_interval=1.0,
         workers_kill_timeout=15,
         log_level="warning",
+        log_dictconfig=GRANIAN_LOGGING,
     ).serve()
 
 
