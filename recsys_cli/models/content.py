@@ -737,26 +737,36 @@ def _block_candidates(
     part = g.table_row[g.combos].astype(np.float64)
     reach = (part + x.combo_extra[g.combos])[None, :] >= floor[:, None]
     need = floor[:, None] - part[None, :] - text
-    whole = reach & (need <= 0)
-    found = [_segments(x, g.combos[np.flatnonzero(whole.any(axis=0))])]
+    whole = (reach & (need <= 0)).any(axis=0)  # some row may need any item of these combinations
+    found = [_segments(x, g.combos[whole])]
+    open_ = reach & ~whole[None, :]
 
     q = x.price_q[rows].astype(np.float64)
     if config.price > 0:
-        row, col = np.nonzero(reach & ~whole & (q[:, None] > 0) & (need <= config.price))
+        # rows are price-adjacent, so per combination one window spanning every row's window
+        # (a superset of their union) costs one binary search and no duplicates
+        row, col = np.nonzero(open_ & (q[:, None] > 0) & (need <= config.price))
         ratio = np.log(need[row, col] / config.price)  # ln of the price part needed, <= 0
-        centre = g.combos[col] * _KEY_SPAN + _KEY_OFFSET + np.log(q[row])
         low = np.maximum(ratio, -2 * _PRICE_CLIP - 1.0)  # known exponents lie within +-_PRICE_CLIP
-        start = np.searchsorted(x.key, centre + low - _BOUND_SLACK, side="left")
-        end = np.searchsorted(x.key, centre - low + _BOUND_SLACK, side="right")
+        centre = np.log(q[row])
+        first = np.full(len(g.combos), np.inf)
+        last = np.full(len(g.combos), -np.inf)
+        np.minimum.at(first, col, centre + low)
+        np.maximum.at(last, col, centre - low)
+        windowed = np.flatnonzero(np.isfinite(first))
+        base = g.combos[windowed] * _KEY_SPAN + _KEY_OFFSET
+        start = np.searchsorted(x.key, base + first[windowed] - _BOUND_SLACK, side="left")
+        end = np.searchsorted(x.key, base + last[windowed] + _BOUND_SLACK, side="right")
         found.append(_ranges(x.by_key, start, np.maximum(start, end)))
     brand = x.brand[rows]
     if config.brand > 0:
-        row, col = np.nonzero(reach & ~whole & (brand[:, None] >= 0) & (need <= config.brand + config.price))
-        keys = brand[row] * len(x.combo_sizes) + g.combos[col]
+        row, col = np.nonzero(open_ & (brand[:, None] >= 0) & (need <= config.brand + config.price))
+        keys = np.unique(brand[row] * len(x.combo_sizes) + g.combos[col])
         start = np.searchsorted(x.brand_key, keys, side="left")
         end = np.searchsorted(x.brand_key, keys, side="right")
         found.append(_ranges(x.by_brand, start, end))
-    return np.unique(np.concatenate(found))
+    candidates = np.sort(np.concatenate(found))
+    return candidates[np.concatenate([[True], candidates[1:] != candidates[:-1]])] if len(candidates) else candidates
 
 
 def _segments(x: _BlockInputs, combos: np.ndarray) -> np.ndarray:
