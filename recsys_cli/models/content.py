@@ -15,8 +15,11 @@ A feature that is missing on either side (no category path, brand, known gender,
 description) contributes 0 for that pair; the weights are not renormalised, so sparse catalog rows
 simply score lower.
 
-`fit` precomputes every product's top-K neighbours (never itself, similarity > 0 only) in row
-blocks, so `similar_items` and `recommend` are lookups.
+`fit` precomputes the top-K neighbours (never itself, similarity > 0 only) of every product with
+events, so `similar_items` and `recommend` are lookups for them; any other product's neighbours are
+computed by the same exact code when first asked for and kept in a bounded cache. Fit time thus
+follows the products with events, not the catalog: each block of rows scores only the items that
+can still reach its top K (see `_pruned_tasks` and `_block_candidates`).
 """
 
 from __future__ import annotations
@@ -78,7 +81,7 @@ class ContentConfig:
     """Feature weights, neighbour count K and the price scale of the content model.
 
     The default weights sum to 1, so similarities lie in [0, 1]. Text is off by default; turning
-    it on roughly triples `fit` time (about 6 s instead of 2 s on a 28k-product catalog).
+    it on (weight 0.2, K = 20) made `fit` about 3.6 s instead of 3.0 s on the seed's 28k products.
     """
 
     category: float = 0.2
