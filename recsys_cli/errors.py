@@ -58,3 +58,17 @@ class PublishRefused(RecsysError):
 
     exit_code = 4
     http_status = 409
+
+
+class ReloadRefused(RecsysError):
+    """A new version could not be loaded (or `current` is unusable); the previous one keeps serving."""
+
+    exit_code = 1
+    http_status = 409
+
+
+class JobConflict(RecsysError):
+    """A training job is already running (in any server worker, or as `recsys train`)."""
+
+    exit_code = 3
+    http_status = 409

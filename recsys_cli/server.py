@@ -44,7 +44,7 @@ from werkzeug.routing import PathConverter
 from . import __version__
 from . import artifacts as artifact_store
 from .data.events import DEFAULT_MAX_FUTURE_SECONDS, EventRules, from_json
-from .errors import ArtifactError, InputError, LockError, RecsysError
+from .errors import ArtifactError, InputError, JobConflict, LockError, RecsysError, ReloadRefused
 from .live import LiveStore
 from .metrics_prom import CONTENT_TYPE, Metrics
 from .openapi import MAX_BATCH, document
@@ -59,16 +59,6 @@ _ABSOLUTE_PATH = re.compile(r"(?<![\w.<>])(?:/[^\s'\"/:;,()]+)+/([^\s'\"/:;,()]+
 access_log = logging.getLogger("recsys.access")
 log = logging.getLogger("recsys.server")
 bp = Blueprint("recsys", __name__)
-
-
-class ReloadRefused(RecsysError):
-    """A new version could not be loaded; the previous one keeps serving."""
-
-    http_status = 409
-
-
-class JobConflict(RecsysError):
-    http_status = 409
 
 
 class IdPathConverter(PathConverter):
