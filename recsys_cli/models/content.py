@@ -661,7 +661,7 @@ def _neighbours(f: _Features, x: _BlockInputs, config: ContentConfig, rows: np.n
             values.append(vals)
         return items, kept, np.concatenate(picked), np.concatenate(values)
 
-    threads = max(1, min(2, os.cpu_count() or 1, len(tasks)))
+    threads = max(1, min(2, len(tasks), os.cpu_count() or 1)) if len(tasks) > 1 else 1
     if threads == 1:
         parts = [block(task) for task in tasks]
     else:
