@@ -73,8 +73,15 @@ def no_paths(response, *roots: Path) -> None:
         assert str(root) not in text and str(root.parent) not in text, text
 
 
+def point_outside(artifacts: Path) -> None:
+    """A complete, verifiable version outside the artifacts folder, and `current` pointing at it."""
+    name = artifact_store.current_version(artifacts)
+    shutil.copytree(artifacts / "versions" / name, artifacts.parent / "outside" / name)
+    (artifacts / "current").write_text(f"../../outside/{name}\n")
+
+
 BAD_POINTERS = {
-    "outside": lambda a: (a / "current").write_text("../../outside/version\n"),
+    "outside": point_outside,
     "parent": lambda a: (a / "current").write_text("..\n"),
     "binary": lambda a: (a / "current").write_bytes(bytes(range(256)) * 4),
     "directory": lambda a: ((a / "current").unlink(), (a / "current").mkdir()),
