@@ -41,6 +41,7 @@ DEFAULTS: dict[str, dict[str, Any]] = {
         "candidates": ["itemknn", "rp3beta", "ease", "als", "als:alpha=4"],
         "decays": [1.0, 0.8, 0.5, 0.25],  # recency decays of the history tried for item-based models
         "blend_weights": [0.1, 0.25, 0.5, 0.75, 0.9],  # weights of popularity tried in blends with the best models
+        "pair_weights": [0.25, 0.5],  # weights of the runner-up model tried in a blend with the best one
         "max_users": 3000,  # validation customers scored per segment (a seeded sample)
         "seed": 42,
     },

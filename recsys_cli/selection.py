@@ -78,7 +78,14 @@ def describe(spec: dict[str, Any]) -> str:
         text += f"(decay {spec['decay']:g})"
     if spec.get("blend"):
         text += f" + {spec['blend']:g} x popularity ({PopularityModel(**spec['popularity']).label})"
+    if spec.get("pair"):
+        text += f" + {spec['mix']:g} x {describe(spec['pair'])}"
     return text
+
+
+def _single(spec: dict[str, Any]) -> bool:
+    """A model on its own: not blended with popularity or another model."""
+    return not spec.get("blend") and not spec.get("pair")
 
 
 def build_model(spec: dict[str, Any], settings: Settings) -> Recommender:
@@ -262,7 +269,7 @@ def select(
     weights = [float(w) for w in section["blend_weights"]]
     for segment in ("few", "warm"):
         pop_options, pop_model, _ = segment_pop[segment]
-        ranked = sorted((n for n in results if segment in results[n] and "blend" not in specs[n]), key=lambda n: -results[n][segment])
+        ranked = sorted((n for n in results if segment in results[n] and _single(specs[n])), key=lambda n: -results[n][segment])
         for name in ranked[:2]:
             spec = specs[name]
             model = fitted[_candidate_key(spec)]
@@ -281,6 +288,28 @@ def select(
                     continue
                 results[blend_name] = result
                 table.append({"candidate": blend_name, "role": "blend", **result})
+
+    # 4. blends of each segment's best model with the best model of another kind (for example EASE on
+    # the most active products with item kNN, which covers the rest of the catalog)
+    for segment in ("few", "warm"):
+        ranked = sorted((n for n in results if segment in results[n] and _single(specs[n])), key=lambda n: -results[n][segment])
+        if not ranked:
+            continue
+        first = specs[ranked[0]]
+        second = next((specs[n] for n in ranked[1:] if _candidate_key(specs[n]) != _candidate_key(first)), None)
+        if second is None:
+            continue
+        left, right = fitted[_candidate_key(first)], fitted[_candidate_key(second)]
+        for weight in [float(w) for w in section["pair_weights"]]:
+            if hasattr(left, "decay"):
+                left.decay = first["decay"]
+            if hasattr(right, "decay"):
+                right.decay = second["decay"]
+            pair_spec = {**first, "pair": second, "mix": weight}
+            pair_name = describe(pair_spec)
+            specs[pair_name] = pair_spec
+            results[pair_name] = score(BlendModel(left, right, weight), (segment,), best_pop)
+            table.append({"candidate": pair_name, "role": "blend", **results[pair_name]})
 
     choice = {}
     active = int((np.bincount(dataset.pairs["item"], minlength=dataset.n_items) > 0).sum())

@@ -23,6 +23,7 @@ from .data.ingest import ingest
 from .dataset import Dataset
 from .live import LiveStore
 from .models.base import Recommender
+from .models.blend import BlendModel
 from .models.content import ContentConfig, ContentModel
 from .models.popularity import PopularityModel
 from .publish_guard import GuardConfig
@@ -123,6 +124,9 @@ def fit_models(events: pd.DataFrame, catalog: pd.DataFrame, settings: Settings, 
             return models[key]
 
         def fitted(spec: dict[str, Any]) -> Recommender:
+            if spec.get("pair"):
+                first = {k: v for k, v in spec.items() if k not in ("pair", "mix")}
+                return BlendModel(fitted(first), fitted(spec["pair"]), float(spec["mix"]))
             if spec["kind"] == "popularity":
                 return popular(spec.get("popularity", chosen.popularity))
             if spec["kind"] == "content":

@@ -16,7 +16,10 @@ from .base import explain_by_affinity, rank_rows
 
 
 class ALSModel:
-    """Weighted ALS: confidence = alpha * interaction weight, preference 1 for every interaction."""
+    """Weighted ALS: confidence = alpha * interaction weight, preference 1 for every interaction.
+
+    Only products with interactions are recommended (the others' factors are noise).
+    """
 
     name = "als"
 
@@ -55,6 +58,9 @@ class ALSModel:
             model.fit(matrix, show_progress=False)
         self.item_factors = np.ascontiguousarray(model.item_factors, dtype=np.float32)
         self._gram = (self.item_factors.T @ self.item_factors).astype(np.float64)
+        # only products with interactions are ever scored: the cost follows the events, not the catalog
+        self.items = np.flatnonzero(np.bincount(matrix.indices, minlength=matrix.shape[1]) > 0)
+        self._active_factors = np.ascontiguousarray(self.item_factors[self.items])
         return self
 
     @property
@@ -99,10 +105,14 @@ class ALSModel:
         with threadpool_limits(1, "blas"):
             vectors = self.user_factors(rows)
 
-        def score(part: np.ndarray) -> np.ndarray:
-            return vectors[part] @ self.item_factors.T
+        if exclude is not None:
+            exclude = sparse.csr_matrix(exclude)[:, self.items]
 
-        return rank_rows(np.diff(rows.indptr) > 0, k, score, self.n_items, exclude)
+        def score(part: np.ndarray) -> np.ndarray:
+            return vectors[part] @ self._active_factors.T
+
+        ids, best = rank_rows(np.diff(rows.indptr) > 0, k, score, len(self.items), exclude)
+        return np.where(ids >= 0, self.items[np.maximum(ids, 0)], -1), best
 
     def similar_items(self, items: np.ndarray, *, k: int) -> tuple[np.ndarray, np.ndarray]:
         """Top-k items by cosine of item factors (the item itself excluded); unknown items get -1."""
