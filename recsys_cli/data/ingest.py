@@ -24,7 +24,7 @@ import pandas as pd
 from ..artifacts import ArtifactWriteError, train_lock
 from ..errors import DataError, InputError
 from .events import EventRules, check_events
-from .readers import RawInput, empty_rejects, read_canonical, rejected_lines
+from .readers import MALFORMED, RawInput, empty_rejects, read_canonical, rejected_lines
 from .schema import CATALOG_COLUMNS, CATALOG_FILE, EVENT_TYPES, EVENTS_GLOB, GENDERS
 
 SNAPSHOT_FORMAT = 2  # 2: the summary counts physical event lines read and rejected
@@ -184,7 +184,12 @@ def validate(
     catalog_files = set(raw.catalog["file"]) if "file" in raw.catalog.columns else set()
     event_files = set(events["file"]) | (set(raw.rejects["file"]) - catalog_files)
     summary["event_lines"] = int(sum(lines_read.get(name, 0) for name in event_files))
-    summary["event_lines_rejected"] = int(sum(lines_bad.get(name, 0) for name in event_files))
+    # Input errors only, for the publish guard's reject rate: malformed records and rows the event
+    # rules refused. Rows a preset drops by its documented rules (Online Retail's cancelled
+    # invoices and rows without CustomerID, a quarter of that file) are not errors in the input.
+    errors = pd.concat([raw.rejects[raw.rejects["reason"].astype(str).str.startswith(MALFORMED)], new_rejects])
+    errors = errors[errors["file"].isin(event_files)]
+    summary["event_lines_rejected"] = int(rejected_lines(errors).sum()) if len(errors) else 0
     return canonical, catalog, rejects, summary
 
 
@@ -195,6 +200,8 @@ def _physical_lines(raw: RawInput, rejects: pd.DataFrame) -> tuple[dict[str, int
     record, and counting records would call that file 50% good.
     """
     read = [frame["file"] for frame in (raw.events, raw.catalog) if "file" in frame.columns and len(frame)]
+    if len(read) == 2:  # a preset may derive its catalog from the events file: count each file's rows once
+        read[1] = read[1][~read[1].isin(set(read[0]))]
     rows = pd.concat(read).value_counts() if read else pd.Series(dtype="int64")
     by_reader = rejected_lines(raw.rejects).groupby(raw.rejects["file"]).sum() if len(raw.rejects) else pd.Series(dtype="int64")
     bad = rejects["lines"].groupby(rejects["file"]).sum() if len(rejects) else pd.Series(dtype="int64")

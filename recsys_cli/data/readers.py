@@ -23,6 +23,8 @@ import pyarrow.csv as pacsv
 from ..errors import InputError
 from .schema import CATALOG_COLUMNS, CATALOG_FILE, CATALOG_REQUIRED, EVENT_COLUMNS, EVENTS_GLOB
 
+MALFORMED = "malformed"
+"""How every reason for a line that is not a CSV record of the header's width begins."""
 REJECT_COLUMNS = ("file", "line", "reason", "lines")
 """A rejected record: its file, first physical line, why, and how many physical lines it spans
 (more than 1 when quoted newlines, or one unclosed quote, joined lines into one record)."""
@@ -169,8 +171,8 @@ def _undecodable_rows() -> Iterator[list[UnicodeDecodeError]]:
 
 def _malformed(expected: int, got: int, start: int, span: int) -> str:
     if span <= 1:
-        return f"malformed line: expected {expected} fields, got {got}"
-    return f"malformed record spanning lines {start}-{start + span - 1} (an unclosed quote?): expected {expected} fields, got {got}"
+        return f"{MALFORMED} line: expected {expected} fields, got {got}"
+    return f"{MALFORMED} record spanning lines {start}-{start + span - 1} (an unclosed quote?): expected {expected} fields, got {got}"
 
 
 def _check_encoding(encoding: str) -> str:

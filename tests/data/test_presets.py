@@ -299,3 +299,15 @@ def test_real_amazon_beauty() -> None:
     assert events["product_id"].nunique() == 12_101
     assert set(events["product_id"]) <= set(raw.catalog["product_id"])
     assert (raw.catalog["category_path"].str.match(r"^a\d+(\|a\d+)*$")).mean() > 0.9
+
+
+def test_a_presets_own_rules_are_not_input_errors_for_the_publish_guard(tmp_path: Path) -> None:
+    from recsys_cli.data.ingest import ingest
+    from recsys_cli.publish_guard import check
+
+    (tmp_path / "data").mkdir()
+    write(tmp_path / "data" / "Online Retail.csv", RETAIL_CSV)
+    snapshot = ingest(tmp_path / "data", tmp_path / "artifacts", fmt="online-retail")
+    assert snapshot.summary["rejected"] == 3 and snapshot.summary["event_lines"] == 7  # 3 of 7 lines dropped by the preset
+    assert snapshot.summary["event_lines_rejected"] == 0
+    check(tmp_path / "artifacts", {"events": 4, "customers": 3, "products": 2}, snapshot.summary)  # publishes
