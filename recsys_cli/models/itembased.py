@@ -260,21 +260,41 @@ class ItemKNNModel(_ItemToItem):
     ) -> tuple[np.ndarray, np.ndarray]:
         """Top-k items scored history @ S (see the module docstring for history and exclusion).
 
-        One sparse product for the whole batch: the cost follows the customers' neighbourhoods, not
-        the catalog's width, and one customer takes the same path as many (so batch = single).
+        Scored in chunks of customers over the products that have neighbours at all (the cost
+        follows the events, not the catalog); one customer takes the same path as many, so batch
+        results equal single ones.
         """
         users = np.asarray(users, dtype=np.int64)
         rows = self._history_rows(users, history)
-        if k < 1:
-            return sparse_top_k(sparse.csr_matrix(rows.shape, dtype=np.float32), k)
-        scores = sparse.csr_matrix(rows @ self.S, dtype=np.float32)
-        if exclude is not None and exclude.nnz:
-            blocked = sparse.csr_matrix(exclude, dtype=bool)
-            scores = scores - scores.multiply(blocked)
-        scores = sparse.csr_matrix(scores)
-        scores.data[scores.data <= 0] = 0.0
-        scores.eliminate_zeros()
-        return sparse_top_k(scores, k)
+        targets = self._targets
+        if exclude is not None:
+            exclude = sparse.csr_matrix(exclude)[:, targets]
+
+        def score(part: np.ndarray) -> np.ndarray:
+            scores = np.asarray((rows[part] @ self._S_targets).toarray(), dtype=np.float32)
+            scores[scores <= 0] = -np.inf
+            return scores
+
+        ids, best = rank_rows(np.diff(rows.indptr) > 0, k, score, len(targets), exclude)
+        return np.where(ids >= 0, targets[np.maximum(ids, 0)], -1), best
+
+    @property
+    def _targets(self) -> np.ndarray:
+        """Products that are some product's neighbour (only they can score above 0), cached."""
+        cached = self.__dict__.get("_cached_targets")
+        if cached is None:
+            cached = np.flatnonzero(np.bincount(self.S.indices, minlength=self.S.shape[1]) > 0)
+            self.__dict__["_cached_targets"] = cached
+            self.__dict__["_cached_S_targets"] = sparse.csr_matrix(self.S[:, cached])
+        return cached
+
+    @property
+    def _S_targets(self) -> sparse.csr_matrix:
+        self._targets
+        return self.__dict__["_cached_S_targets"]
+
+    def __getstate__(self) -> dict:
+        return {key: value for key, value in self.__dict__.items() if not key.startswith("_cached")}
 
     def similar_items(self, items: np.ndarray, *, k: int) -> tuple[np.ndarray, np.ndarray]:
         """Top-k neighbours of each item (its row of S); unknown items get all -1."""
