@@ -19,7 +19,7 @@ from .base import Recommender, top_k
 class BlendModel:
     """(1 - weight) * first + weight * second over the union of both models' candidates."""
 
-    def __init__(self, first: Recommender, second: Recommender, weight: float, *, pool: int = 100) -> None:
+    def __init__(self, first: Recommender, second: Recommender, weight: float, *, pool: int = 50) -> None:
         self.first = first
         self.second = second
         self.weight = float(weight)

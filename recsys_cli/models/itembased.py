@@ -290,7 +290,9 @@ class ItemKNNModel(_ItemToItem):
 
     @property
     def _S_targets(self) -> sparse.csr_matrix:
-        self._targets
+        """S restricted to the `_targets` columns."""
+        if "_cached_S_targets" not in self.__dict__:
+            _ = self._targets
         return self.__dict__["_cached_S_targets"]
 
     def __getstate__(self) -> dict:
