@@ -1,6 +1,13 @@
 """Quality benchmark on real public datasets (../shared/datasets): prints tables, writes results/quality.json.
 
-Two parts:
+The default part, `harness`, is how the project is judged: `../shared/tools/peer_eval.py` runs
+`recsys` as a black box (`recsys train`, `recsys recommend --customers-file ... --format jsonl`)
+against popularity, trending popularity, implicit ALS, LightFM, EASE and ItemKNN on MovieLens-100k,
+UCI Online Retail, Amazon Beauty and the seed preset, with the harness's own split and metrics. The
+README's quality table (between the `quality-table` markers) is regenerated from it, with the
+models `train` chose for each segment (read from the version's manifest).
+
+Older parts, run with `--only`:
 
 1. `lightfm-ml100k`: LightFM's published MovieLens-100k example (ua.base / ua.test, every rating a
    positive, WARP) run through our own plumbing (canonical events -> Dataset.construct ->
@@ -19,9 +26,14 @@ parts are kept in quality.json, so parts can be run separately:
 from __future__ import annotations
 
 import argparse
+import glob
 import json
 import math
+import os
+import shutil
+import subprocess
 import sys
+import tempfile
 import time
 import traceback
 from pathlib import Path
@@ -33,6 +45,17 @@ from scipy import sparse
 ROOT = Path(__file__).resolve().parent.parent
 DATASETS = ROOT.parent / "shared" / "datasets"
 RESULTS = ROOT / "benchmarks" / "results" / "quality.json"
+TOOLS = ROOT.parent / "shared" / "tools"
+README = ROOT / "README.md"
+BIN = Path(sys.executable).parent
+# dataset -> (split, peers); the seed preset is compared with the peers that scale to it, as quality.sh does
+HARNESS_RUNS: dict[str, tuple[str, str | None]] = {
+    "ml-100k": ("temporal", None),
+    "online-retail": ("temporal", None),
+    "amazon-beauty": ("last", None),
+    "seed": ("temporal", "pop,trend,als"),
+}
+TABLE_START, TABLE_END = "<!-- quality-table:start -->", "<!-- quality-table:end -->"
 OUT = ROOT / "benchmarks" / "out"
 
 PEER_DATASETS: dict[str, dict] = {
@@ -299,15 +322,92 @@ def print_peer_table(name: str, record: dict) -> None:
         print(f"note: {note}")
 
 
+# --- the harness ------------------------------------------------------------------------------
+
+
+def run_harness(name: str, split: str, peers: str | None) -> dict:
+    """peer_eval.py on one dataset; the project's row, the best peer, and what `train` chose."""
+    from recsys_cli.selection import winners
+
+    work = Path(tempfile.mkdtemp(prefix=f"harness-{name}-"))
+    try:
+        data = work / "data"
+        if name == "seed":
+            subprocess.run(
+                [str(BIN / "recsys"), "generate", "--preset", "seed", "--seed", "42", "--out", str(data)], check=True, capture_output=True
+            )
+        else:
+            subprocess.run([sys.executable, str(TOOLS / "canonical.py"), name, str(data)], check=True, capture_output=True)
+        command = [sys.executable, str(TOOLS / "peer_eval.py"), str(data), "--split", split, "--project", str(BIN / "recsys")]
+        command += ["--json", str(work / "table.json")] + (["--peers", peers] if peers else [])
+        # TMPDIR: peer_eval trains the project in a temporary folder; keeping it here lets us read the manifest
+        env = {**os.environ, "OPENBLAS_NUM_THREADS": "1", "TMPDIR": str(work)}
+        run = subprocess.run(command, env=env, capture_output=True, text=True)
+        if run.returncode != 0:
+            raise RuntimeError(f"peer_eval failed: {run.stderr[-2000:]}")
+        log(run.stdout[run.stdout.find(str(data)) :].strip())
+        table = json.loads((work / "table.json").read_text())
+        manifest = json.loads(Path(glob.glob(str(work / "peer_eval_*" / "artifacts" / "versions" / "*" / "manifest.json"))[0]).read_text())
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    project = table.pop("project")
+    best = max(table, key=lambda peer: table[peer]["all"]["ndcg"])
+    return {
+        "split": split,
+        "project": project,
+        "peers": table,
+        "best_peer": best,
+        "ratio": project["all"]["ndcg"] / table[best]["all"]["ndcg"],
+        "ratio_to_popularity": project["all"]["ndcg"] / table["pop"]["all"]["ndcg"],
+        "chosen": winners(manifest["selection"]),
+        "training_seconds": manifest["training_seconds"],
+    }
+
+
+def harness_table(records: dict) -> str:
+    """The README's quality table, in markdown."""
+    lines = [
+        "| dataset | recsys NDCG@10 | best peer | ratio | x popularity | cold / few / warm (recsys) | popularity cold / few / warm | train s (selection s) | what `train` chose |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    for name, record in records.items():
+        if "project" not in record:
+            continue
+        project, peers = record["project"], record["peers"]
+        segments = " / ".join(f"{project[s]['ndcg']:.3f}" if s in project else "-" for s in ("cold", "few", "warm"))
+        popular = " / ".join(f"{peers['pop'][s]['ndcg']:.3f}" if s in peers["pop"] else "-" for s in ("cold", "few", "warm"))
+        chosen = "; ".join(f"{row['segment']}: {row['chosen']}" for row in record["chosen"])
+        seconds = record["training_seconds"]
+        lines.append(
+            f"| {name} ({record['split']}) | {project['all']['ndcg']:.4f} | {record['best_peer']} {peers[record['best_peer']]['all']['ndcg']:.4f} "
+            f"| {record['ratio']:.2f}x | {record['ratio_to_popularity']:.2f}x | {segments} | {popular} "
+            f"| {seconds.get('total', sum(seconds.values())):.0f} ({seconds.get('selection', 0):.0f}) | {chosen} |"
+        )
+    return "\n".join(lines)
+
+
+def update_readme(table: str, generated: str) -> None:
+    text = README.read_text(encoding="utf-8")
+    if TABLE_START not in text or TABLE_END not in text:
+        print("README has no quality-table markers; not updated")
+        return
+    head, rest = text.split(TABLE_START, 1)
+    _, tail = rest.split(TABLE_END, 1)
+    block = f"{TABLE_START}\n<!-- generated by benchmarks/bench_quality.py on {generated}; do not edit by hand -->\n{table}\n{TABLE_END}"
+    README.write_text(head + block + tail, encoding="utf-8")
+
+
 # ---------------------------------------------------------------------------------------------
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--only", default="", help="comma-separated parts: lightfm-ml100k, movielens, online-retail, beauty")
+    parser.add_argument(
+        "--only", default="", help="comma-separated parts: harness (default), lightfm-ml100k, movielens, online-retail, beauty"
+    )
     parser.add_argument("--no-tune", action="store_true", help="skip tune() and the tuned re-evaluation")
     args = parser.parse_args(argv)
-    parts = [p.strip() for p in args.only.split(",") if p.strip()] or ["lightfm-ml100k", *PEER_DATASETS]
+    parts = [p.strip() for p in args.only.split(",") if p.strip()] or ["harness"]
 
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
     results = json.loads(RESULTS.read_text()) if RESULTS.exists() else {}
@@ -317,7 +417,21 @@ def main(argv: list[str] | None = None) -> int:
     for part in parts:
         part_started = time.perf_counter()
         try:
-            if part == "lightfm-ml100k":
+            if part == "harness":
+                if not (TOOLS / "peer_eval.py").exists():
+                    print(f"skipping {part}: {TOOLS / 'peer_eval.py'} not found")
+                    continue
+                record = {}
+                for name, (split, peers) in HARNESS_RUNS.items():
+                    if name != "seed" and not DATASETS.is_dir():
+                        print(f"skipping {name}: {DATASETS} not found")
+                        continue
+                    log(f"harness: {name} ({split})")
+                    record[name] = run_harness(name, split, peers)
+                table = harness_table(record)
+                print(table)
+                update_readme(table, pd.Timestamp.now(tz="UTC").strftime("%Y-%m-%d"))
+            elif part == "lightfm-ml100k":
                 folder = DATASETS / "movielens-100k"
                 if not (folder / "ua.base").exists() or not (folder / "ua.test").exists():
                     print(f"skipping {part}: {folder}/ua.base or ua.test not found")
