@@ -204,3 +204,12 @@ def test_health_never_shows_absolute_paths(served):
     assert health.get_json()["status"] == "degraded"
     no_paths(health, artifacts, data)
     assert json.dumps(health.get_json()).count("<artifacts>") >= 1
+
+
+def test_events_for_products_outside_the_catalog_are_stored_and_counted(served):
+    client, artifacts, data = served
+    before = client.get("/health").get_json()["live_events"]
+    hostile = "<img src=x onerror=alert(1)>"
+    response = client.post("/events", json=[{"customer_id": f"bot-{i}", "product_id": hostile, "type": "purchase_item"} for i in range(30)])
+    assert response.status_code == 201 and response.get_json() == {"accepted": 30}  # the validator does not judge the catalog
+    assert client.get("/health").get_json()["live_events"] == before + 30
