@@ -151,7 +151,11 @@ SCHEMAS: dict[str, dict[str, Any]] = {
         "required": ["status", "model_version", "current_version", "loaded_at", "counts", "live_events", "last_reload_error", "pid"],
         "additionalProperties": False,
         "properties": {
-            "status": {"type": "string", "enum": ["ok", "degraded"], "description": "degraded: the last new version was refused."},
+            "status": {
+                "type": "string",
+                "enum": ["ok", "degraded"],
+                "description": "degraded: the last new version was refused, `current` is unusable, or live events cannot be read.",
+            },
             "model_version": {"type": "string", "description": "The version this worker serves."},
             "current_version": {"type": "string", "nullable": True, "description": "The version `current` names now."},
             "loaded_at": {"type": "string", "format": "date-time"},
@@ -161,8 +165,8 @@ SCHEMAS: dict[str, dict[str, Any]] = {
                 "additionalProperties": False,
                 "properties": {n: {"type": "integer", "minimum": 0} for n in ("customers", "products", "pairs")},
             },
-            "live_events": {"type": "integer", "minimum": 0},
-            "last_reload_error": {"type": "string", "nullable": True},
+            "live_events": {"type": "integer", "minimum": 0, "nullable": True, "description": "null: the live store is unreadable."},
+            "last_reload_error": {"type": "string", "nullable": True, "description": "Why the status is degraded (no absolute paths)."},
             "pid": {"type": "integer"},
         },
     },

@@ -170,6 +170,33 @@ class ServerState:
     def live_events(self) -> int:
         return self.live.count()
 
+    def health(self) -> dict:
+        """What /health reports: "degraded" with the reasons (no absolute paths) when anything is wrong."""
+        problems = [self.last_reload_error] if self.last_reload_error else []
+        try:
+            current = artifact_store.current_version(self.artifacts)
+        except ArtifactError as error:
+            current = None
+            if str(error) not in problems:
+                problems.append(str(error))
+        try:
+            live_events: int | None = self.live_events()
+        except RecsysError as error:
+            live_events = None
+            problems.append(f"live events are not used: {error}")
+        if self.live.read_error and live_events is not None:
+            problems.append(f"live events are not used: {self.live.read_error}")
+        return {
+            "status": "degraded" if problems else "ok",
+            "model_version": self.service.version,
+            "current_version": current,
+            "loaded_at": _iso(self.service.loaded_at),
+            "counts": self.service.counts(),
+            "live_events": live_events,
+            "last_reload_error": self.public("; ".join(problems)) if problems else None,
+            "pid": os.getpid(),
+        }
+
     def public(self, message: str) -> str:
         """`message` without absolute paths, for clients: the artifacts and data folders become
         <artifacts> and <data>, any other absolute path its last component. The log keeps them."""
@@ -355,33 +382,7 @@ def events() -> tuple[Response, int]:
 @bp.get("/health")
 def health() -> Response:
     """Always 200 while a model is served: problems show as status "degraded" with their reason."""
-    state = _state()
-    service = state.service
-    problems = [state.last_reload_error] if state.last_reload_error else []
-    try:
-        current = artifact_store.current_version(state.artifacts)
-    except ArtifactError as error:
-        current = None
-        problems.append(str(error)) if str(error) not in problems else None
-    try:
-        live_events = state.live_events()
-    except RecsysError as error:
-        live_events = None
-        problems.append(f"live events are not used: {error}")
-    if state.live.read_error and live_events is not None:
-        problems.append(f"live events are not used: {state.live.read_error}")
-    return jsonify(
-        {
-            "status": "degraded" if problems else "ok",
-            "model_version": service.version,
-            "current_version": current,
-            "loaded_at": _iso(service.loaded_at),
-            "counts": service.counts(),
-            "live_events": live_events,
-            "last_reload_error": state.public("; ".join(problems)) if problems else None,
-            "pid": os.getpid(),
-        }
-    )
+    return jsonify(_state().health())
 
 
 @bp.get("/metrics")

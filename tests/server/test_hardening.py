@@ -213,3 +213,15 @@ def test_events_for_products_outside_the_catalog_are_stored_and_counted(served):
     response = client.post("/events", json=[{"customer_id": f"bot-{i}", "product_id": hostile, "type": "purchase_item"} for i in range(30)])
     assert response.status_code == 201 and response.get_json() == {"accepted": 30}  # the validator does not judge the catalog
     assert client.get("/health").get_json()["live_events"] == before + 30
+
+
+def test_a_degraded_health_matches_its_documented_schema(served):
+    from .conftest import OpenAPIChecker
+
+    client, artifacts, data = served
+    (data / LIVE_DB).write_bytes(b"not sqlite" * 100)
+    (artifacts / "current").write_text("..\n")
+    api = OpenAPIChecker(client.get("/openapi.json").get_json())
+    response = client.get("/health")
+    api.check(response, "/health")
+    assert response.get_json()["status"] == "degraded" and response.get_json()["live_events"] is None
