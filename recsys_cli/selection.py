@@ -37,7 +37,7 @@ from .models.popularity import MODES, PopularityModel
 
 K = 10
 SEGMENTS = ("cold", "few", "warm")
-WINDOWS = (None, 0.05, 0.1, 0.25)
+WINDOWS = (None, 0.05, 0.1, 0.25)  # trending windows tried, as shares of the validation period
 Progress = Callable[[str], None]
 
 
@@ -228,8 +228,16 @@ def select(
 
     # 1. popularity: the floor for every segment, and what cold customers get
     fixed_pop = _fixed_popularity(settings)
+    # trending windows are tried as shares of the validation period and kept as what they measure,
+    # a number of days: how fast a shop's demand moves does not depend on how much history it exports
     windows = WINDOWS if split.kind == "temporal" else (None,)
-    pop_options = [fixed_pop] if fixed_pop else [{"mode": m, "window_fraction": w} for m in MODES for w in windows]
+    stamps = split.train["timestamp"].to_numpy(dtype=np.int64)
+    span_days = (int(stamps.max()) - int(stamps.min())) / 86_400 if len(stamps) else 0.0
+    pop_options = (
+        [fixed_pop]
+        if fixed_pop
+        else [{"mode": m, "window_days": round(w * span_days, 3) if w and span_days > 0 else None} for m in MODES for w in windows]
+    )
     pops = []
     for options in pop_options:
         model = PopularityModel(**options).fit(dataset)
@@ -353,7 +361,11 @@ def _fixed_popularity(settings: Settings) -> dict[str, Any] | None:
     section = settings["popularity"]
     if section["mode"] == "auto":
         return None
-    return {"mode": section["mode"], "window_fraction": float(section["window_fraction"]) or None}
+    return {
+        "mode": section["mode"],
+        "window_fraction": float(section["window_fraction"]) or None,
+        "window_days": float(section["window_days"]) or None,
+    }
 
 
 def _fixed_segment(settings: Settings, segment: str, active_items: int = 0) -> dict[str, Any] | None:

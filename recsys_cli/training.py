@@ -85,8 +85,8 @@ def content_config(settings: Settings) -> ContentConfig:
 
 
 def popularity_from(options: dict[str, Any], settings: Settings) -> PopularityModel:
-    window_days = float(settings["popularity"]["window_days"]) or None
-    return PopularityModel(options["mode"], options.get("window_fraction"), window_days=window_days)
+    """The popularity ranking `options` (mode, window_fraction, window_days) describe."""
+    return PopularityModel(options["mode"], options.get("window_fraction"), window_days=options.get("window_days"))
 
 
 def fit_models(events: pd.DataFrame, catalog: pd.DataFrame, settings: Settings, progress: Progress | None = None) -> Trained:

@@ -54,7 +54,7 @@ class PopularityModel:
         if self.window_fraction:
             return f"{self.mode}, last {self.window_fraction:.0%} of the period"
         if self.window_days:
-            return f"{self.mode}, last {self.window_days:g} days"
+            return f"{self.mode}, last {self.window_days:.3g} days"
         return self.mode
 
     def fit(self, dataset: Dataset) -> "PopularityModel":
