@@ -198,7 +198,7 @@ def from_json(payload: Any, *, now: float, rules: EventRules | None = None, max_
         if unknown:
             problems[index].append(f"{where}: unknown field {', '.join(_json_shown(k) for k in unknown)} (allowed: {', '.join(FIELDS)})")
         for position, name in enumerate(FIELDS):
-            value, problem = _json_field(name, item.get(name), now)
+            value, problem = _json_field(name, item[name] if name in item else _ABSENT, now)
             if problem:
                 problems[index].append(f"{where}.{name}: {problem}")
                 shaped[index, position] = False
@@ -215,11 +215,15 @@ def from_json(payload: Any, *, now: float, rules: EventRules | None = None, max_
     return list(zip(columns["customer_id"], columns["product_id"], checked.type_code.tolist(), checked.timestamp.tolist(), strict=True))
 
 
+_ABSENT = object()
+
+
 def _json_field(name: str, value: Any, now: float) -> tuple[str, str | None]:
-    """A JSON field as the text the rules check, or a problem with its JSON shape."""
-    if value is None:
-        if name == "timestamp":
-            return repr(float(now)), None
+    """A JSON field as the text the rules check, or a problem with its JSON shape (an absent
+    timestamp means now; an explicit null is refused, as the document says)."""
+    if value is _ABSENT and name == "timestamp":
+        return repr(float(now)), None
+    if value is _ABSENT or (value is None and name != "timestamp"):
         return "", "missing" + (f" (one of {', '.join(EVENT_TYPES)})" if name == "type" else "")
     if name != "timestamp":
         return (value, None) if isinstance(value, str) else ("", f"must be a string, got {_json_type(value)} {_json_shown(value)}")

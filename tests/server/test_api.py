@@ -269,6 +269,7 @@ def test_a_bad_event_rejects_the_whole_batch(client, api, trained):
             "events[2].timestamp: timestamp in seconds among unix milliseconds",
         ),
         ({"customer_id": "a", "product_id": "1", "type": "view_product", "timestamp": True}, "events[0].timestamp"),
+        ({"customer_id": "a", "product_id": "1", "type": "view_product", "timestamp": None}, "events[0].timestamp: must be unix seconds"),
         ({"customer_id": "a", "product_id": "1", "type": "view_product", "when": 1}, "unknown field 'when'"),
         ([1], "events[0]: must be an object"),
         ([], "empty"),
