@@ -99,10 +99,13 @@ def build_model(spec: dict[str, Any], settings: Settings) -> Recommender:
     return model
 
 
-def wrap_blend(model: Recommender, spec: dict[str, Any], popularity: PopularityModel) -> Recommender:
-    """The fitted `model` blended with the fitted `popularity` (the spec's ranking) when the spec asks for it."""
+def wrap_blend(
+    model: Recommender, spec: dict[str, Any], popularity: PopularityModel, calibration: tuple[np.ndarray, UserHistory]
+) -> Recommender:
+    """The fitted `model` blended with the fitted `popularity` (the spec's ranking) when the spec asks for it,
+    calibrated on `calibration` (users, their history)."""
     weight = float(spec.get("blend") or 0.0)
-    return BlendModel(model, popularity, weight) if weight > 0 else model
+    return BlendModel(model, popularity, weight).calibrate(*calibration) if weight > 0 else model
 
 
 def parse_candidate(text: str, settings: Settings) -> tuple[str, dict[str, float]]:
@@ -289,7 +292,7 @@ def select(
                 if segment in results.get(blend_name, {}):
                     continue
                 specs[blend_name] = blend_spec
-                result = score(BlendModel(model, pop_model, weight), (segment,), best_pop)
+                result = score(BlendModel(model, pop_model, weight).calibrate(users, history), (segment,), best_pop)
                 if blend_name in results:  # scored for the other segment already: one row for both
                     results[blend_name].update(result)
                     next(row for row in table if row["candidate"] == blend_name).update(result)
@@ -316,7 +319,7 @@ def select(
             pair_spec = {**first, "pair": second, "mix": weight}
             pair_name = describe(pair_spec)
             specs[pair_name] = pair_spec
-            results[pair_name] = score(BlendModel(left, right, weight), (segment,), best_pop)
+            results[pair_name] = score(BlendModel(left, right, weight).calibrate(users, history), (segment,), best_pop)
             table.append({"candidate": pair_name, "role": "blend", **results[pair_name]})
 
     choice = {}

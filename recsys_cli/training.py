@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from . import __version__, artifacts, publish_guard
@@ -114,6 +115,7 @@ def fit_models(events: pd.DataFrame, catalog: pd.DataFrame, settings: Settings, 
 
     def fit_segments() -> tuple[Recommender, Recommender]:
         models: dict[str, Recommender] = {}
+        calibration = (np.arange(dataset.n_users), dataset.history())
 
         def popular(options: dict[str, Any]) -> PopularityModel:
             if options == chosen.popularity:
@@ -126,7 +128,7 @@ def fit_models(events: pd.DataFrame, catalog: pd.DataFrame, settings: Settings, 
         def fitted(spec: dict[str, Any]) -> Recommender:
             if spec.get("pair"):
                 first = {k: v for k, v in spec.items() if k not in ("pair", "mix")}
-                return BlendModel(fitted(first), fitted(spec["pair"]), float(spec["mix"]))
+                return BlendModel(fitted(first), fitted(spec["pair"]), float(spec["mix"])).calibrate(*calibration)
             if spec["kind"] == "popularity":
                 return popular(spec.get("popularity", chosen.popularity))
             if spec["kind"] == "content":
@@ -139,7 +141,7 @@ def fit_models(events: pd.DataFrame, catalog: pd.DataFrame, settings: Settings, 
                 # the recency decay only changes scoring: one fit serves both segments
                 model = copy.copy(model)
                 model.decay = float(spec["decay"])
-            return wrap_blend(model, spec, popular(spec.get("popularity", chosen.popularity)))
+            return wrap_blend(model, spec, popular(spec.get("popularity", chosen.popularity)), calibration)
 
         return fitted(chosen.warm), fitted(chosen.few)
 

@@ -1,10 +1,13 @@
 """A blend of two recommenders' normalised scores, the weight chosen on the shop's own data.
 
 Each model proposes its top `pool` candidates for a customer; a candidate's score from each model
-is scaled to [0, 1] over that customer's candidates (divided by the row's best score after shifting
-the worst to 0), missing scores count 0, and the blend is (1 - weight) * first + weight * second.
-The typical pair is a collaborative model and (trending) popularity: personal taste, nudged
-towards what is selling now.
+is divided by that model's typical best score (the median top score over a sample of customers,
+measured once by `calibrate`), negative scores and candidates a model did not propose count 0,
+and the blend is (1 - weight) * first + weight * second. The scale is one number per model, so a
+customer's blended scores do not depend on which products a filter or an exclusion removed: the
+remaining products keep their order. Typical pairs: a collaborative model and (trending)
+popularity, or two collaborative models that see different things (EASE on the most active
+products with item kNN or ALS over the whole catalog).
 """
 
 from __future__ import annotations
@@ -25,11 +28,29 @@ class BlendModel:
         self.weight = float(weight)
         self.pool = pool
         self.name = f"{first.name}+{second.name}"
+        self.scales = (1.0, 1.0)
 
     def fit(self, dataset: Dataset) -> "BlendModel":
-        """Fit both models (a blend is usually assembled from already fitted ones instead)."""
+        """Fit both models and calibrate on the fitted data (a blend is usually assembled from
+        already fitted models and calibrated instead)."""
         self.first.fit(dataset)
         self.second.fit(dataset)
+        return self.calibrate(np.arange(dataset.n_users), dataset.history())
+
+    def calibrate(self, users: np.ndarray, history: UserHistory, *, sample: int = 1000, seed: int = 0) -> "BlendModel":
+        """Measure each model's typical best score on up to `sample` of `users` (rows of `history`)."""
+        rows = np.flatnonzero(np.diff(history.weights.indptr) > 0)
+        if len(rows) > sample:
+            rows = np.sort(np.random.default_rng(seed).choice(rows, size=sample, replace=False))
+        if not len(rows):
+            return self
+        part = UserHistory(history.weights[rows], history.last_seen[rows], history.strongest[rows])
+        scales = []
+        for model in (self.first, self.second):
+            _, best = model.recommend(np.asarray(users, dtype=np.int64)[rows], k=1, history=part)
+            top = best[:, 0][np.isfinite(best[:, 0]) & (best[:, 0] > 0)]
+            scales.append(float(np.median(top)) if len(top) else 1.0)
+        self.scales = (scales[0], scales[1])
         return self
 
     def recommend(
@@ -46,7 +67,7 @@ class BlendModel:
         second_ids, second_scores = self.second.recommend(users, k=pool, exclude=exclude, history=history)
         ids = np.concatenate([first_ids, second_ids], axis=1)
         scores = np.concatenate(
-            [(1 - self.weight) * _scaled(first_scores), self.weight * _scaled(second_scores)],
+            [(1 - self.weight) * _scaled(first_scores, self.scales[0]), self.weight * _scaled(second_scores, self.scales[1])],
             axis=1,
         )
         scores[ids < 0] = 0.0
@@ -75,14 +96,7 @@ class BlendModel:
         return self.first.explain(history, ids)
 
 
-def _scaled(scores: np.ndarray) -> np.ndarray:
-    """Each row's finite scores mapped to (0, 1]: (s - min) / (max - min), all 1 when equal; -inf -> 0."""
+def _scaled(scores: np.ndarray, scale: float) -> np.ndarray:
+    """Scores divided by the model's typical best score; negative and missing (-inf) count 0."""
     scores = np.asarray(scores, dtype=np.float64)
-    finite = np.isfinite(scores)
-    low = np.where(finite, scores, np.inf).min(axis=1, keepdims=True)
-    high = np.where(finite, scores, -np.inf).max(axis=1, keepdims=True)
-    span = np.where(high > low, high - low, 1.0)
-    scaled = np.where(high > low, (scores - low) / span, 1.0)
-    # the row's worst candidate still beats an item the model did not propose
-    scaled = 0.05 + 0.95 * scaled
-    return np.where(finite, scaled, 0.0)
+    return np.where(np.isfinite(scores), np.maximum(scores, 0.0) / scale, 0.0)
