@@ -178,10 +178,13 @@ def train(
     fmt: FormatOpt = InputFormat.canonical,
     collaborative: Annotated[
         str | None,
-        typer.Option(help="Model for warm customers: auto (chosen on a validation split), itemknn, rp3beta, ease, als, lightfm, item or popularity."),
+        typer.Option(
+            help="Model for warm customers: auto (chosen on a validation split), itemknn, rp3beta, ease, als, lightfm, item or popularity."
+        ),
     ] = None,
     few: Annotated[
-        str | None, typer.Option(help="Model for customers with a short history: auto, same (as warm), a model name, content or popularity.")
+        str | None,
+        typer.Option(help="Model for customers with a short history: auto, same (as warm), a model name, content or popularity."),
     ] = None,
     warm_min_products: Annotated[
         int | None, typer.Option(help="Distinct products from which a customer counts as warm (fewer: the few-products model).")
@@ -287,7 +290,9 @@ def _print_selection(selection: dict) -> None:
         runner = f"{row['runner_up']} ({row['runner_up_ndcg']:.4f})" if row["runner_up"] else "-"
         table.add_row(row["segment"], row["chosen"], f"{row['ndcg']:.4f}", f"{row['best_popularity']:.4f}", runner)
     out.print(table)
-    out.print(f"{len(selection.get('table', []))} candidates scored in {selection.get('seconds', 0):.1f} s; all of them are in the version's manifest.json.")
+    out.print(
+        f"{len(selection.get('table', []))} candidates scored in {selection.get('seconds', 0):.1f} s; all of them are in the version's manifest.json."
+    )
 
 
 class SplitKind(str, Enum):
