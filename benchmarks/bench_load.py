@@ -38,6 +38,21 @@ from common import OUT, metric, metric_rows, print_table, seed_data, write_resul
 WARMUP_S = 10.0
 
 
+def _loadable(artifacts_dir: Path) -> bool:
+    """True when `artifacts_dir` has a current version this recsys can read."""
+    from recsys_cli import artifacts as artifact_store
+    from recsys_cli.errors import ArtifactError
+
+    version = artifact_store.current_version(artifacts_dir)
+    if version is None:
+        return False
+    try:
+        artifact_store.verify(artifacts_dir / artifact_store.VERSIONS_DIR / version)
+    except ArtifactError:
+        return False
+    return True
+
+
 def prepare(publishes: int, data: Path | None = None, trained: Path | None = None) -> tuple[Path, Path, Path, list[str], dict]:
     """(data, base artifacts, staging folder, staged variant versions, id pools); trains what is missing.
 
@@ -57,7 +72,9 @@ def prepare(publishes: int, data: Path | None = None, trained: Path | None = Non
         del loaded
         return data, base, staging, staged, _pools(data)
     data, base, staging = seed_data(), OUT / "load-base", OUT / "load-staging"
-    if artifact_store.current_version(base) is None:
+    if not _loadable(base):  # absent, or written by an older recsys: train afresh
+        shutil.rmtree(base, ignore_errors=True)
+        shutil.rmtree(staging, ignore_errors=True)
         print("training the base model ...", flush=True)
         train(data, base, load_settings(environ={}))
     staged = sorted(p.name for p in (staging / "versions").glob("[0-9]*")) if (staging / "versions").is_dir() else []

@@ -30,7 +30,7 @@ from filelock import FileLock, Timeout
 
 from .errors import ArtifactError, LockError
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: per-segment models chosen at train time (few.joblib, popularity modes, ALS, blends)
 VERSIONS_DIR = "versions"
 CURRENT = "current"
 LOCK_FILE = ".train.lock"
