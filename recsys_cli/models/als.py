@@ -46,6 +46,9 @@ class ALSModel:
 
         matrix = sparse.csr_matrix(dataset.interactions, dtype=np.float32)
         self._interactions = matrix
+        # only products with interactions are fitted and scored: the cost follows the events, not the
+        # catalog (the others keep zero factors)
+        self.items = np.flatnonzero(np.bincount(matrix.indices, minlength=matrix.shape[1]) > 0)
         with threadpool_limits(1, "blas"):  # implicit parallelises itself; nested BLAS threads only slow it
             model = AlternatingLeastSquares(
                 factors=self.factors,
@@ -55,12 +58,11 @@ class ALSModel:
                 random_state=self.random_state,
                 num_threads=self.num_threads,
             )
-            model.fit(matrix, show_progress=False)
-        self.item_factors = np.ascontiguousarray(model.item_factors, dtype=np.float32)
-        self._gram = (self.item_factors.T @ self.item_factors).astype(np.float64)
-        # only products with interactions are ever scored: the cost follows the events, not the catalog
-        self.items = np.flatnonzero(np.bincount(matrix.indices, minlength=matrix.shape[1]) > 0)
-        self._active_factors = np.ascontiguousarray(self.item_factors[self.items])
+            model.fit(sparse.csr_matrix(matrix[:, self.items]), show_progress=False)
+        self._active_factors = np.ascontiguousarray(model.item_factors, dtype=np.float32)
+        self.item_factors = np.zeros((matrix.shape[1], self.factors), dtype=np.float32)
+        self.item_factors[self.items] = self._active_factors
+        self._gram = (self._active_factors.T @ self._active_factors).astype(np.float64)
         return self
 
     @property
