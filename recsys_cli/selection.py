@@ -32,10 +32,11 @@ from .errors import InputError
 from .evaluation.metrics import ndcg_at_k
 from .evaluation.split import Split, last_item_split, relevant_truth
 from .models.base import Recommender
-from .models.blend import BlendModel
+from .models.blend import BlendModel, combine, typical_best
 from .models.popularity import MODES, PopularityModel
 
 K = 10
+POOL = 50  # candidates each model proposes to a blend (as BlendModel's pool)
 SEGMENTS = ("cold", "few", "warm")
 WINDOWS = (None, 0.05, 0.1, 0.25)  # trending windows tried, as shares of the validation period
 Progress = Callable[[str], None]
@@ -217,17 +218,41 @@ def select(
     rows = {s: np.flatnonzero(labels == s) for s in SEGMENTS}
     table: list[dict[str, Any]] = []
 
+    def ndcg(ids: np.ndarray, segment: str, fallback: PopularityModel | None) -> float:
+        r = rows[segment]
+        if fallback is not None:
+            ids = _fill(ids, fallback, seen[r])
+        return float(ndcg_at_k(ids, truth[r], K).mean())
+
     def score(model: Recommender, segments: tuple[str, ...], fallback: PopularityModel | None) -> dict[str, float]:
         result = {}
         for s in segments:
             r = rows[s]
-            if not len(r):
-                continue
-            ids, _ = model.recommend(users[r], k=K, exclude=seen[r], history=_history_rows(history, r))
-            if fallback is not None:
-                ids = _fill(ids, fallback, seen[r])
-            result[s] = float(ndcg_at_k(ids, truth[r], K).mean())
+            if len(r):
+                result[s] = ndcg(model.recommend(users[r], k=K, exclude=seen[r], history=_history_rows(history, r))[0], s, fallback)
         return result
+
+    # blends reuse each model's candidate lists and typical best score across weights
+    lists: dict[tuple[str, str], tuple[np.ndarray, np.ndarray]] = {}
+    scales: dict[str, float] = {}
+
+    def candidates(name: str, model: Recommender, segment: str) -> tuple[np.ndarray, np.ndarray]:
+        if (name, segment) not in lists:
+            r = rows[segment]
+            lists[(name, segment)] = model.recommend(users[r], k=POOL, exclude=seen[r], history=_history_rows(history, r))
+        return lists[(name, segment)]
+
+    def scale(name: str, model: Recommender) -> float:
+        if name not in scales:
+            scales[name] = typical_best(model, users, history)
+        return scales[name]
+
+    def blended(parts: list[tuple[str, Recommender]], weight: float, segment: str) -> dict[str, float]:
+        if not len(rows[segment]):
+            return {}
+        (a, left), (b, right) = parts
+        ids, _ = combine(candidates(a, left, segment), candidates(b, right, segment), weight, (scale(a, left), scale(b, right)), K)
+        return {segment: ndcg(ids, segment, best_pop)}
 
     # 1. popularity: the floor for every segment, and what cold customers get
     fixed_pop = _fixed_popularity(settings)
@@ -292,7 +317,7 @@ def select(
                 if segment in results.get(blend_name, {}):
                     continue
                 specs[blend_name] = blend_spec
-                result = score(BlendModel(model, pop_model, weight).calibrate(users, history), (segment,), best_pop)
+                result = blended([(name, model), (f"popularity {pop_model.label}", pop_model)], weight, segment)
                 if blend_name in results:  # scored for the other segment already: one row for both
                     results[blend_name].update(result)
                     next(row for row in table if row["candidate"] == blend_name).update(result)
@@ -311,15 +336,15 @@ def select(
         if second is None:
             continue
         left, right = fitted[_candidate_key(first)], fitted[_candidate_key(second)]
+        if hasattr(left, "decay"):
+            left.decay = first["decay"]
+        if hasattr(right, "decay"):
+            right.decay = second["decay"]
         for weight in [float(w) for w in section["pair_weights"]]:
-            if hasattr(left, "decay"):
-                left.decay = first["decay"]
-            if hasattr(right, "decay"):
-                right.decay = second["decay"]
             pair_spec = {**first, "pair": second, "mix": weight}
             pair_name = describe(pair_spec)
             specs[pair_name] = pair_spec
-            results[pair_name] = score(BlendModel(left, right, weight).calibrate(users, history), (segment,), best_pop)
+            results[pair_name] = blended([(describe(first), left), (describe(second), right)], weight, segment)
             table.append({"candidate": pair_name, "role": "blend", **results[pair_name]})
 
     choice = {}

@@ -17,6 +17,7 @@ from scipy import sparse
 
 from ..dataset import Dataset, UserHistory
 from .base import Recommender, top_k
+from .popularity import PopularityModel
 
 
 class BlendModel:
@@ -39,18 +40,10 @@ class BlendModel:
 
     def calibrate(self, users: np.ndarray, history: UserHistory, *, sample: int = 1000, seed: int = 0) -> "BlendModel":
         """Measure each model's typical best score on up to `sample` of `users` (rows of `history`)."""
-        rows = np.flatnonzero(np.diff(history.weights.indptr) > 0)
-        if len(rows) > sample:
-            rows = np.sort(np.random.default_rng(seed).choice(rows, size=sample, replace=False))
-        if not len(rows):
-            return self
-        part = UserHistory(history.weights[rows], history.last_seen[rows], history.strongest[rows])
-        scales = []
-        for model in (self.first, self.second):
-            _, best = model.recommend(np.asarray(users, dtype=np.int64)[rows], k=1, history=part)
-            top = best[:, 0][np.isfinite(best[:, 0]) & (best[:, 0] > 0)]
-            scales.append(float(np.median(top)) if len(top) else 1.0)
-        self.scales = (scales[0], scales[1])
+        self.scales = (
+            typical_best(self.first, users, history, sample=sample, seed=seed),
+            typical_best(self.second, users, history, sample=sample, seed=seed),
+        )
         return self
 
     def recommend(
@@ -63,26 +56,9 @@ class BlendModel:
     ) -> tuple[np.ndarray, np.ndarray]:
         """Top-k of the blended scores; rows where neither model has a candidate get all -1."""
         pool = max(self.pool, k)
-        first_ids, first_scores = self.first.recommend(users, k=pool, exclude=exclude, history=history)
-        second_ids, second_scores = self.second.recommend(users, k=pool, exclude=exclude, history=history)
-        ids = np.concatenate([first_ids, second_ids], axis=1)
-        scores = np.concatenate(
-            [(1 - self.weight) * _scaled(first_scores, self.scales[0]), self.weight * _scaled(second_scores, self.scales[1])],
-            axis=1,
-        )
-        scores[ids < 0] = 0.0
-        # sum the two parts of an item proposed by both: sort by id, add equal neighbours
-        order = np.argsort(np.where(ids < 0, np.iinfo(np.int64).max, ids), axis=1, kind="stable")
-        ids = np.take_along_axis(ids, order, axis=1)
-        scores = np.take_along_axis(scores, order, axis=1)
-        same = (ids[:, 1:] == ids[:, :-1]) & (ids[:, 1:] >= 0)
-        scores[:, :-1] += np.where(same, scores[:, 1:], 0.0)
-        scores[:, 1:][same] = -np.inf
-        scores[ids < 0] = -np.inf
-        picked, best = top_k(scores, k)
-        chosen = np.take_along_axis(ids, np.maximum(picked, 0), axis=1)
-        chosen[picked < 0] = -1
-        return chosen, best
+        first = self.first.recommend(users, k=pool, exclude=exclude, history=history)
+        second = self.second.recommend(users, k=pool, exclude=exclude, history=history)
+        return combine(first, second, self.weight, self.scales, k)
 
     def similar_items(self, items: np.ndarray, *, k: int) -> tuple[np.ndarray, np.ndarray]:
         """The first model's similar items (a popularity prior says nothing about similarity)."""
@@ -100,3 +76,39 @@ def _scaled(scores: np.ndarray, scale: float) -> np.ndarray:
     """Scores divided by the model's typical best score; negative and missing (-inf) count 0."""
     scores = np.asarray(scores, dtype=np.float64)
     return np.where(np.isfinite(scores), np.maximum(scores, 0.0) / scale, 0.0)
+
+
+def typical_best(model: Recommender, users: np.ndarray, history: UserHistory, *, sample: int = 1000, seed: int = 0) -> float:
+    """The median best score `model` gives to up to `sample` of `users` (rows of `history`); 1.0 when none."""
+    if isinstance(model, PopularityModel):
+        return 1.0  # its best item scores 1.0 by construction
+    rows = np.flatnonzero(np.diff(history.weights.indptr) > 0)
+    if len(rows) > sample:
+        rows = np.sort(np.random.default_rng(seed).choice(rows, size=sample, replace=False))
+    if not len(rows):
+        return 1.0
+    part = UserHistory(history.weights[rows], history.last_seen[rows], history.strongest[rows])
+    _, best = model.recommend(np.asarray(users, dtype=np.int64)[rows], k=1, history=part)
+    top = best[:, 0][np.isfinite(best[:, 0]) & (best[:, 0] > 0)]
+    return float(np.median(top)) if len(top) else 1.0
+
+
+def combine(
+    first: tuple[np.ndarray, np.ndarray], second: tuple[np.ndarray, np.ndarray], weight: float, scales: tuple[float, float], k: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """Top-k of (1 - weight) * first + weight * second over two models' candidate lists (ids, scores)."""
+    ids = np.concatenate([first[0], second[0]], axis=1)
+    scores = np.concatenate([(1 - weight) * _scaled(first[1], scales[0]), weight * _scaled(second[1], scales[1])], axis=1)
+    scores[ids < 0] = 0.0
+    # sum the two parts of an item proposed by both: sort by id, add equal neighbours
+    order = np.argsort(np.where(ids < 0, np.iinfo(np.int64).max, ids), axis=1, kind="stable")
+    ids = np.take_along_axis(ids, order, axis=1)
+    scores = np.take_along_axis(scores, order, axis=1)
+    same = (ids[:, 1:] == ids[:, :-1]) & (ids[:, 1:] >= 0)
+    scores[:, :-1] += np.where(same, scores[:, 1:], 0.0)
+    scores[:, 1:][same] = -np.inf
+    scores[ids < 0] = -np.inf
+    picked, best = top_k(scores, k)
+    chosen = np.take_along_axis(ids, np.maximum(picked, 0), axis=1)
+    chosen[picked < 0] = -1
+    return chosen, best
