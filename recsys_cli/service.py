@@ -27,7 +27,7 @@ from .data.schema import CATALOG_OPTIONAL, EVENT_CODE
 from .dataset import Dataset, UserHistory
 from .errors import InputError, NotFoundError
 from .live import LiveStore
-from .models.base import Explains, Recommender
+from .models.base import Covers, Explains, Recommender
 from .models.content import ContentModel
 from .models.popularity import PopularityModel
 from .weighting import pair_weights
@@ -163,12 +163,12 @@ class RecommendationService:
         return excluded
 
     def covered(self, users: np.ndarray) -> np.ndarray:
-        covers = getattr(self.collaborative, "covers_users", None)
+        """Customers the warm model can score: every known one, unless it declares `Covers`."""
         known = users >= 0
-        if covers is None:
+        if not isinstance(self.collaborative, Covers):
             return known
         result = np.zeros(len(users), dtype=bool)
-        result[known] = covers(users[known])
+        result[known] = self.collaborative.covers_users(users[known])
         return result
 
     def route(

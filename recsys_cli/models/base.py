@@ -54,6 +54,15 @@ class Explains(Protocol):
         ...
 
 
+@runtime_checkable
+class Covers(Protocol):
+    """A model that can score only some customers (those it embedded at fit time)."""
+
+    def covers_users(self, users: np.ndarray) -> np.ndarray:
+        """True for each internal customer the model can score."""
+        ...
+
+
 def top_k(scores: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
     """Row-wise top-k of a dense score matrix via argpartition; -inf entries become -1 padding."""
     scores = np.atleast_2d(scores)

@@ -16,7 +16,7 @@ import numpy as np
 from scipy import sparse
 
 from ..dataset import Dataset, UserHistory
-from .base import Recommender, top_k
+from .base import Explains, Recommender, top_k
 from .popularity import PopularityModel
 
 
@@ -66,8 +66,7 @@ class BlendModel:
 
     def explain(self, history: UserHistory, ids: np.ndarray) -> np.ndarray:
         """The first model's explanation when it has one, else no anchors."""
-        explain = getattr(type(self.first), "explain", None)
-        if explain is None:
+        if not isinstance(self.first, Explains):
             return np.full(ids.shape, -1, dtype=np.int64)
         return self.first.explain(history, ids)
 
