@@ -19,9 +19,9 @@ $(STAMP): setup.cfg pyproject.toml
 
 demo: $(STAMP)
 	$(BIN)/recsys train --data $(DATA) --artifacts $(ARTIFACTS)
-	@echo; echo "== A warm customer (collaborative model) =="
+	@echo; echo "== A warm customer (the model train chose for customers with 5+ products) =="
 	$(BIN)/recsys recommend $$($(BIN)/python -m recsys_cli.demo warm --artifacts $(ARTIFACTS)) -n 5 --artifacts $(ARTIFACTS)
-	@echo; echo "== A new visitor who has viewed 2 products in this session (content similarity) =="
+	@echo; echo "== A new visitor who has viewed 2 products in this session (the model chosen for short histories) =="
 	$(BIN)/recsys recommend visitor-0001 $$($(BIN)/python -m recsys_cli.demo few --artifacts $(ARTIFACTS)) -n 5 --artifacts $(ARTIFACTS)
 	@echo; echo "== An unknown customer (popularity) =="
 	$(BIN)/recsys recommend new-customer-0001 -n 5 --artifacts $(ARTIFACTS)

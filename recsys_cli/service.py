@@ -438,6 +438,9 @@ class RecommendationService:
 
     def _reason(self, source: int, item: int, anchor_id: str | None, code: int) -> str:
         if source == POPULARITY:
+            described = self.popularity.reason(item)
+            if described is not None:
+                return described
             buyers = int(self._purchasers[item])
             return f"popular: bought by {buyers:,} customer{'s' if buyers != 1 else ''}" if buyers else "popular"
         verb = VERBS.get(code, "interacted with")

@@ -57,6 +57,17 @@ class PopularityModel:
             return f"{self.mode}, last {self.window_days:.3g} days"
         return self.mode
 
+    def reason(self, item: int) -> str | None:
+        """Why `item` is popular in this ranking's own terms (None for purchasers: the caller says it)."""
+        if self.mode == "purchasers" or item >= len(self.counts):
+            return None
+        count = int(round(float(self.counts[item])))
+        noun = "customer" if self.mode == "customers" else "interaction"
+        window = f" in the last {self.window_days:.0f} days" if self.window_days else ""
+        if self.window_fraction:
+            window = f" in the last {self.window_fraction:.0%} of the period"
+        return f"popular: {count:,} {noun}{'s' if count != 1 else ''}{window}"
+
     def fit(self, dataset: Dataset) -> "PopularityModel":
         """Count per item and rank: recent counts first (with a window), then all-time counts."""
         pairs = dataset.pairs
