@@ -58,14 +58,15 @@ class PopularityModel:
         return self.mode
 
     def reason(self, item: int) -> str | None:
-        """Why `item` is popular in this ranking's own terms (None for purchasers: the caller says it)."""
-        if self.mode == "purchasers" or item >= len(self.counts):
-            return None
-        count = int(round(float(self.counts[item])))
-        noun = "customer" if self.mode == "customers" else "interaction"
+        """Why `item` is popular in this ranking's own terms; None when the caller's "bought by N
+        customers" says it (all-time purchasers)."""
         window = f" in the last {self.window_days:.0f} days" if self.window_days else ""
         if self.window_fraction:
             window = f" in the last {self.window_fraction:.0%} of the period"
+        if self.mode == "purchasers" or item >= len(self.counts):
+            return f"popular: trending{window}" if window else None
+        count = int(round(float(self.counts[item])))
+        noun = "customer" if self.mode == "customers" else "interaction"
         return f"popular: {count:,} {noun}{'s' if count != 1 else ''}{window}"
 
     def fit(self, dataset: Dataset) -> "PopularityModel":
