@@ -235,12 +235,13 @@ def _auc(
 
 def _peers(dataset: Dataset, settings: Settings, progress: Progress, seconds: dict[str, float]):
     """The models a user would otherwise pick, configured as their users run them."""
+    from ..models.als import ALSModel
     from ..models.collaborative import LightFMModel  # noqa: F401  (ensures lightfm is importable)
     from ..models.itembased import EASEModel, ItemKNNModel
-    from ..models.peers import ALSModel, plain_lightfm
+    from ..models.peers import plain_lightfm
 
     candidates: list[tuple[str, Callable[[], Recommender]]] = [
-        ("als", lambda: ALSModel(factors=64, iterations=15)),
+        ("als", lambda: ALSModel(factors=64, iterations=15, regularization=0.01)),
         ("lightfm-plain", plain_lightfm),
         ("itemknn", lambda: ItemKNNModel(neighbours=100)),
     ]

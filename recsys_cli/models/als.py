@@ -12,6 +12,7 @@ from scipy import sparse
 from threadpoolctl import threadpool_limits
 
 from ..dataset import Dataset, UserHistory
+from ..errors import InputError
 from .base import explain_by_affinity, rank_rows
 
 
@@ -42,7 +43,10 @@ class ALSModel:
 
     def fit(self, dataset: Dataset) -> "ALSModel":
         """Fit item (and fit-time user) factors on the weighted interactions."""
-        from implicit.cpu.als import AlternatingLeastSquares
+        try:
+            from implicit.cpu.als import AlternatingLeastSquares
+        except ImportError as error:  # a runtime dependency, but an install can still be broken
+            raise InputError("implicit is not installed: pip install implicit") from error
 
         matrix = sparse.csr_matrix(dataset.interactions, dtype=np.float32)
         self._interactions = matrix

@@ -11,9 +11,10 @@ import pytest
 
 from recsys_cli.dataset import Dataset
 from recsys_cli.errors import InputError
+from recsys_cli.models.als import ALSModel
 from recsys_cli.models.base import select_top_k, top_k
 from recsys_cli.models.collaborative import LightFMModel, item_feature_matrix
-from recsys_cli.models.peers import ALSModel, plain_lightfm
+from recsys_cli.models.peers import plain_lightfm
 
 
 def small_dataset(seed: int = 0, n_users: int = 60, n_items: int = 30) -> Dataset:
@@ -131,11 +132,13 @@ def test_select_top_k_matches_top_k(k):
     np.testing.assert_array_equal(np.where(ids >= 0, scores[rows, np.maximum(ids, 0)], -np.inf), best)
 
 
-def test_als_covers_only_customers_with_interactions(dataset):
+def test_als_scores_customers_with_a_history_and_only_products_with_interactions(dataset):
     model = ALSModel(factors=4, iterations=2, num_threads=1).fit(dataset)
-    assert model.user_vectors.shape == (dataset.n_users, 5) and np.all(model.item_vectors[:, -1] == 0)
     ids, _ = model.recommend(np.array([0, -1, dataset.n_users]), k=3)
-    assert np.all(ids[0] >= 0) and np.all(ids[1:] == -1)
+    assert np.all(ids[0] >= 0) and np.all(ids[1:] == -1), "no history, no recommendations"
+    everything, _ = model.recommend(np.arange(dataset.n_users), k=dataset.n_items)
+    active = set(np.flatnonzero(np.bincount(dataset.pairs["item"], minlength=dataset.n_items) > 0).tolist())
+    assert set(everything[everything >= 0].tolist()) <= active
 
 
 def test_als_without_implicit_says_how_to_install(dataset, monkeypatch):

@@ -91,7 +91,6 @@ MODELS: dict[str, tuple[Callable[[], object], bool, bool]] = {
     "itemknn-recency": (_factory("itembased", "ItemKNNModel", decay=0.5), True, True),
     "rp3beta": (_factory("itembased", "RP3betaModel"), True, True),
     "rp3beta-recency": (_factory("itembased", "RP3betaModel", decay=0.5, beta=0.3), True, True),
-    "als-peer": (_factory("peers", "ALSModel", factors=4, regularization=10.0, iterations=10, num_threads=1), True, True),
     "als": (_factory("als", "ALSModel", factors=4, regularization=10.0, iterations=10, num_threads=1), True, True),
     "blend": (_blend, False, True),  # its popularity part crosses groups by design
 }
