@@ -1,4 +1,4 @@
-"""LightFM behind the model interface, and the factor-model scoring it shares with peers.ALSModel.
+"""LightFM behind the model interface, and its factor-model scoring.
 
 This is the only module of the package that imports lightfm, and only inside `fit`: a fitted model
 keeps nothing but precomputed vectors, so loading and serving one never needs the library.
