@@ -308,9 +308,9 @@ def evaluate(
     config: ConfigOpt = None,
     fmt: FormatOpt = InputFormat.canonical,
     split: Annotated[
-        SplitKind, typer.Option(help="temporal: last part of the time span is test; last: each customer's last product.")
+        SplitKind, typer.Option(help="temporal: the newest events are test (as the shared harness); last: each customer's last product.")
     ] = SplitKind.temporal,
-    test_fraction: Annotated[float, typer.Option(help="Share of the time span held out (temporal split).")] = 0.2,
+    test_fraction: Annotated[float, typer.Option(help="Share of the events held out, newest first (temporal split).")] = 0.2,
     test_days: Annotated[float | None, typer.Option(help="Hold out the last N days instead of a fraction.")] = None,
     relevant: Annotated[
         str | None, typer.Option(help="Event types that count as relevant, e.g. purchase_item,add_to_cart (default: all).")

@@ -30,7 +30,7 @@ from .config import Settings
 from .dataset import Dataset, UserHistory
 from .errors import InputError
 from .evaluation.metrics import ndcg_at_k
-from .evaluation.split import Split, last_item_split, relevant_truth
+from .evaluation.split import Split, last_item_split, relevant_truth, temporal_split
 from .models.base import Recommender
 from .models.blend import BlendModel, combine, typical_best
 from .models.popularity import MODES, PopularityModel
@@ -159,14 +159,12 @@ def _base_model(kind: str, settings: Settings, params: dict[str, Any] | None = N
 
 def validation_split(events: pd.DataFrame) -> Split:
     """Temporal at 80% of events by time, or leave-last when timestamps carry no global time."""
-    stamps = events["timestamp"].to_numpy(dtype=np.int64)
     if _positional_time(events):
         return last_item_split(events)
-    cutoff = int(np.quantile(stamps, 0.8))
-    in_test = stamps > cutoff
-    if not in_test.any() or in_test.all():
+    try:
+        return temporal_split(events, test_fraction=0.2)
+    except InputError:  # the newest events share one timestamp
         return last_item_split(events)
-    return Split(train=events[~in_test], test=events[in_test], cutoff=cutoff, kind="temporal")
 
 
 def _positional_time(events: pd.DataFrame) -> bool:

@@ -56,16 +56,16 @@ def _require_events(events: pd.DataFrame) -> None:
 
 
 def temporal_split(events: pd.DataFrame, *, test_fraction: float = 0.2, test_days: float | None = None) -> Split:
-    """Split at one global cutoff: events at or after it are test, the rest train.
+    """Split at one global cutoff in time.
 
-    The test window is the last `test_days` days before the newest event when given,
-    otherwise the last `test_fraction` of the span between the oldest and newest event.
-    Raises InputError when the window covers every event, leaving train empty (test always
-    holds at least the newest event).
+    With `test_days`, events at or after `newest - test_days` are test. Otherwise the cutoff is
+    the (1 - test_fraction) quantile of the event timestamps and events after it are test: the
+    last `test_fraction` of the events by time, the protocol of the shared evaluation harness.
+    Raises InputError when train or test would come out empty.
     """
     _require_events(events)
     timestamps = events["timestamp"].to_numpy(dtype=np.int64)
-    first, last = int(timestamps.min()), int(timestamps.max())
+    last = int(timestamps.max())
     if test_days is not None:
         if not test_days > 0:
             raise InputError(f"test days must be positive, got {test_days}")
@@ -74,8 +74,14 @@ def temporal_split(events: pd.DataFrame, *, test_fraction: float = 0.2, test_day
     else:
         if not 0 < test_fraction < 1:
             raise InputError(f"test fraction must be between 0 and 1 (exclusive), got {test_fraction}")
-        cutoff = last - int(round(test_fraction * (last - first)))
-        window = f"the last {test_fraction:.0%} of the time span"
+        cutoff = int(np.quantile(timestamps, 1 - test_fraction))
+        window = f"the last {test_fraction:.0%} of the events"
+        in_test = timestamps > cutoff
+        if not in_test.any():
+            raise InputError(
+                f"a temporal split on {window} finds no event after {_iso(cutoff)}: the newest events share one timestamp; use --split last"
+            )
+        return Split(train=events[~in_test], test=events[in_test], cutoff=cutoff, kind="temporal")
     # The newest event is always at or after the cutoff, so only train can come out empty.
     in_test = timestamps >= cutoff
     if in_test.all():

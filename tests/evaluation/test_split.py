@@ -34,7 +34,7 @@ def _pairs(frame: pd.DataFrame) -> list[tuple[str, str]]:
     return list(zip(frame["customer_id"], frame["product_id"], strict=True))
 
 
-def test_temporal_split_puts_the_last_fraction_of_the_time_span_in_test() -> None:
+def test_temporal_split_puts_the_last_fraction_of_the_events_in_test() -> None:
     events = _events(
         [
             ("a", "p1", VIEW, 0),
@@ -43,17 +43,22 @@ def test_temporal_split_puts_the_last_fraction_of_the_time_span_in_test() -> Non
             ("b", "p3", VIEW, 79),
             ("a", "p3", PURCHASE, 80),
             ("c", "p2", VIEW, 100),
+            ("c", "p1", VIEW, 101),
+            ("a", "p4", VIEW, 102),
+            ("b", "p4", VIEW, 103),
+            ("c", "p4", VIEW, 104),
         ]
     )
     split = temporal_split(events, test_fraction=0.2)
-    # span 0..100, last 20% = last 20 s: cutoff at 100 - 20 = 80, which is itself test
-    assert split.cutoff == 80
+    # ten events, the newest 20% by time are test: the cutoff is the 80% quantile of the timestamps
+    # (102.2 -> 102), as the shared harness cuts; events after it are test
+    assert split.cutoff == 102
     assert split.kind == "temporal"
-    assert split.train["timestamp"].tolist() == [0, 10, 50, 79]
-    assert split.test["timestamp"].tolist() == [80, 100]
+    assert split.train["timestamp"].tolist() == [0, 10, 50, 79, 80, 100, 101, 102]
+    assert split.test["timestamp"].tolist() == [103, 104]
     assert split.sizes() == {
-        "train": {"events": 4, "customers": 2, "products": 3},
-        "test": {"events": 2, "customers": 2, "products": 2},
+        "train": {"events": 8, "customers": 3, "products": 4},
+        "test": {"events": 2, "customers": 2, "products": 1},
     }
 
 
@@ -71,7 +76,7 @@ def test_temporal_split_refuses_to_leave_train_empty() -> None:
     with pytest.raises(InputError, match="no training events"):
         temporal_split(events, test_days=30)
     same_time = _events([("a", "p1", VIEW, 100), ("b", "p2", VIEW, 100)])
-    with pytest.raises(InputError, match="no training events"):
+    with pytest.raises(InputError, match="use --split last"):
         temporal_split(same_time)
 
 
@@ -102,7 +107,7 @@ def test_relevant_truth_excludes_products_seen_in_train() -> None:
             ("c", "p4", CART, 99),  # test only customer (cold): truth
         ]
     )
-    split = temporal_split(events, test_fraction=0.2)  # cutoff 80
+    split = temporal_split(events, test_days=30 / 86_400)  # the last 30 s: cutoff 70
     truth = relevant_truth(split)
     assert list(truth.columns) == ["customer_id", "product_id"]
     assert _pairs(truth) == [("a", "p2"), ("b", "p1"), ("c", "p4")]
@@ -118,7 +123,7 @@ def test_relevant_truth_narrowed_to_relevant_types() -> None:
             ("b", "p3", PURCHASE, 92),  # viewed and bought in test: counts once
         ]
     )
-    split = temporal_split(events, test_fraction=0.2)
+    split = temporal_split(events, test_days=10 / 86_400)  # the last 10 s: cutoff 85
     assert _pairs(relevant_truth(split)) == [("a", "p1"), ("a", "p2"), ("b", "p3")]
     assert _pairs(relevant_truth(split, relevant_types=(PURCHASE,))) == [("a", "p2"), ("b", "p3")]
     assert _pairs(relevant_truth(split, relevant_types=(CART,))) == []
