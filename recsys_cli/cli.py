@@ -31,6 +31,22 @@ app = typer.Typer(
 out = Console(highlight=False, width=None if sys.stdout.isatty() else 200)
 err = Console(stderr=True, highlight=False)
 
+
+def _print_version(value: bool) -> None:
+    if value:
+        from . import __version__
+
+        out.print(f"recsys {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def main(
+    version: Annotated[bool, typer.Option("--version", callback=_print_version, is_eager=True, help="Print the version and exit.")] = False,
+) -> None:
+    """Personalized product recommendations for an online store: ingest CSVs, train, evaluate, recommend, serve."""
+
+
 DataOpt = Annotated[Path, typer.Option("--data", "-d", help="Folder with events*.csv and catalog.csv.", envvar="RECSYS_DATA")]
 ArtifactsOpt = Annotated[
     Path, typer.Option("--artifacts", "-a", help="Artifacts folder (versions, current, snapshots).", envvar="RECSYS_ARTIFACTS")
@@ -84,8 +100,11 @@ def generate(
     products: Annotated[int | None, typer.Option(help="Number of products (overrides the preset).")] = None,
     events: Annotated[int | None, typer.Option(help="Number of events (overrides the preset).")] = None,
     seed: Annotated[int, typer.Option(help="Random seed; the same seed gives byte-identical files.")] = 42,
+    force: Annotated[bool, typer.Option("--force", help="Overwrite events.csv and catalog.csv if the folder has them.")] = False,
 ) -> None:
     """Write a realistic synthetic dataset (events.csv, catalog.csv) in the canonical format.
+
+    An existing events.csv or catalog.csv in the folder is never overwritten without --force.
 
     Example: recsys generate --preset seed --out /tmp/shop
     """
@@ -94,6 +113,9 @@ def generate(
 
     if preset is not None and preset not in PRESETS:
         raise InputError(f"unknown preset '{preset}' (choose {', '.join(PRESETS)})")
+    existing = [name for name in ("events.csv", "catalog.csv") if (out_dir / name).exists()]
+    if existing and not force:
+        raise InputError(f"{out_dir} already has {' and '.join(existing)}; choose another --out, or add --force to overwrite")
     sizes = dict(PRESETS[preset or "sample"])
     for name, value in (("customers", customers), ("products", products), ("events", events)):
         if value is not None:

@@ -108,3 +108,21 @@ def test_generate_small(tmp_path, run_cli):
 
 def test_app_object_is_typer():
     assert app.info.name == "recsys"
+
+
+def test_version(run_cli):
+    from recsys_cli import __version__
+
+    result = run_cli("--version")
+    assert result.exit_code == 0 and result.stdout.strip() == f"recsys {__version__}"
+
+
+def test_generate_never_overwrites_without_force(run_cli, tmp_path):
+    target = tmp_path / "shop"
+    target.mkdir()
+    (target / "events.csv").write_text("customer_id,product_id,type,timestamp\nmine,p1,view_product,1700000000\n")
+    result = run_cli("generate", "--out", target, "--customers", "20", "--products", "10", "--events", "100")
+    assert result.exit_code == 2 and "--force" in result.stderr and "events.csv" in result.stderr
+    assert "mine" in (target / "events.csv").read_text(), "the shop's own file is untouched"
+    forced = run_cli("generate", "--out", target, "--customers", "20", "--products", "10", "--events", "100", "--force")
+    assert forced.exit_code == 0 and "mine" not in (target / "events.csv").read_text()
