@@ -192,6 +192,7 @@ def select(
     """Fit and score the candidates on a validation split of `events`; return each segment's winner."""
     progress = progress or (lambda message: None)
     started = time.perf_counter()
+    check_model_names(settings)
     section = settings["selection"]
     router = settings["router"]
     warm_min = int(router["warm_min_products"])
@@ -375,6 +376,21 @@ def select(
         table=table,
         seconds=time.perf_counter() - started,
     )
+
+
+KINDS = ("itemknn", "rp3beta", "ease", "als", "lightfm", "content", "popularity", "item")
+
+
+def check_model_names(settings: Settings) -> None:
+    """Unknown model names are an error before any work, naming the setting."""
+    router = settings["router"]
+    for key, allowed in (("collaborative", ("auto", *KINDS)), ("few", ("auto", "same", *KINDS))):
+        if router[key] not in allowed:
+            raise InputError(f"router.{key} must be one of {', '.join(allowed)}, not '{router[key]}'")
+    for candidate in settings["selection"]["candidates"]:
+        kind, _ = parse_candidate(str(candidate), settings)
+        if kind not in KINDS[:5]:
+            raise InputError(f"selection.candidates: '{candidate}' is not a model (choose from {', '.join(KINDS[:5])})")
 
 
 def _weighted(result: dict[str, float], rows: dict[str, np.ndarray]) -> float:

@@ -28,7 +28,7 @@ from .models.blend import BlendModel
 from .models.content import ContentConfig, ContentModel
 from .models.popularity import PopularityModel
 from .publish_guard import GuardConfig
-from .selection import build_model, select, wrap_blend
+from .selection import build_model, check_model_names, select, wrap_blend
 from .weighting import WeightingConfig
 
 Progress = Callable[[str], None]
@@ -85,11 +85,6 @@ def content_config(settings: Settings) -> ContentConfig:
     )
 
 
-def popularity_from(options: dict[str, Any], settings: Settings) -> PopularityModel:
-    """The popularity ranking `options` (mode, window_fraction, window_days) describe."""
-    return PopularityModel(options["mode"], options.get("window_fraction"), window_days=options.get("window_days"))
-
-
 def fit_models(events: pd.DataFrame, catalog: pd.DataFrame, settings: Settings, progress: Progress | None = None) -> Trained:
     """Choose the models on a validation split (unless settings fix them), then fit them on all events."""
     progress = progress or (lambda stage: None)
@@ -110,7 +105,7 @@ def fit_models(events: pd.DataFrame, catalog: pd.DataFrame, settings: Settings, 
         ),
     )
     dataset = timed("dataset", lambda: Dataset.construct(events, catalog, weighting))
-    popularity = timed("popularity", lambda: popularity_from(chosen.popularity, settings).fit(dataset))
+    popularity = timed("popularity", lambda: PopularityModel(**chosen.popularity).fit(dataset))
     content = timed("content", lambda: ContentModel(content_config(settings)).fit(dataset))
 
     def fit_segments() -> tuple[Recommender, Recommender]:
@@ -122,7 +117,7 @@ def fit_models(events: pd.DataFrame, catalog: pd.DataFrame, settings: Settings, 
                 return popularity
             key = f"popularity/{sorted(options.items())}"
             if key not in models:
-                models[key] = popularity_from(options, settings).fit(dataset)
+                models[key] = PopularityModel(**options).fit(dataset)
             return models[key]
 
         def fitted(spec: dict[str, Any]) -> Recommender:
@@ -190,6 +185,7 @@ def train(
     """Ingest (reusing an unchanged snapshot), fit, publish a new version and switch `current` to it."""
     progress = progress or (lambda stage: None)
     log = log or (lambda message: None)
+    check_model_names(settings)  # a typo fails before ingest, not after it
     started = time.perf_counter()
     with artifacts.train_lock(artifacts_dir, wait=wait):
         progress("ingest")

@@ -109,3 +109,9 @@ def test_products_missing_from_the_catalog_are_never_popular(mode):
     model = PopularityModel(mode).fit(dataset)
     ranked = dataset.items.to_external(model.ranking).tolist()
     assert "forged" not in ranked and ranked[0] == "real"
+
+
+def test_a_misspelt_model_fails_before_any_work(run_cli, tmp_path):
+    result = run_cli("train", "--data", tmp_path / "missing", "--artifacts", tmp_path / "art", "--collaborative", "lightfmm")
+    assert result.exit_code == 2 and "router.collaborative" in result.stderr and "lightfmm" in result.stderr
+    assert not (tmp_path / "art").exists(), "nothing was ingested or written"

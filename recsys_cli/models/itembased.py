@@ -5,8 +5,9 @@ Both keep the fit-time interactions to score customers when no `history` is give
 recommends itself (zero diagonal), but items in the customer's history can be returned:
 excluding them is the caller's job (`exclude`). Customers with an empty history get all -1.
 
-Which one to use: `make_item_based` picks EASE while the items with interactions fit in
-`max_items` (its dense item-item matrix costs max_items**2 * 4 bytes), else ItemKNN.
+Which one serves a shop is chosen at train time on a validation split (selection.py); EASE's
+dense item-item matrix costs max_items**2 * 4 bytes, so past `max_items` active products it
+models only the most active ones.
 """
 
 from __future__ import annotations
@@ -356,10 +357,3 @@ def sparse_top_k(scores: sparse.csr_matrix, k: int) -> tuple[np.ndarray, np.ndar
     ids[rows[keep], rank[keep]] = scores.indices[order][keep]
     best[rows[keep], rank[keep]] = scores.data[order][keep]
     return ids, best
-
-
-def make_item_based(n_items: int, *, l2: float = 200.0, max_items: int = 15000, neighbours: int = 100) -> EASEModel | ItemKNNModel:
-    """EASE when `n_items` (items with interactions) <= max_items, else ItemKNN."""
-    if n_items <= max_items:
-        return EASEModel(l2=l2, max_items=max_items)
-    return ItemKNNModel(neighbours=neighbours)

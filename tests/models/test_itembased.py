@@ -9,7 +9,7 @@ from scipy import sparse
 
 from recsys_cli.dataset import Dataset, UserHistory
 from recsys_cli.models.base import top_k
-from recsys_cli.models.itembased import EASEModel, ItemKNNModel, make_item_based, sparse_top_k
+from recsys_cli.models.itembased import EASEModel, ItemKNNModel, sparse_top_k
 
 
 def events_dataset(pairs: list[tuple[str, str]], products: list[str] | None = None) -> Dataset:
@@ -110,9 +110,3 @@ def test_sparse_top_k_matches_dense_top_k():
         expected_ids, expected_scores = top_k(dense, k)
         np.testing.assert_array_equal(scores, expected_scores)
         np.testing.assert_array_equal(ids, expected_ids)
-
-
-def test_make_item_based_switches_at_max_items():
-    assert isinstance(make_item_based(100, l2=50.0, max_items=100, neighbours=20), EASEModel)
-    knn = make_item_based(101, l2=50.0, max_items=100, neighbours=20)
-    assert isinstance(knn, ItemKNNModel) and knn.neighbours == 20
