@@ -201,7 +201,7 @@ class RecommendationService:
             if not len(rows):
                 continue
             sub = _rows(history, rows)
-            if model is self.popularity:
+            if isinstance(model, PopularityModel):
                 got_ids, got_scores = model.recommend(users[rows], k=k, exclude=_take(exclude, rows))
             elif model is self.collaborative and session is not None and self.session_weight > 0:
                 got_ids, got_scores = self._blend_session(users[rows], sub, _take(exclude, rows), k, [session[i] for i in rows])
@@ -224,7 +224,7 @@ class RecommendationService:
 
     def source_of(self, model: Recommender) -> int:
         """The source label (COLLABORATIVE, CONTENT or POPULARITY) of one of the served models."""
-        if model is self.popularity:
+        if isinstance(model, PopularityModel):  # the cold ranking, or another one chosen for a segment
             return POPULARITY
         return CONTENT if model is self.content else COLLABORATIVE
 

@@ -115,3 +115,16 @@ def test_a_misspelt_model_fails_before_any_work(run_cli, tmp_path):
     result = run_cli("train", "--data", tmp_path / "missing", "--artifacts", tmp_path / "art", "--collaborative", "lightfmm")
     assert result.exit_code == 2 and "router.collaborative" in result.stderr and "lightfmm" in result.stderr
     assert not (tmp_path / "art").exists(), "nothing was ingested or written"
+
+
+def test_a_segment_served_by_another_popularity_ranking_is_labelled_popularity():
+    events = paired_events()
+    catalog = pd.DataFrame({"product_id": pd.unique(events["product_id"])})
+    settings = load_settings(environ={}, overrides={**FAST, "router": {"collaborative": "itemknn", "few": "popularity"}})
+    trained = fit_models(events, catalog, settings)
+    from recsys_cli.models.popularity import PopularityModel
+
+    trained.few = PopularityModel("interactions").fit(trained.dataset)  # not the cold ranking itself
+    service = RecommendationService.from_trained(trained, settings)
+    result = service.recommend("visitor", 3, viewed=["a1"])
+    assert result["source"] == "popularity" and all(item["reason"].startswith("popular") for item in result["items"])
