@@ -30,10 +30,11 @@ from .config import Settings
 from .dataset import Dataset, UserHistory
 from .errors import InputError
 from .evaluation.metrics import ndcg_at_k
-from .evaluation.split import Split, last_item_split, relevant_truth, temporal_split
+from .evaluation.split import Split, last_item_split, relevant_truth, temporal_split, truth_matrix
 from .models.base import Recommender
 from .models.blend import BlendModel, combine, typical_best
 from .models.popularity import MODES, PopularityModel
+from .service import merge_candidates
 
 K = 10
 POOL = 50  # candidates each model proposes to a blend (as BlendModel's pool)
@@ -209,7 +210,7 @@ def select(
     cap = int(section["max_users"])
     keep = np.concatenate([_sample(rng, np.flatnonzero(labels == s), cap) for s in SEGMENTS])
     customers, users, labels = customers[keep], users[keep], labels[keep]
-    truth = _truth(truth_pairs, customers, dataset)
+    truth = truth_matrix(truth_pairs[truth_pairs["customer_id"].isin(pd.Index(customers))], customers, dataset)
     history = _history(full, users)
     seen = sparse.csr_matrix(
         (np.ones(history.weights.nnz, dtype=np.int8), history.weights.indices, history.weights.indptr), shape=history.weights.shape
@@ -219,8 +220,10 @@ def select(
 
     def ndcg(ids: np.ndarray, segment: str, fallback: PopularityModel | None) -> float:
         r = rows[segment]
-        if fallback is not None:
-            ids = _fill(ids, fallback, seen[r])
+        if fallback is not None:  # short lists are filled from popularity, as the router does
+            ids = merge_candidates(
+                ids, np.zeros(ids.shape, dtype=np.float32), lambda short, k: fallback.recommend(short, k=k, exclude=seen[r][short])[0]
+            )
         return float(ndcg_at_k(ids, truth[r], K).mean())
 
     def score(model: Recommender, segments: tuple[str, ...], fallback: PopularityModel | None) -> dict[str, float]:
@@ -442,20 +445,6 @@ def _sample(rng: np.random.Generator, rows: np.ndarray, cap: int) -> np.ndarray:
     return np.sort(rng.choice(rows, size=cap, replace=False)) if len(rows) > cap else rows
 
 
-def _truth(truth_pairs: pd.DataFrame, customers: np.ndarray, dataset: Dataset) -> sparse.csr_matrix:
-    """Customers x (items + one column per item unseen in training) of held-out products."""
-    index = pd.Index(customers)
-    pairs = truth_pairs[truth_pairs["customer_id"].isin(index)]
-    rows = index.get_indexer(pairs["customer_id"].astype(object))
-    items = dataset.items.to_internal(pairs["product_id"].to_numpy(dtype=object))
-    unseen = items < 0
-    items[unseen] = dataset.n_items + pd.factorize(pairs["product_id"].to_numpy(dtype=object)[unseen])[0]
-    width = max(dataset.n_items, int(items.max()) + 1 if len(items) else 0)
-    matrix = sparse.csr_matrix((np.ones(len(rows), dtype=np.float32), (rows, items)), shape=(len(customers), width))
-    matrix.sum_duplicates()
-    return matrix
-
-
 def _history(full: UserHistory, users: np.ndarray) -> UserHistory:
     rows = np.maximum(users, 0)
     keep = sparse.diags((users >= 0).astype(np.float32))
@@ -470,23 +459,6 @@ def _history(full: UserHistory, users: np.ndarray) -> UserHistory:
 
 def _history_rows(history: UserHistory, rows: np.ndarray) -> UserHistory:
     return UserHistory(history.weights[rows], history.last_seen[rows], history.strongest[rows])
-
-
-def _fill(ids: np.ndarray, popularity: PopularityModel, exclude: sparse.csr_matrix) -> np.ndarray:
-    """Fill the -1 padding of short lists with popular items (as the router does), no duplicates."""
-    short = np.flatnonzero((ids < 0).any(axis=1))
-    if not len(short):
-        return ids
-    ids = ids.copy()
-    k = ids.shape[1]
-    extra, _ = popularity.recommend(short, k=2 * k, exclude=exclude[short])
-    for position, row in enumerate(short):
-        have = ids[row][ids[row] >= 0]
-        more = [i for i in extra[position] if i >= 0 and i not in set(have.tolist())]
-        merged = np.concatenate([have, np.asarray(more, dtype=np.int64)])[:k]
-        ids[row] = -1
-        ids[row, : len(merged)] = merged
-    return ids
 
 
 def winners(selection: dict[str, Any]) -> list[dict[str, Any]]:

@@ -22,7 +22,7 @@ from ..models.base import Recommender
 from ..service import RecommendationService, merge_candidates
 from ..training import fit_models
 from .metrics import auc, evaluate_ranking, popularity_share
-from .split import Split, last_item_split, relevant_truth, segment_labels, temporal_split
+from .split import Split, last_item_split, relevant_truth, segment_labels, temporal_split, truth_matrix
 
 Progress = Callable[[str], None]
 SEGMENTS = ("cold", "few", "warm")
@@ -78,7 +78,7 @@ def evaluate(
     test_customers = pd.unique(split.test["customer_id"].astype(object))
     customers = pd.unique(truth_pairs["customer_id"].astype(object))
     users = dataset.users.to_internal(customers)
-    truth = _truth_matrix(truth_pairs, customers, dataset)
+    truth = truth_matrix(truth_pairs, customers, dataset)
     history = service.history_rows(users)
     train_items = _any_interaction(history)
     labels = segment_labels(np.asarray(customers, dtype=object), split.train, WARM_MIN_PRODUCTS)
@@ -140,25 +140,6 @@ def evaluate(
         "training_seconds": {k: v for k, v in trained.seconds.items()},
         "models": models,
     }
-
-
-def _truth_matrix(truth_pairs: pd.DataFrame, customers: np.ndarray, dataset: Dataset) -> sparse.csr_matrix:
-    """Rows = customers, columns = the train item map plus one column per item unseen in training.
-
-    Items the training data never saw stay in the truth (they count in |truth|) but no model
-    can hit them: that is what a shop would experience too.
-    """
-    rows = pd.Index(customers).get_indexer(truth_pairs["customer_id"].astype(object))
-    items = dataset.items.to_internal(truth_pairs["product_id"].to_numpy(dtype=object))
-    unseen = items < 0
-    if unseen.any():
-        codes, _ = pd.factorize(truth_pairs["product_id"].to_numpy(dtype=object)[unseen])
-        items[unseen] = dataset.n_items + codes
-    width = max(dataset.n_items, int(items.max()) + 1 if len(items) else 0)
-    matrix = sparse.csr_matrix((np.ones(len(rows), dtype=np.float32), (rows, items)), shape=(len(customers), width))
-    matrix.sum_duplicates()
-    matrix.data[:] = 1.0
-    return matrix
 
 
 def _any_interaction(history: UserHistory) -> sparse.csr_matrix:
@@ -297,7 +278,7 @@ def tune(
         progress(f"tuning: fitting {model_overrides}")
         trained = fit_models(inner.train, catalog, candidate)
         users = trained.dataset.users.to_internal(customers)
-        truth = _truth_matrix(truth_pairs, customers, trained.dataset)
+        truth = truth_matrix(truth_pairs, customers, trained.dataset)
         share = popularity_share(np.bincount(trained.dataset.pairs["item"], minlength=trained.dataset.n_items))
         for router in TUNE_ROUTER_GRID:
             overrides = _merge_settings(model_overrides, {"router": router})

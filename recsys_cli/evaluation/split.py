@@ -12,8 +12,10 @@ from typing import Literal
 
 import numpy as np
 import pandas as pd
+from scipy import sparse
 
 from ..data.schema import EVENT_COLUMNS
+from ..dataset import Dataset
 from ..errors import InputError
 
 SECONDS_PER_DAY = 86_400
@@ -139,3 +141,22 @@ def segment_labels(customer_ids: np.ndarray, train: pd.DataFrame, warm_min_produ
     distinct = train.groupby("customer_id", observed=True)["product_id"].nunique()
     counts = distinct.reindex(pd.Index(np.asarray(customer_ids, dtype=object)), fill_value=0).to_numpy()
     return np.select([counts == 0, counts < warm_min_products], ["cold", "few"], default="warm")
+
+
+def truth_matrix(truth_pairs: pd.DataFrame, customers: np.ndarray, dataset: Dataset) -> sparse.csr_matrix:
+    """Rows = customers, columns = the train item map plus one column per item unseen in training.
+
+    Items the training data never saw stay in the truth (they count in |truth|) but no model
+    can hit them: that is what a shop would experience too.
+    """
+    rows = pd.Index(customers).get_indexer(truth_pairs["customer_id"].astype(object))
+    items = dataset.items.to_internal(truth_pairs["product_id"].to_numpy(dtype=object))
+    unseen = items < 0
+    if unseen.any():
+        codes, _ = pd.factorize(truth_pairs["product_id"].to_numpy(dtype=object)[unseen])
+        items[unseen] = dataset.n_items + codes
+    width = max(dataset.n_items, int(items.max()) + 1 if len(items) else 0)
+    matrix = sparse.csr_matrix((np.ones(len(rows), dtype=np.float32), (rows, items)), shape=(len(customers), width))
+    matrix.sum_duplicates()
+    matrix.data[:] = 1.0
+    return matrix
