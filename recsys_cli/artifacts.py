@@ -28,7 +28,7 @@ from typing import Any
 import joblib
 from filelock import FileLock, Timeout
 
-from .errors import ArtifactError, LockError
+from .errors import ArtifactError, ArtifactWriteError, LockError
 
 FORMAT_VERSION = 2  # 2: per-segment models chosen at train time (few.joblib, popularity modes, ALS, blends)
 VERSIONS_DIR = "versions"
@@ -36,14 +36,6 @@ CURRENT = "current"
 LOCK_FILE = ".train.lock"
 TEMP_PREFIX = ".tmp-"
 MAX_POINTER_BYTES = 255
-
-
-class ArtifactWriteError(ArtifactError, OSError):
-    """Writing a version or the `current` pointer failed (disk full, permissions).
-
-    Also an OSError, like io.UnsupportedOperation is also a ValueError, so callers that catch
-    the operating system's error keep working.
-    """
 
 
 @dataclass(frozen=True)

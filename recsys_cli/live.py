@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 
 from .data.schema import EVENT_CODE, EVENT_TYPES
-from .errors import RecsysError
+from .errors import LiveStoreError
 
 log = logging.getLogger("recsys.live")
 
@@ -34,12 +34,6 @@ CREATE TABLE IF NOT EXISTS events (
 );
 CREATE INDEX IF NOT EXISTS events_customer ON events (customer_id, id);
 """
-
-
-class LiveStoreError(RecsysError):
-    """The live-event database cannot be written or read (disk full, permissions, corruption)."""
-
-    http_status = 503
 
 
 class LiveStore:

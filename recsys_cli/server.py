@@ -44,7 +44,18 @@ from werkzeug.routing import PathConverter
 from . import __version__
 from . import artifacts as artifact_store
 from .data.events import DEFAULT_MAX_FUTURE_SECONDS, EventRules, from_json
-from .errors import ArtifactError, InputError, JobConflict, LockError, RecsysError, ReloadRefused
+from .errors import (
+    ArtifactError,
+    EventsError,
+    InputError,
+    JobConflict,
+    LiveStoreError,
+    LockError,
+    NotFoundError,
+    PublishRefused,
+    RecsysError,
+    ReloadRefused,
+)
 from .live import LiveStore
 from .metrics_prom import CONTENT_TYPE, Metrics
 from .openapi import MAX_BATCH, document
@@ -447,17 +458,30 @@ def _error(status: int, message: str, **extra: Any) -> Response:
     return response
 
 
+HTTP_STATUS: dict[type[RecsysError], int] = {
+    NotFoundError: 404,
+    LockError: 409,
+    PublishRefused: 409,
+    ReloadRefused: 409,
+    JobConflict: 409,
+    ArtifactError: 503,
+    LiveStoreError: 503,
+}
+"""The one place a core error becomes an HTTP status (the nearest listed class wins); any other RecsysError is 400."""
+
+
+def http_status(error: RecsysError) -> int:
+    return next((HTTP_STATUS[cls] for cls in type(error).__mro__ if cls in HTTP_STATUS), 400)
+
+
 def _recsys_error(error: RecsysError) -> Response:
-    if error.http_status >= 500:  # the server's problem, not the client's: operators need to see it
+    status = http_status(error)
+    if status >= 500:  # the server's problem, not the client's: operators need to see it
         log.warning(
-            "request failed status=%s method=%s path=%s error=%s",
-            error.http_status,
-            request.method,
-            json.dumps(request.path),
-            json.dumps(str(error)),
+            "request failed status=%s method=%s path=%s error=%s", status, request.method, json.dumps(request.path), json.dumps(str(error))
         )
-    message = _state().public(str(error)) if error.http_status >= 500 else str(error)  # a 4xx quotes the client's own input
-    return _error(error.http_status, message, details=getattr(error, "details", None))
+    message = _state().public(str(error)) if status >= 500 else str(error)  # a 4xx quotes the client's own input
+    return _error(status, message, details=error.details if isinstance(error, EventsError) else None)
 
 
 def _http_error(error: HTTPException) -> Response:

@@ -21,8 +21,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from ..artifacts import ArtifactWriteError, train_lock
-from ..errors import DataError, InputError
+from ..artifacts import train_lock
+from ..errors import ArtifactWriteError, DataError, InputError
 from .events import EventRules, check_events
 from .readers import MALFORMED, RawInput, empty_rejects, read_canonical, rejected_lines
 from .schema import CATALOG_COLUMNS, CATALOG_FILE, EVENT_TYPES, EVENTS_GLOB, GENDERS
