@@ -110,7 +110,9 @@ class RecommendationService:
         self.session_items = int(router["session_items"])
         self.session_weight = float(router["session_weight"])
         self._purchasers = dataset.item_counts()["purchasers"].to_numpy()
-        self._unlisted = np.flatnonzero(~dataset.recommendable)
+        recommendable = np.asarray(dataset.recommendable, dtype=bool)
+        # products known only from events are never recommended; None when that excludes nothing
+        self._recommendable = None if recommendable.all() else recommendable
         catalog = dataset.catalog
         self._catalog = catalog
         # filters compare a request's value with the few distinct values, then map to items by code
@@ -149,18 +151,18 @@ class RecommendationService:
         """Items each customer must not be recommended: those with an excluded strongest event."""
         strongest = history.strongest.tocsr()
         mask = np.isin(strongest.data.astype(np.int8) - 1, self.exclude_codes)
-        # copies: eliminate_zeros works in place and must not touch the history's own index arrays
-        excluded = sparse.csr_matrix((mask.astype(np.int8), strongest.indices.copy(), strongest.indptr.copy()), shape=strongest.shape)
-        excluded.eliminate_zeros()
-        unlisted = self._unlisted
-        if len(unlisted):  # products known only from events are never recommended
-            n_rows = strongest.shape[0]
-            blocked = sparse.csr_matrix(
-                (np.ones(n_rows * len(unlisted), dtype=np.int8), np.tile(unlisted, n_rows), np.arange(n_rows + 1) * len(unlisted)),
-                shape=strongest.shape,
-            )
-            excluded = ((excluded + blocked) > 0).astype(np.int8).tocsr()
-        return excluded
+        if mask.all():
+            return sparse.csr_matrix((mask.astype(np.int8), strongest.indices, strongest.indptr), shape=strongest.shape)
+        counts = np.bincount(np.repeat(np.arange(strongest.shape[0]), np.diff(strongest.indptr))[mask], minlength=strongest.shape[0])
+        indptr = np.concatenate([[0], np.cumsum(counts)])
+        return sparse.csr_matrix((np.ones(int(mask.sum()), dtype=np.int8), strongest.indices[mask], indptr), shape=strongest.shape)
+
+    def allowed(self, filters: Filters | None = None) -> np.ndarray | None:
+        """Products that may be recommended under `filters` (None: every product)."""
+        if filters is None or not filters.active():
+            return self._recommendable
+        mask = self.filter_mask(filters)
+        return mask if self._recommendable is None else mask & self._recommendable
 
     def covered(self, users: np.ndarray) -> np.ndarray:
         """Customers the warm model can score: every known one, unless it declares `Covers`."""
@@ -177,16 +179,19 @@ class RecommendationService:
         history: UserHistory,
         k: int,
         *,
-        extra_exclude: sparse.csr_matrix | None = None,
+        allowed: np.ndarray | None = None,
         session: list[np.ndarray] | None = None,
     ) -> Routed:
-        """Route every customer, then fill short lists from the next model; no duplicates."""
+        """Route every customer, then fill short lists from the next model; no duplicates.
+
+        `allowed` (one flag per product, as from `allowed(filters)`) limits every model and the fill.
+        """
         users = np.asarray(users, dtype=np.int64)
         n = len(users)
         distinct = np.diff(history.weights.indptr)
         exclude = self.exclusions(history)
-        if extra_exclude is not None:
-            exclude = ((exclude + extra_exclude) > 0).astype(np.int8).tocsr()
+        if allowed is None:
+            allowed = self._recommendable
         warm = (distinct >= self.warm_min) & self.covered(users)
         few = (distinct >= 1) & ~warm
         route = np.full(n, POPULARITY, dtype=np.int8)
@@ -201,21 +206,24 @@ class RecommendationService:
             if not len(rows):
                 continue
             sub = _rows(history, rows)
+            excluded = _take(exclude, rows)
             if isinstance(model, PopularityModel):
-                got_ids, got_scores = model.recommend(users[rows], k=k, exclude=_take(exclude, rows))
+                got_ids, got_scores = model.recommend(users[rows], k=k, exclude=excluded, allowed=allowed)
             elif model is self.collaborative and session is not None and self.session_weight > 0:
-                got_ids, got_scores = self._blend_session(users[rows], sub, _take(exclude, rows), k, [session[i] for i in rows])
+                got_ids, got_scores = self._blend_session(users[rows], sub, excluded, k, [session[i] for i in rows], allowed)
             elif model is self.content:
-                got_ids, got_scores, got_anchors = model.recommend_explained(users[rows], k=k, exclude=_take(exclude, rows), history=sub)
+                got_ids, got_scores, got_anchors = model.recommend_explained(
+                    users[rows], k=k, exclude=excluded, history=sub, allowed=allowed
+                )
                 ids[rows], scores[rows], sources[rows], anchors[rows] = got_ids, got_scores, CONTENT, got_anchors
                 continue
             else:
-                got_ids, got_scores = model.recommend(users[rows], k=k, exclude=_take(exclude, rows), history=sub)
+                got_ids, got_scores = model.recommend(users[rows], k=k, exclude=excluded, history=sub, allowed=allowed)
             ids[rows], scores[rows], sources[rows] = got_ids, got_scores, self.source_of(model)
             anchors[rows] = self._explain(model, sub, got_ids)
         rows = np.flatnonzero(ids[:, -1] < 0)
         if len(rows):
-            got_ids, got_scores = self.popularity.recommend(users[rows], k=2 * k, exclude=_take(exclude, rows))
+            got_ids, got_scores = self.popularity.recommend(users[rows], k=2 * k, exclude=_take(exclude, rows), allowed=allowed)
             _merge(ids, scores, sources, anchors, rows, got_ids, got_scores, POPULARITY, None)
         sources[ids < 0] = -1
         # a customer's source is the model their list starts with (a model that found nothing is not it)
@@ -236,7 +244,13 @@ class RecommendationService:
         return model.explain(history, ids)
 
     def _blend_session(
-        self, users: np.ndarray, history: UserHistory, exclude: sparse.csr_matrix, k: int, session: list[np.ndarray]
+        self,
+        users: np.ndarray,
+        history: UserHistory,
+        exclude: sparse.csr_matrix,
+        k: int,
+        session: list[np.ndarray],
+        allowed: np.ndarray | None,
     ) -> tuple[np.ndarray, np.ndarray]:
         """Re-rank a warm customer's candidates by similarity to their last live products.
 
@@ -244,7 +258,7 @@ class RecommendationService:
         similarity of the candidate to the last `router.session_items` live products.
         """
         pool = max(4 * k, 50)
-        cand_ids, cand_scores = self.collaborative.recommend(users, k=pool, exclude=exclude, history=history)
+        cand_ids, cand_scores = self.collaborative.recommend(users, k=pool, exclude=exclude, history=history, allowed=allowed)
         out_ids = np.full((len(users), k), -1, dtype=np.int64)
         out_scores = np.full((len(users), k), -np.inf, dtype=np.float32)
         for row, recent in enumerate(session):
@@ -371,14 +385,8 @@ class RecommendationService:
         """
         n = check_n(n)
         user, history, recent = self.history_for(str(customer_id), viewed)
-        extra = None
-        if filters is not None and filters.active():
-            blocked = np.flatnonzero(~self.filter_mask(filters))
-            extra = sparse.csr_matrix(
-                (np.ones(len(blocked), dtype=np.int8), (np.zeros(len(blocked), dtype=np.int64), blocked)), shape=(1, self.dataset.n_items)
-            )
         session = [recent] if len(recent) else None
-        routed = self.route(np.array([user]), history, n, extra_exclude=extra, session=session)
+        routed = self.route(np.array([user]), history, n, allowed=self.allowed(filters), session=session)
         return self._result(str(customer_id), routed, 0, anchor_codes(history.strongest, routed.anchors))
 
     def recommend_many(self, customer_ids: Iterable[str], n: int = 10, *, batch_size: int = 5000) -> Iterable[dict]:

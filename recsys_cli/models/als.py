@@ -13,7 +13,7 @@ from threadpoolctl import threadpool_limits
 
 from ..dataset import Dataset, UserHistory
 from ..errors import InputError
-from .base import explain_by_affinity, rank_rows
+from .base import ItemSpace, explain_by_affinity, rank_rows
 
 
 class ALSModel:
@@ -104,21 +104,34 @@ class ALSModel:
         k: int,
         exclude: sparse.csr_matrix | None = None,
         history: UserHistory | None = None,
+        allowed: np.ndarray | None = None,
     ) -> tuple[np.ndarray, np.ndarray]:
         """Top-k by user factors . item factors; customers with an empty history get all -1."""
         users = np.asarray(users, dtype=np.int64)
         rows = self._rows(users, history)
-        with threadpool_limits(1, "blas"):
+        if rows.shape[0] > 64:  # many small solves: BLAS threads only contend; the limit itself costs ~1 ms
+            with threadpool_limits(1, "blas"):
+                vectors = self.user_factors(rows)
+        else:
             vectors = self.user_factors(rows)
 
-        if exclude is not None:
-            exclude = sparse.csr_matrix(exclude)[:, self.items]
 
         def score(part: np.ndarray) -> np.ndarray:
             return vectors[part] @ self._active_factors.T
 
-        ids, best = rank_rows(np.diff(rows.indptr) > 0, k, score, len(self.items), exclude)
-        return np.where(ids >= 0, self.items[np.maximum(ids, 0)], -1), best
+        space = self._space
+        return rank_rows(np.diff(rows.indptr) > 0, k, score, len(self.items), exclude, space=space, allowed=allowed)
+
+    @property
+    def _space(self) -> ItemSpace:
+        """The fitted products as score columns (cached; not stored in the artifact)."""
+        cached = self.__dict__.get("_cached_space")
+        if cached is None:
+            cached = self.__dict__["_cached_space"] = ItemSpace(self.items, self.n_items)
+        return cached
+
+    def __getstate__(self) -> dict:
+        return {key: value for key, value in self.__dict__.items() if not key.startswith("_cached")}
 
     def similar_items(self, items: np.ndarray, *, k: int) -> tuple[np.ndarray, np.ndarray]:
         """Top-k items by cosine of item factors (the item itself excluded); unknown items get -1."""

@@ -31,12 +31,14 @@ class Recommender(Protocol):
         k: int,
         exclude: sparse.csr_matrix | None = None,
         history: UserHistory | None = None,
+        allowed: np.ndarray | None = None,
     ) -> tuple[np.ndarray, np.ndarray]:
         """Top-k items for internal `users`.
 
         `history` (rows aligned with `users`) replaces the fit-time interactions when given, so live
         events count; models that embed customers use it where they can. `exclude` (rows aligned
-        with `users`, n_items columns) marks items that must not be returned.
+        with `users`, n_items columns) marks items that must not be returned to that customer;
+        `allowed` (a boolean per item, for all rows) the only items that may be returned at all.
         """
         ...
 
@@ -87,11 +89,46 @@ def top_k(scores: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
     return ids, best
 
 
-def mask_excluded(scores: np.ndarray, exclude: sparse.csr_matrix | None) -> np.ndarray:
-    """Set scores of excluded (row, item) pairs to -inf in place and return the array."""
-    if exclude is not None and exclude.nnz:
-        coo = exclude.tocoo()
-        scores[coo.row, coo.col] = -np.inf
+class ItemSpace:
+    """The products a model scores, as columns: `items[c]` is column c's product and
+    `position[i]` product i's column (-1 when the model does not score it)."""
+
+    def __init__(self, items: np.ndarray, n_items: int) -> None:
+        self.items = np.asarray(items, dtype=np.int64)
+        self.position = np.full(n_items, -1, dtype=np.int64)
+        self.position[self.items] = np.arange(len(self.items))
+
+
+def ranges(starts: np.ndarray, stops: np.ndarray) -> np.ndarray:
+    """Concatenation of arange(start, stop) for each pair, without a Python loop."""
+    lengths = stops - starts
+    total = int(lengths.sum())
+    offsets = np.repeat(starts - np.concatenate([[0], np.cumsum(lengths)[:-1]]), lengths)
+    return offsets + np.arange(total)
+
+
+def mask_excluded(
+    scores: np.ndarray, exclude: sparse.csr_matrix | None, rows: np.ndarray, space: ItemSpace | None = None
+) -> np.ndarray:
+    """Set scores[j, c] to -inf where row rows[j] of `exclude` marks column c's product; in place.
+
+    Reads the CSR arrays directly: no sparse slicing, whatever the number of rows.
+    """
+    if exclude is None or not exclude.nnz:
+        return scores
+    starts, stops = exclude.indptr[rows], exclude.indptr[rows + 1]
+    take = ranges(starts, stops)
+    if not len(take):
+        return scores
+    at = np.repeat(np.arange(len(rows)), stops - starts)
+    cols = exclude.indices[take].astype(np.int64)
+    if space is not None:
+        inside = cols < len(space.position)
+        at, cols = at[inside], space.position[cols[inside]]
+        at, cols = at[cols >= 0], cols[cols >= 0]
+    else:
+        at, cols = at[cols < scores.shape[1]], cols[cols < scores.shape[1]]
+    scores[at, cols] = -np.inf
     return scores
 
 
@@ -162,21 +199,36 @@ def rank_rows(
     score: Callable[[np.ndarray], np.ndarray],
     n_cols: int,
     exclude: sparse.csr_matrix | None = None,
+    *,
+    space: ItemSpace | None = None,
+    allowed: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Top-k per row, scored in chunks; rows where `active` is False get all -1 / -inf.
 
-    `score(rows)` returns a writable float32 (len(rows), n_cols) array for those row positions;
-    `exclude` rows are aligned with `active`.
+    `score(rows)` returns a writable float32 (len(rows), n_cols) array for those row positions.
+    Its columns are `space.items` when a space is given (ids come back as products), else the
+    products themselves. `exclude` (rows aligned with `active`, one column per product) marks
+    pairs to skip; `allowed` (one flag per product, shared by all rows) the products that may be
+    returned at all, e.g. a filter's: neither is ever expanded into a list of blocked pairs.
     """
     n_rows = len(active)
     ids = np.full((n_rows, k), -1, dtype=np.int64)
     best = np.full((n_rows, k), -np.inf, dtype=np.float32)
     rows = np.flatnonzero(active)
+    blocked = None
+    if allowed is not None:
+        columns = allowed[space.items] if space is not None else allowed[:n_cols]
+        blocked = np.flatnonzero(~columns)
+        if len(blocked) == n_cols:
+            return ids, best
     chunk = max(1, CHUNK_CELLS // max(n_cols, 1))
     for start in range(0, len(rows), chunk):
         part = rows[start : start + chunk]
         scores = score(part)
-        if exclude is not None:
-            mask_excluded(scores, exclude[part])
+        if blocked is not None and len(blocked):
+            scores[:, blocked] = -np.inf
+        mask_excluded(scores, exclude, part, space)
         ids[part], best[part] = select_top_k(scores, k)
+    if space is not None:
+        ids = np.where(ids >= 0, space.items[np.maximum(ids, 0)], -1)
     return ids, best

@@ -53,11 +53,12 @@ class BlendModel:
         k: int,
         exclude: sparse.csr_matrix | None = None,
         history: UserHistory | None = None,
+        allowed: np.ndarray | None = None,
     ) -> tuple[np.ndarray, np.ndarray]:
         """Top-k of the blended scores; rows where neither model has a candidate get all -1."""
         pool = max(self.pool, k)
-        first = self.first.recommend(users, k=pool, exclude=exclude, history=history)
-        second = self.second.recommend(users, k=pool, exclude=exclude, history=history)
+        first = self.first.recommend(users, k=pool, exclude=exclude, history=history, allowed=allowed)
+        second = self.second.recommend(users, k=pool, exclude=exclude, history=history, allowed=allowed)
         return combine(first, second, self.weight, self.scales, k)
 
     def similar_items(self, items: np.ndarray, *, k: int) -> tuple[np.ndarray, np.ndarray]:

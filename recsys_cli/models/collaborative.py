@@ -61,6 +61,7 @@ class FactorModel:
         k: int,
         exclude: sparse.csr_matrix | None = None,
         history: UserHistory | None = None,
+        allowed: np.ndarray | None = None,
     ) -> tuple[np.ndarray, np.ndarray]:
         """Top-k items per customer; customers outside `covers_users` get all -1 (the router falls back).
 
@@ -75,7 +76,7 @@ class FactorModel:
             scores[:, blocked] = -np.inf
             return scores
 
-        return rank_rows(self.covers_users(users), k, score, self.n_items, exclude)
+        return rank_rows(self.covers_users(users), k, score, self.n_items, exclude, allowed=allowed)
 
     def similar_items(self, items: np.ndarray, *, k: int) -> tuple[np.ndarray, np.ndarray]:
         """Top-k other items by cosine of item embeddings (bias left out); unknown items get all -1."""

@@ -301,9 +301,10 @@ class ContentModel:
         k: int,
         exclude: sparse.csr_matrix | None = None,
         history: UserHistory | None = None,
+        allowed: np.ndarray | None = None,
     ) -> tuple[np.ndarray, np.ndarray]:
         """Neighbours of each customer's history, round-robin over history items (see recommend_explained)."""
-        ids, scores, _ = self.recommend_explained(users, k=k, exclude=exclude, history=history)
+        ids, scores, _ = self.recommend_explained(users, k=k, exclude=exclude, history=history, allowed=allowed)
         return ids, scores
 
     def recommend_explained(
@@ -313,13 +314,15 @@ class ContentModel:
         k: int,
         exclude: sparse.csr_matrix | None = None,
         history: UserHistory | None = None,
+        allowed: np.ndarray | None = None,
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Top-k items per customer with, for each, the history item ("anchor") it is a neighbour of.
 
         History items (from `history` when given, else the fit-time interactions) are taken most
         recent first; the k slots are shared round-robin: the best neighbour of the most recent
         item, the best of the second most recent, ..., then the second-best neighbours, and so on.
-        Items the customer already interacted with, items in `exclude` and repeats are skipped.
+        Items the customer already interacted with, items in `exclude`, items not `allowed` and
+        repeats are skipped.
         A score is the similarity between the item and its anchor, so scores follow the
         round-robin order and need not decrease. Customers without history get -1 / -inf / -1.
         """
@@ -371,6 +374,7 @@ class ContentModel:
                 width,
                 seen_keys,
                 excluded_keys,
+                allowed,
                 (lists, list_scores),
                 (ids, scores, anchors),
             )
@@ -391,6 +395,7 @@ class ContentModel:
         width: int,
         seen_keys: np.ndarray,
         excluded_keys: np.ndarray,
+        allowed: np.ndarray | None,
         lists: tuple[np.ndarray, np.ndarray],
         out: tuple[np.ndarray, np.ndarray, np.ndarray],
     ) -> tuple[np.ndarray, np.ndarray]:
@@ -408,6 +413,8 @@ class ContentModel:
         cand_row = row[anchor]
         keys = cand_row * width + cand
         keep = ~(_contains(seen_keys, keys) | _contains(excluded_keys, keys))
+        if allowed is not None:
+            keep &= allowed[np.minimum(cand, len(allowed) - 1)] & (cand < len(allowed))
         anchor, level, source, cand, cand_row, keys = (a[keep] for a in (anchor, level, source, cand, cand_row, keys))
         max_rank = int(rank.max()) + 1 if len(rank) else 1
         max_level = int(level.max()) + 1 if len(level) else 1

@@ -19,7 +19,7 @@ from threadpoolctl import threadpool_limits
 
 from ..dataset import Dataset, UserHistory
 from ..errors import InputError
-from .base import explain_by_affinity, rank_rows, top_k
+from .base import ItemSpace, explain_by_affinity, rank_rows, ranges, top_k
 
 _BLOCK_ROWS = 512
 _USER_CHUNK = 4096
@@ -58,6 +58,16 @@ class _ItemToItem:
             rows.data = rows.data * position_decay(rows, sparse.csr_matrix(recency), self.decay)
         rows.eliminate_zeros()
         return rows
+
+    def _space(self, items: np.ndarray) -> ItemSpace:
+        """`items` as score columns (cached per model; not stored in the artifact)."""
+        cached = self.__dict__.get("_cached_space")
+        if cached is None or cached.items is not items and not np.array_equal(cached.items, items):
+            cached = self.__dict__["_cached_space"] = ItemSpace(items, self.n_items)
+        return cached
+
+    def __getstate__(self) -> dict:
+        return {key: value for key, value in self.__dict__.items() if not key.startswith("_cached")}
 
     def explain(self, history: UserHistory, ids: np.ndarray) -> np.ndarray:
         """The history item contributing most to each recommended item's score (-1 if none)."""
@@ -137,18 +147,17 @@ class EASEModel(_ItemToItem):
         k: int,
         exclude: sparse.csr_matrix | None = None,
         history: UserHistory | None = None,
+        allowed: np.ndarray | None = None,
     ) -> tuple[np.ndarray, np.ndarray]:
         """Top-k items scored history @ B (see the module docstring for history and exclusion)."""
         users = np.asarray(users, dtype=np.int64)
-        rows = self._history_rows(users, history)[:, self.items]
-        if exclude is not None:
-            exclude = sparse.csr_matrix(exclude)[:, self.items]
+        rows = _columns(self._history_rows(users, history), self._position, len(self.items))
 
         def score(part: np.ndarray) -> np.ndarray:
             return np.asarray(rows[part] @ self.B, dtype=np.float32)
 
-        ids, best = rank_rows(np.diff(rows.indptr) > 0, k, score, len(self.items), exclude)
-        return np.where(ids >= 0, self.items[np.maximum(ids, 0)], -1), best
+        space = self._space(self.items)
+        return rank_rows(np.diff(rows.indptr) > 0, k, score, len(self.items), exclude, space=space, allowed=allowed)
 
     def similar_items(self, items: np.ndarray, *, k: int) -> tuple[np.ndarray, np.ndarray]:
         """Top-k other items by the item's row of B: what a customer whose history is that one item gets."""
@@ -217,7 +226,7 @@ class ItemKNNModel(_ItemToItem):
     def _affinity(self, history: np.ndarray, items: np.ndarray) -> np.ndarray:
         """S[history][:, items] as a dense array, read from the CSR arrays (rows have sorted indices)."""
         starts, stops = self.S.indptr[history], self.S.indptr[history + 1]
-        take = _ranges(starts, stops)
+        take = ranges(starts, stops)
         width = np.int64(self.S.shape[1])
         keys = np.repeat(np.arange(len(history), dtype=np.int64), stops - starts) * width + self.S.indices[take]
         wanted = (np.arange(len(history), dtype=np.int64)[:, None] * width + items[None, :]).ravel()
@@ -258,6 +267,7 @@ class ItemKNNModel(_ItemToItem):
         k: int,
         exclude: sparse.csr_matrix | None = None,
         history: UserHistory | None = None,
+        allowed: np.ndarray | None = None,
     ) -> tuple[np.ndarray, np.ndarray]:
         """Top-k items scored history @ S (see the module docstring for history and exclusion).
 
@@ -268,16 +278,14 @@ class ItemKNNModel(_ItemToItem):
         users = np.asarray(users, dtype=np.int64)
         rows = self._history_rows(users, history)
         targets = self._targets
-        if exclude is not None:
-            exclude = sparse.csr_matrix(exclude)[:, targets]
 
         def score(part: np.ndarray) -> np.ndarray:
             scores = np.asarray((rows[part] @ self._S_targets).toarray(), dtype=np.float32)
             scores[scores <= 0] = -np.inf
             return scores
 
-        ids, best = rank_rows(np.diff(rows.indptr) > 0, k, score, len(targets), exclude)
-        return np.where(ids >= 0, targets[np.maximum(ids, 0)], -1), best
+        space = self._space(targets)
+        return rank_rows(np.diff(rows.indptr) > 0, k, score, len(targets), exclude, space=space, allowed=allowed)
 
     @property
     def _targets(self) -> np.ndarray:
@@ -295,9 +303,6 @@ class ItemKNNModel(_ItemToItem):
         if "_cached_S_targets" not in self.__dict__:
             _ = self._targets
         return self.__dict__["_cached_S_targets"]
-
-    def __getstate__(self) -> dict:
-        return {key: value for key, value in self.__dict__.items() if not key.startswith("_cached")}
 
     def similar_items(self, items: np.ndarray, *, k: int) -> tuple[np.ndarray, np.ndarray]:
         """Top-k neighbours of each item (its row of S); unknown items get all -1."""
@@ -334,12 +339,14 @@ class RP3betaModel(ItemKNNModel):
         return np.power(dots, self.alpha) / penalty
 
 
-def _ranges(starts: np.ndarray, stops: np.ndarray) -> np.ndarray:
-    """Concatenation of arange(start, stop) for each pair, without a Python loop."""
-    lengths = stops - starts
-    total = int(lengths.sum())
-    offsets = np.repeat(starts - np.concatenate([[0], np.cumsum(lengths)[:-1]]), lengths)
-    return offsets + np.arange(total)
+def _columns(rows: sparse.csr_matrix, position: np.ndarray, width: int) -> sparse.csr_matrix:
+    """`rows` with each product moved to its column `position[product]` (dropped where -1):
+    a column selection without scipy's fancy indexing."""
+    columns = position[rows.indices]
+    keep = columns >= 0
+    row_of = np.repeat(np.arange(rows.shape[0]), np.diff(rows.indptr))
+    indptr = np.concatenate([[0], np.cumsum(np.bincount(row_of[keep], minlength=rows.shape[0]))])
+    return sparse.csr_matrix((rows.data[keep], columns[keep], indptr), shape=(rows.shape[0], width))
 
 
 def sparse_top_k(scores: sparse.csr_matrix, k: int) -> tuple[np.ndarray, np.ndarray]:

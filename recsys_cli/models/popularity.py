@@ -100,6 +100,7 @@ class PopularityModel:
         k: int,
         exclude: sparse.csr_matrix | None = None,
         history: UserHistory | None = None,
+        allowed: np.ndarray | None = None,
     ) -> tuple[np.ndarray, np.ndarray]:
         """The ranking's first k items not excluded for each customer (`history` is not used)."""
         n_rows = len(np.atleast_1d(users))
@@ -107,22 +108,40 @@ class PopularityModel:
         if exclude is not None and exclude.nnz:
             coo = sparse.coo_matrix(exclude)
             rows, cols = coo.row.astype(np.int64), coo.col.astype(np.int64)
-        return self._first_allowed(n_rows, k, rows, cols)
+        if allowed is None:
+            return self._first_allowed(n_rows, k, rows, cols)
+        ranking = self.ranking[allowed[self.ranking]]
+        position = np.full(len(self._position), len(ranking), dtype=np.int64)
+        position[ranking] = np.arange(len(ranking))
+        return self._first_allowed(n_rows, k, rows, cols, ranking=ranking, position=position)
 
     def similar_items(self, items: np.ndarray, *, k: int) -> tuple[np.ndarray, np.ndarray]:
         """The most popular items other than each item itself."""
         items = np.atleast_1d(np.asarray(items, dtype=np.int64))
         return self._first_allowed(len(items), k, np.arange(len(items)), items)
 
-    def _first_allowed(self, n_rows: int, k: int, rows: np.ndarray, cols: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Per row, the first k ranking positions not among that row's excluded (row, item) pairs.
+    def _first_allowed(
+        self,
+        n_rows: int,
+        k: int,
+        rows: np.ndarray,
+        cols: np.ndarray,
+        *,
+        ranking: np.ndarray | None = None,
+        position: np.ndarray | None = None,
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Per row, the first k `ranking` positions not among that row's excluded (row, item) pairs.
 
-        With a row's excluded positions sorted as p_0 < p_1 < ..., p_i - i is the number of allowed
-        positions before p_i, so the j-th allowed position is j + #{i : p_i - i <= j}.
+        `ranking` defaults to the whole ranking, `position` (item -> its place in `ranking`, or
+        len(ranking)) to its inverse. With a row's excluded positions sorted as p_0 < p_1 < ...,
+        p_i - i is the number of allowed positions before p_i, so the j-th allowed position is
+        j + #{i : p_i - i <= j}.
         """
-        n, k = len(self.ranking), max(int(k), 0)
-        known = (cols >= 0) & (cols < len(self._position))
-        rows, position = rows[known], self._position[cols[known]]
+        ranking = self.ranking if ranking is None else ranking
+        places = self._position if position is None else position
+        n, k = len(ranking), max(int(k), 0)
+        known = (cols >= 0) & (cols < len(places))
+        rows, position = rows[known], places[cols[known]]
         ranked = position < n
         rows, position = rows[ranked], position[ranked]
         key = np.unique(rows * (n + 1) + position)  # sorted, one entry per distinct (row, position)
@@ -136,7 +155,7 @@ class PopularityModel:
         ids = np.full((n_rows, k), -1, dtype=np.int64)
         scores = np.full((n_rows, k), -np.inf, dtype=np.float32)
         inside = chosen < n
-        ids[inside] = self.ranking[chosen[inside]]
+        ids[inside] = ranking[chosen[inside]]
         scores[inside] = self.scores[ids[inside]]
         return ids, scores
 
