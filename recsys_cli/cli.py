@@ -6,14 +6,17 @@ nothing else is caught here, so a real bug still shows its traceback.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import json
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from enum import Enum
 from pathlib import Path
 from typing import Annotated, Any
 
+import click
 import typer
 from rich.console import Console
 from rich.table import Table
@@ -52,6 +55,14 @@ ArtifactsOpt = Annotated[
     Path, typer.Option("--artifacts", "-a", help="Artifacts folder (versions, current, snapshots).", envvar="RECSYS_ARTIFACTS")
 ]
 ConfigOpt = Annotated[Path | None, typer.Option("--config", "-c", help="Settings file (TOML); default ./recsys.toml if present.")]
+LiveStoreOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--live-store",
+        help="Live events in PostgreSQL (postgresql://user@host/db), shared by server replicas; default: SQLite in --data.",
+        envvar="RECSYS_LIVE_STORE",
+    ),
+]
 
 
 class InputFormat(str, Enum):
@@ -63,11 +74,45 @@ class InputFormat(str, Enum):
 
 
 class OutputFormat(str, Enum):
+    """What a command prints: a table for people, json/jsonl/csv for programs."""
+
+    table = "table"
+    json = "json"
     jsonl = "jsonl"
     csv = "csv"
 
 
-FormatOpt = Annotated[InputFormat, typer.Option("--format", "-f", help="Input format: canonical CSVs or a public-data preset.")]
+InputFormatOpt = Annotated[InputFormat, typer.Option("--input-format", "-f", help="Input format: canonical CSVs or a public-data preset.")]
+OutputOpt = Annotated[
+    str | None,
+    typer.Option("--format", metavar="[table|json|jsonl|csv]", help="Output format (the ones this command accepts are in its help)."),
+]
+
+
+def _output_format(value: str | None, accepted: tuple[OutputFormat, ...], *, default: OutputFormat, what: str) -> OutputFormat:
+    """The chosen output format, or InputError (exit 2) when `what` does not produce it: a flag
+    that does not apply is refused rather than ignored."""
+    if value is None:
+        return default
+    names = ", ".join(f.value for f in accepted)
+    if value in {f.value for f in InputFormat}:
+        raise InputError(f"--format is the output format ({names}); to read {value} data use --input-format {value}")
+    try:
+        chosen = OutputFormat(value)
+    except ValueError:
+        raise InputError(f"unknown --format '{value}' (choose {names})") from None
+    if chosen not in accepted:
+        raise InputError(f"--format {chosen.value} does not apply to {what} (choose {names})")
+    return chosen
+
+
+TABLE_OR_JSON = (OutputFormat.table, OutputFormat.json)
+EVERY_FORMAT = tuple(OutputFormat)
+
+
+def _print_json(payload: Any) -> None:
+    """One JSON document on stdout, plain (no colour, no wrapping), so that programs can read it."""
+    typer.echo(json.dumps(_finite(payload), indent=2))
 
 
 def handles_errors(command: Callable[..., Any]) -> Callable[..., Any]:
@@ -101,16 +146,19 @@ def generate(
     events: Annotated[int | None, typer.Option(help="Number of events (overrides the preset).")] = None,
     seed: Annotated[int, typer.Option(help="Random seed; the same seed gives byte-identical files.")] = 42,
     force: Annotated[bool, typer.Option("--force", help="Overwrite events.csv and catalog.csv if the folder has them.")] = False,
+    output_format: OutputOpt = None,
 ) -> None:
     """Write a realistic synthetic dataset (events.csv, catalog.csv) in the canonical format.
 
     An existing events.csv or catalog.csv in the folder is never overwritten without --force.
+    --format: table (default) or json (the counts).
 
     Example: recsys generate --preset seed --out /tmp/shop
     """
     from .data.synthetic import PRESETS
     from .data.synthetic import generate as run
 
+    fmt = _output_format(output_format, TABLE_OR_JSON, default=OutputFormat.table, what="generate")
     if preset is not None and preset not in PRESETS:
         raise InputError(f"unknown preset '{preset}' (choose {', '.join(PRESETS)})")
     existing = [name for name in ("events.csv", "catalog.csv") if (out_dir / name).exists()]
@@ -120,7 +168,11 @@ def generate(
     for name, value in (("customers", customers), ("products", products), ("events", events)):
         if value is not None:
             sizes[name] = value
-    summary = run(out_dir, **sizes, seed=seed, progress=_log)
+    with _status("generating") as progress:
+        summary = run(out_dir, **sizes, seed=seed, progress=progress)
+    if fmt is OutputFormat.json:
+        _print_json({"out": str(out_dir), **dataclasses.asdict(summary)})
+        return
     table = Table(title=f"Generated {out_dir}", show_header=False)
     for label, value in (
         ("events", summary.events),
@@ -134,26 +186,53 @@ def generate(
     out.print(table)
 
 
+@contextmanager
+def _status(first: str) -> Iterator[Callable[[str], None]]:
+    """A progress callback: a spinner with the current stage on a terminal, one log line per stage otherwise."""
+    if not err.is_terminal:
+        yield _log
+        return
+    from rich.status import Status
+
+    with Status(first, console=err) as status:
+        yield lambda stage: status.update(stage)
+
+
 @app.command()
 @handles_errors
 def ingest(
     data: DataOpt = Path("data"),
     artifacts: ArtifactsOpt = Path("artifacts"),
-    fmt: FormatOpt = InputFormat.canonical,
+    fmt: InputFormatOpt = InputFormat.canonical,
     strict: Annotated[bool, typer.Option("--strict", help="Fail (exit 1) on the first bad row instead of skipping it.")] = False,
     encoding: Annotated[str, typer.Option(help="Text encoding of the CSV files.")] = "utf8",
     force: Annotated[bool, typer.Option("--force", help="Rebuild the snapshot even if the inputs are unchanged.")] = False,
+    output_format: OutputOpt = None,
 ) -> None:
     """Validate the CSVs and write a fingerprinted snapshot that train and evaluate reuse.
 
     Bad rows are skipped and reported (file, line, reason); the full list goes to rejects.csv
     next to the snapshot. Exit code 2: unusable input; 1: bad rows under --strict or a mostly-bad file.
+    --format: table (default) or json (the summary and the first 20 rejected rows).
 
     Example: recsys ingest --data data/ --artifacts artifacts/
     """
     from .data.ingest import ingest as run
 
+    output = _output_format(output_format, TABLE_OR_JSON, default=OutputFormat.table, what="ingest")
     snapshot = run(data, artifacts, fmt=fmt.value, strict=strict, encoding=encoding, force=force, log=_log)
+    if output is OutputFormat.json:
+        _print_json(
+            {
+                "fingerprint": snapshot.fingerprint,
+                "reused": bool(snapshot.reused),
+                "summary": snapshot.summary,
+                "rejected": int(len(snapshot.rejects)),
+                "rejects_file": str(snapshot.path / "rejects.csv") if len(snapshot.rejects) else None,
+                "rejects": snapshot.rejects.head(20)[["file", "line", "reason"]].to_dict(orient="records"),
+            }
+        )
+        return
     if snapshot.reused:
         out.print(f"Inputs unchanged: snapshot {snapshot.fingerprint[:16]} reused (nothing to do). Use --force to rebuild.")
     _print_summary(snapshot.summary, title=f"Snapshot {snapshot.fingerprint[:16]}")
@@ -197,7 +276,7 @@ def train(
     data: DataOpt = Path("data"),
     artifacts: ArtifactsOpt = Path("artifacts"),
     config: ConfigOpt = None,
-    fmt: FormatOpt = InputFormat.canonical,
+    fmt: InputFormatOpt = InputFormat.canonical,
     collaborative: Annotated[
         str | None,
         typer.Option(
@@ -220,18 +299,22 @@ def train(
     wait: Annotated[bool, typer.Option("--wait", help="Wait for another running train instead of exiting with code 3.")] = False,
     strict: Annotated[bool, typer.Option("--strict", help="Fail on the first bad input row.")] = False,
     force: Annotated[bool, typer.Option("--force", help="Publish even if the publish guard refuses the new version.")] = False,
+    live_store: LiveStoreOpt = None,
     max_shrink: Annotated[
         float, typer.Option(help="Publish guard: refuse if events, customers or products shrank by more than this fraction.")
     ] = 0.5,
     max_reject_rate: Annotated[
         float, typer.Option(help="Publish guard: refuse if more than this fraction of event lines was rejected.")
     ] = 0.1,
+    output_format: OutputOpt = None,
 ) -> None:
-    """Ingest (reusing an unchanged snapshot), fit all three models and publish a new artifacts version.
+    """Ingest (reusing an unchanged snapshot), fit the models and publish a new artifacts version.
 
-    The new version becomes `current` atomically; a running server picks it up. The publish guard
+    Prints which model serves each customer segment (chosen on a validation split). The new
+    version becomes `current` atomically; a running server picks it up. The publish guard
     keeps `current` (exit 4, one line naming the check) if the new data lost too much against the
     published version or too many lines were rejected; --force publishes anyway.
+    --format: table (default) or json (version, stage seconds, the model chosen per segment).
 
     Example: recsys train --data data/ --artifacts artifacts/
     """
@@ -241,6 +324,7 @@ def train(
     from .training import STAGES
     from .training import train as run
 
+    output = _output_format(output_format, TABLE_OR_JSON, default=OutputFormat.table, what="train")
     guard = GuardConfig(max_shrink=max_shrink, max_reject_rate=max_reject_rate, force=force)
 
     settings = _settings(
@@ -272,6 +356,7 @@ def train(
                 progress=progress,
                 log=_log,
                 guard=guard,
+                live_store=live_store,
             )
     else:
         outcome = run(
@@ -285,10 +370,22 @@ def train(
             progress=lambda stage: _log(f"stage: {stage}"),
             log=_log,
             guard=guard,
+            live_store=live_store,
         )
-    if outcome.skipped:
-        out.print(f"Nothing to do: version {outcome.version} was trained on the same inputs and settings.")
+    if output is OutputFormat.json:
+        from .selection import winners
+
+        _print_json(
+            {
+                "version": outcome.version,
+                "skipped": bool(outcome.skipped),
+                "seconds": outcome.seconds,
+                "segments": winners(outcome.selection) if outcome.selection else [],
+            }
+        )
         return
+    if outcome.skipped:
+        return  # train has already said "nothing to do" on stderr, once
     table = Table(title=f"Trained version {outcome.version}", show_header=True)
     table.add_column("stage")
     table.add_column("seconds", justify="right")
@@ -328,7 +425,7 @@ def evaluate(
     data: DataOpt = Path("data"),
     artifacts: ArtifactsOpt = Path("artifacts"),
     config: ConfigOpt = None,
-    fmt: FormatOpt = InputFormat.canonical,
+    fmt: InputFormatOpt = InputFormat.canonical,
     split: Annotated[
         SplitKind, typer.Option(help="temporal: the newest events are test (as the shared harness); last: each customer's last product.")
     ] = SplitKind.temporal,
@@ -342,29 +439,32 @@ def evaluate(
         bool, typer.Option("--with-peers", help="Also train implicit ALS, plain LightFM, EASE and ItemKNN as users would.")
     ] = False,
     seed: Annotated[int, typer.Option(help="Random seed (random baseline, AUC sample).")] = 42,
-    json_file: Annotated[Path | None, typer.Option("--json", help="Write every number as JSON to this file.")] = None,
+    output_format: OutputOpt = None,
+    json_file: Annotated[Path | None, typer.Option("--json", hidden=True, help="Also write the JSON results to this file.")] = None,
     report: Annotated[Path | None, typer.Option("--report", help="Write a self-contained HTML report with plots.")] = None,
     do_tune: Annotated[
         bool,
-        typer.Option("--tune", help="Search settings on a validation split of the train part and write the winner to the config file."),
+        typer.Option("--tune", help="Also search settings on a validation split of the train part and print the best ones."),
     ] = False,
+    write_config: Annotated[
+        Path | None, typer.Option("--write-config", help="With --tune: merge the winning settings into this TOML file (train reads it).")
+    ] = None,
 ) -> None:
     """Offline evaluation: one split, every model ranked over the full catalog against the same truth.
 
     Compares random, popularity, content, collaborative and the routed hybrid (what `recommend`
-    returns), overall and per segment (cold / few / warm customers).
+    returns), overall and per segment (cold / few / warm customers), and says which split it used.
+    --format: table (default) or json (every number). --tune writes nothing unless --write-config FILE.
 
-    Example: recsys evaluate --data data/ --with-peers --json eval.json --report eval.html
+    Example: recsys evaluate --data data/ --with-peers --report eval.html ;  recsys evaluate --format json > eval.json
     """
-    from rich.status import Status
-
-    from .config import DEFAULT_CONFIG_FILE, write_settings
     from .data.ingest import ingest as run_ingest
     from .data.schema import EVENT_TYPES
     from .evaluation.report import render_tables, write_html_report
     from .evaluation.runner import evaluate as run
     from .evaluation.runner import make_split, tune
 
+    output = _output_format(output_format, TABLE_OR_JSON, default=OutputFormat.table, what="evaluate")
     ks = tuple(sorted(set(k or [10, 20])))
     if any(value < 1 for value in ks):
         raise InputError("--k values must be at least 1")
@@ -374,21 +474,24 @@ def evaluate(
             raise InputError(f"--relevant: unknown event type '{name}' (choose from {', '.join(EVENT_TYPES)})")
     if not 0 < test_fraction < 1:
         raise InputError("--test-fraction must be between 0 and 1")
-    settings = _settings(None if do_tune and config is not None and not config.exists() else config)
+    if write_config is not None and not do_tune:
+        raise InputError("--write-config saves what --tune found; add --tune (or leave --write-config out)")
+    if do_tune and write_config is None and config is not None:
+        # Before --write-config, `--tune --config FILE` wrote to FILE; it still does (the user named
+        # the file), but the default ./recsys.toml is never written.
+        _log(f"deprecated: --tune --config {config} writes the winner there; say --write-config {config}")
+        write_config = config
+        config = config if config.exists() else None
+    settings = _settings(config)
+    if write_config is not None:
+        _check_writable_config(write_config)
+    for target in (json_file, report):
+        if target is not None and not target.parent.is_dir():
+            raise InputError(f"cannot write {target}: folder {target.parent} does not exist")
     snapshot = run_ingest(data, artifacts, fmt=fmt.value, log=_log)
     events, catalog = snapshot.events(), snapshot.catalog()
     chosen = make_split(events, kind=split.value, test_fraction=test_fraction, test_days=test_days)
-    status = Status("evaluating", console=err) if err.is_terminal else None
-
-    def progress(stage: str) -> None:
-        if status is not None:
-            status.update(stage)
-        else:
-            _log(stage)
-
-    if status is not None:
-        status.start()
-    try:
+    with _status("evaluating") as progress:
         if do_tune:
             winner, trials = tune(events, catalog, settings, split=chosen, k=ks[0], progress=progress)
         results = run(
@@ -403,27 +506,67 @@ def evaluate(
             progress=progress,
             dataset_summary=snapshot.summary,
         )
-    finally:
-        if status is not None:
-            status.stop()
+    if do_tune:
+        results["tune"] = {"winner": winner, "trials": trials}
+        if write_config is not None:
+            from .config import write_settings
+
+            write_settings(write_config, winner)
+            results["tune"]["written_to"] = str(write_config)
+    if json_file is not None:
+        json_file.write_text(json.dumps(_finite(results), indent=2), encoding="utf-8")
+        _log(f"wrote {json_file}")
+    if report is not None:
+        write_html_report(results, report)
+        _log(f"wrote {report}")
+    if output is OutputFormat.json:
+        _print_json(results)
+        return
+    out.print(_describe_split(results["split"]), markup=False, highlight=False)
     render_tables(results, out)
     if do_tune:
         table = Table(title=f"--tune: best settings on a validation split (hybrid ndcg@{ks[0]})")
         table.add_column("settings")
         table.add_column(f"ndcg@{ks[0]}", justify="right")
         for trial in trials[:5]:
-            table.add_row(json.dumps(trial["settings"]), f"{trial[f'ndcg@{ks[0]}']:.4f}")
+            table.add_row(_describe_settings(trial["settings"]), f"{trial[f'ndcg@{ks[0]}']:.4f}")
         out.print(table)
-        target = config or Path(DEFAULT_CONFIG_FILE)
-        write_settings(target, winner)
-        out.print(f"Wrote the winning settings to {target}; `recsys train` reads them.")
-        results["tune"] = {"winner": winner, "trials": trials}
-    if json_file is not None:
-        json_file.write_text(json.dumps(_finite(results), indent=2), encoding="utf-8")
-        out.print(f"Wrote {json_file}")
-    if report is not None:
-        write_html_report(results, report)
-        out.print(f"Wrote {report}")
+        if write_config is not None:
+            out.print(f"Wrote the winning settings to {write_config}; `recsys train --config {write_config}` uses them.")
+        else:
+            out.print("Nothing written: add --write-config FILE to save the winning settings for `recsys train --config FILE`.")
+
+
+def _check_writable_config(path: Path) -> None:
+    """Refuse a --write-config target before any work: its folder must exist and an existing file must be valid settings."""
+    from .config import load_settings
+
+    if not path.parent.is_dir():
+        raise InputError(f"--write-config {path}: folder {path.parent} does not exist")
+    if path.exists():
+        load_settings(path)
+
+
+def _describe_split(split: dict) -> str:
+    """One line: which split, where it cut, and how big each part is."""
+    train, test = split.get("train", {}), split.get("test", {})
+    cutoff = f" at {split['cutoff']}" if split.get("cutoff") else ""
+    return (
+        f"Split: {split.get('kind')}{cutoff}; train {train.get('events', 0):,} events, "
+        f"test {test.get('events', 0):,} events; {split.get('truth_users', 0):,} customers scored "
+        f"(relevant: {split.get('relevant')})"
+    )
+
+
+def _describe_settings(settings: dict) -> str:
+    """{"router": {"warm_min_products": 5}} -> "router.warm_min_products=5"."""
+    parts = []
+    for section, entries in settings.items():
+        if isinstance(entries, dict):
+            parts.extend(f"{section}.{key}={value}" for key, value in entries.items())
+        else:
+            parts.append(f"{section}={entries}")
+    return ", ".join(parts) or "defaults"
 
 
 def _finite(value: Any) -> Any:
@@ -447,19 +590,25 @@ def _service(artifacts: Path, data: Path | None) -> Any:
     return RecommendationService.load(artifacts, live=live)
 
 
+RECOMMEND_CSV = ("customer_id", "rank", "product_id", "score", "source", "reason", "model_version")
+SIMILAR_CSV = ("similar_to", "rank", "product_id", "score")
+
+
 @app.command()
 @handles_errors
 def recommend(
+    ctx: typer.Context,
     customer_id: Annotated[str | None, typer.Argument(help="The customer's id, as in events.csv.")] = None,
     n: Annotated[int, typer.Option("-n", "--n", help="How many products (1-1000).")] = 10,
-    as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False,
+    output_format: OutputOpt = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Same as --format json.")] = False,
     customers_file: Annotated[
         Path | None, typer.Option("--customers-file", help="Batch mode: a file with one customer id per line.", exists=True, dir_okay=False)
     ] = None,
-    output_format: Annotated[OutputFormat, typer.Option("--format", help="Batch output format.")] = OutputFormat.jsonl,
-    output: Annotated[Path | None, typer.Option("--output", "-o", help="Batch output file (default: stdout).")] = None,
+    output: Annotated[Path | None, typer.Option("--output", "-o", help="Write json, jsonl or csv to this file instead of stdout.")] = None,
     viewed: Annotated[
-        list[str] | None, typer.Option("--viewed", help="A product viewed in the current session (repeatable): counts as a view.")
+        list[str] | None,
+        typer.Option("--viewed", help="A product viewed in the current session (repeatable): counts as a view; unknown ids are ignored."),
     ] = None,
     artifacts: ArtifactsOpt = Path("artifacts"),
     data: Annotated[
@@ -468,24 +617,44 @@ def recommend(
 ) -> None:
     """Recommend products for a customer, with the model that chose each one and why.
 
-    Unknown customers get popular products. Batch mode routes many customers at once.
+    Unknown customers get popular products. Batch mode (--customers-file) routes many customers at
+    once on the training history. --format: table (default for one customer), json, jsonl (default
+    in batch mode: one line per customer) or csv (one row per product); batch mode has no table.
+    JSON items have the same fields as the REST API's /recommendations.
 
     Examples: recsys recommend 123 -n 10 ;  recsys recommend visitor-1 --viewed 29757 ;
     recsys recommend --customers-file ids.txt --format csv -o recs.csv
     """
-    from .data.events import check_ids
     from .service import check_n
 
     n = check_n(n)
     if (customer_id is None) == (customers_file is None):
         raise InputError("give either a CUSTOMER_ID or --customers-file FILE")
-    service = _service(artifacts, data)
-    if customers_file is not None:
-        _batch(service, customers_file, n, output_format, output)
+    batch = customers_file is not None
+    fmt = _output_format(
+        _json_alias(output_format, as_json),
+        (OutputFormat.json, OutputFormat.jsonl, OutputFormat.csv) if batch else EVERY_FORMAT,
+        default=OutputFormat.jsonl if batch else OutputFormat.table,
+        what="batch mode (--customers-file)" if batch else "recommend",
+    )
+    if fmt is OutputFormat.table and output is not None:
+        raise InputError("--output writes json, jsonl or csv; add --format json, jsonl or csv")
+    if batch and viewed:
+        raise InputError("--viewed is for one customer's session; it does not apply to --customers-file")
+    if batch and data is not None and ctx.get_parameter_source("data") is click.core.ParameterSource.COMMANDLINE:
+        raise InputError("batch mode routes on the training history; --data (live events) applies to one customer only")
+    service = _service(artifacts, None if batch else data)
+    if batch:
+        ids = _read_ids(customers_file)
+        with _writer(output) as handle:
+            _write_results(handle, _with_progress(service.recommend_many(ids, n), len(ids), to_terminal=output is None), fmt)
+        if output:
+            _log(f"wrote recommendations for {len(ids):,} customers to {output}")
         return
-    result = service.recommend(customer_id, n, viewed=check_ids(viewed or (), "product_id"))
-    if as_json:
-        out.print_json(json.dumps(result))
+    result = service.recommend(customer_id, n, viewed=_known_products(service, viewed or ()))
+    if fmt is not OutputFormat.table:
+        with _writer(output) as handle:
+            _write_results(handle, [result], fmt, one=True)
         return
     table = Table(title=f"Customer {customer_id}: {result['source']} (model {result['model_version']})")
     for column in ("rank", "product", "score", "source", "reason", "brand", "category", "price"):
@@ -506,32 +675,83 @@ def recommend(
     out.print(table)
 
 
-def _batch(service: Any, path: Path, n: int, fmt: OutputFormat, output: Path | None) -> None:
-    ids = [line.strip() for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
-    if ids and ids[0] == "customer_id":
-        ids = ids[1:]
-    handle = open(output, "w", encoding="utf-8", newline="") if output else sys.stdout
-    try:
-        if fmt is OutputFormat.csv:
-            handle.write("customer_id,rank,product_id,score,source,reason\n")
-        import csv
+def _json_alias(output_format: str | None, as_json: bool) -> str | None:
+    """--json is --format json; both together must agree."""
+    if not as_json:
+        return output_format
+    if output_format not in (None, OutputFormat.json.value):
+        raise InputError(f"--json means --format json; it contradicts --format {output_format}")
+    return OutputFormat.json.value
 
-        writer = csv.writer(handle, lineterminator="\n")
-        for result in service.recommend_many(ids, n):
-            if fmt is OutputFormat.jsonl:
-                handle.write(
-                    json.dumps({"customer_id": result["customer_id"], "source": result["source"], "items": result["items"]}) + "\n"
-                )
-            else:
-                writer.writerows(
-                    (_cell(result["customer_id"]), i["rank"], _cell(i["product_id"]), i["score"], _cell(i["source"]), _cell(i["reason"]))
-                    for i in result["items"]
-                )
-    finally:
-        if output:
-            handle.close()
-    if output:
-        _log(f"wrote recommendations for {len(ids):,} customers to {output}")
+
+def _known_products(service: Any, viewed: Sequence[str]) -> list[str]:
+    """The --viewed ids the model knows; each unknown one is a warning and is left out, as REST does with such events."""
+    from .data.events import check_ids
+
+    ids = check_ids(viewed, "product_id")
+    known = [p for p in ids if service.dataset.items.get(p) >= 0]
+    for product in dict.fromkeys(p for p in ids if p not in known):
+        err.print(f"Warning: --viewed {product}: unknown product (not in the trained data); ignored", markup=False, highlight=False)
+    return known
+
+
+def _read_ids(path: Path) -> list[str]:
+    ids = [line.strip() for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    return ids[1:] if ids and ids[0] == "customer_id" else ids
+
+
+@contextmanager
+def _writer(output: Path | None) -> Iterator[Any]:
+    """The output file (created, closed after) or stdout."""
+    if output is None:
+        yield sys.stdout
+        return
+    with open(output, "w", encoding="utf-8", newline="") as handle:
+        yield handle
+
+
+def _with_progress(results: Iterable[dict], total: int, *, to_terminal: bool) -> Iterable[dict]:
+    """`results` unchanged; a progress bar on stderr when it is a terminal (and the results are not going to that terminal)."""
+    if not err.is_terminal or (to_terminal and sys.stdout.isatty()) or total < 1000:
+        yield from results
+        return
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    with Progress(TextColumn("customers"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(), console=err, transient=True) as bar:
+        task = bar.add_task("customers", total=total)
+        for done, result in enumerate(results, start=1):
+            yield result
+            if done % 500 == 0 or done == total:
+                bar.update(task, completed=done)
+
+
+def _write_results(handle: Any, results: Iterable[dict], fmt: OutputFormat, *, one: bool = False) -> None:
+    """Service results as json (one document; a list in batch mode), jsonl (one line each) or csv (one row per product)."""
+    import csv
+
+    if fmt is OutputFormat.json:
+        listed = list(results)
+        handle.write(json.dumps(listed[0] if one else listed, indent=2) + "\n")
+        return
+    if fmt is OutputFormat.jsonl:
+        for result in results:
+            handle.write(json.dumps(result) + "\n")
+        return
+    writer = csv.writer(handle, lineterminator="\n")
+    writer.writerow(RECOMMEND_CSV)
+    for result in results:
+        writer.writerows(
+            (
+                _cell(result["customer_id"]),
+                item["rank"],
+                _cell(item["product_id"]),
+                item["score"],
+                _cell(item["source"]),
+                _cell(item["reason"]),
+                _cell(str(result.get("model_version", ""))),
+            )
+            for item in result["items"]
+        )
 
 
 FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
@@ -548,29 +768,46 @@ def similar(
     product_id: Annotated[str, typer.Argument(help="The product's id, as in catalog.csv.")],
     other_id: Annotated[str | None, typer.Argument(help="A second product: print the pair's similarity instead.")] = None,
     n: Annotated[int, typer.Option("-n", "--n", help="How many similar products (1-1000).")] = 10,
-    as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False,
+    output_format: OutputOpt = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Same as --format json.")] = False,
     artifacts: ArtifactsOpt = Path("artifacts"),
 ) -> None:
     """Products similar to PRODUCT_ID by category, brand, gender and price, or the similarity of two products.
 
+    --format: table (default), json (as the REST API's /products/ID/similar, plus model_version),
+    jsonl (the same on one line) or csv (one row per product, or one row for a pair).
+
     Examples: recsys similar 19685 -n 5 ;  recsys similar 19685 20012
     """
+    import csv
+
+    fmt = _output_format(_json_alias(output_format, as_json), EVERY_FORMAT, default=OutputFormat.table, what="similar")
     service = _service(artifacts, None)
     if other_id is not None:
-        result = service.similarity(product_id, other_id)
-        if as_json:
-            out.print_json(json.dumps(result))
-            return
-        table = Table(title=f"Similarity of {product_id} and {other_id}: {result['similarity']:.3f}")
-        table.add_column("feature")
-        table.add_column("similarity", justify="right")
-        for feature, value in result["parts"].items():
-            table.add_row(feature, f"{value:.3f}")
-        out.print(table)
+        result = {**service.similarity(product_id, other_id), "model_version": service.version}
+        if fmt in (OutputFormat.json, OutputFormat.jsonl):
+            typer.echo(json.dumps(result, indent=2 if fmt is OutputFormat.json else None))
+        elif fmt is OutputFormat.csv:
+            writer = csv.writer(sys.stdout, lineterminator="\n")
+            writer.writerow(("product_id", "other_id", "similarity", *result["parts"]))
+            writer.writerow((_cell(product_id), _cell(other_id), result["similarity"], *result["parts"].values()))
+        else:
+            table = Table(title=f"Similarity of {product_id} and {other_id}: {result['similarity']:.3f}")
+            table.add_column("feature")
+            table.add_column("similarity", justify="right")
+            for feature, value in result["parts"].items():
+                table.add_row(feature, f"{value:.3f}")
+            out.print(table)
         return
     items = service.similar(product_id, n)
-    if as_json:
-        out.print_json(json.dumps({"product_id": product_id, "items": items}))
+    if fmt in (OutputFormat.json, OutputFormat.jsonl):
+        payload = {"product_id": product_id, "model_version": service.version, "items": items}
+        typer.echo(json.dumps(payload, indent=2 if fmt is OutputFormat.json else None))
+        return
+    if fmt is OutputFormat.csv:
+        writer = csv.writer(sys.stdout, lineterminator="\n")
+        writer.writerow(SIMILAR_CSV)
+        writer.writerows((_cell(product_id), item["rank"], _cell(item["product_id"]), item["score"]) for item in items)
         return
     table = Table(title=f"Similar to {product_id} ({_describe(service.product(product_id))})")
     for column in ("rank", "product", "score", "brand", "category", "gender", "price"):
@@ -603,6 +840,7 @@ def serve(
     port: Annotated[int, typer.Option(help="TCP port.")] = 5000,
     workers: Annotated[int, typer.Option(help="Worker processes sharing the port.")] = 1,
     threads: Annotated[int, typer.Option(help="Threads per worker.")] = 8,
+    live_store: LiveStoreOpt = None,
     get_path: Annotated[
         str | None, typer.Option("--get", help="Perform one GET request in-process, print the JSON, exit non-zero unless 2xx.")
     ] = None,
@@ -615,7 +853,7 @@ def serve(
     from .server import serve as run
 
     if get_path is not None:
-        status, body = get(get_path, artifacts, data)
+        status, body = get(get_path, artifacts, data, live_store=live_store)
         out.print_json(json.dumps(body)) if not isinstance(body, str) else out.print(body, markup=False)
         if not 200 <= status < 300:
             raise typer.Exit(1)
@@ -624,7 +862,7 @@ def serve(
         raise InputError(f"--port must be 1..65535, got {port}")
     if workers < 1 or threads < 1:
         raise InputError("--workers and --threads must be at least 1")
-    run(artifacts, data, host=host, port=port, workers=workers, threads=threads)
+    run(artifacts, data, host=host, port=port, workers=workers, threads=threads, live_store=live_store)
 
 
 if __name__ == "__main__":  # pragma: no cover
