@@ -1,8 +1,14 @@
 """The live-event store: events posted to the server, durable before they are acknowledged.
 
-SQLite in WAL mode (one writer at a time, many readers, safe across worker processes), with
-`synchronous=FULL` so an acknowledged event survives a crash. `recsys train --data` folds these
-events into training. Only parameterised SQL is used: ids are opaque strings.
+Two backends behind one interface (`LiveEvents`), chosen by `open_live_store`:
+
+- SQLite (the embedded default, `DATA/live_events.sqlite`): WAL mode (one writer at a time, many
+  readers, safe across the worker processes of one machine), `synchronous=FULL` so an
+  acknowledged event survives a crash;
+- PostgreSQL (`--live-store postgresql://...`, live_postgres.py): one store shared by server
+  replicas on several machines, each batch committed before it is acknowledged.
+
+`recsys train` folds these events into training. Only parameterised SQL is used: ids are opaque strings.
 """
 
 from __future__ import annotations
@@ -12,12 +18,13 @@ import sqlite3
 import threading
 import time
 from pathlib import Path
+from typing import Protocol
 
 import numpy as np
 import pandas as pd
 
 from .data.schema import EVENT_CODE, EVENT_TYPES
-from .errors import LiveStoreError
+from .errors import InputError, LiveStoreError
 
 log = logging.getLogger("recsys.live")
 
@@ -36,8 +43,69 @@ CREATE INDEX IF NOT EXISTS events_customer ON events (customer_id, id);
 """
 
 
+class LiveEvents(Protocol):
+    """What the server, the service and training need from a live-event store."""
+
+    read_error: str | None
+    """Why the last read for a recommendation failed (None once one succeeds)."""
+
+    @property
+    def where(self) -> str:
+        """The store's location for messages (no password)."""
+
+    def exists(self) -> bool: ...
+
+    def append(self, events: list[tuple[str, str, int, int]]) -> int:
+        """Store (customer_id, product_id, type code, timestamp) rows, durably, in one transaction."""
+
+    def for_customer(self, customer_id: str, *, limit: int = 500) -> list[tuple[str, int, int]]:
+        """The customer's most recent events as (product_id, type code, timestamp), newest first; [] when unreadable."""
+
+    def count(self) -> int: ...
+
+    def watermark(self) -> tuple[int, int]:
+        """(count, highest id): changes whenever events are added."""
+
+    def to_frame(self) -> pd.DataFrame:
+        """All live events as canonical events (type as code)."""
+        if not self.path.exists():
+            return frame_of([])
+        return frame_of(self._query("SELECT customer_id, product_id, type, timestamp FROM events ORDER BY id"))
+
+    def close(self) -> None: ...
+
+
+def open_live_store(data_dir: Path, url: str | None = None) -> LiveEvents:
+    """The live store `url` names: a postgresql:// URL, or the SQLite file in `data_dir` when None or empty.
+
+    `sqlite:///path/to/file.sqlite` names another SQLite file.
+    """
+    if not url:
+        return LiveStore.in_folder(data_dir)
+    scheme = url.split("://", 1)[0].lower() if "://" in url else ""
+    if scheme in ("postgresql", "postgres"):
+        from .live_postgres import PostgresLiveStore
+
+        return PostgresLiveStore(url)
+    if scheme == "sqlite":
+        return LiveStore(Path(url.split("://", 1)[1]))
+    raise InputError(f"--live-store must be a postgresql:// or sqlite:// URL, got '{url.split('://', 1)[0][:20]}://...'")
+
+
+def frame_of(rows: list[tuple]) -> pd.DataFrame:
+    """(customer_id, product_id, type, timestamp) rows as canonical events with the canonical dtypes."""
+    frame = pd.DataFrame(rows, columns=["customer_id", "product_id", "type", "timestamp"])
+    if not len(frame):
+        frame = pd.DataFrame({column: pd.Series([], dtype=object) for column in frame.columns})
+    frame["customer_id"] = frame["customer_id"].astype(object)
+    frame["product_id"] = frame["product_id"].astype(object)
+    frame["type"] = frame["type"].astype(np.int8)
+    frame["timestamp"] = frame["timestamp"].astype(np.int64)
+    return frame
+
+
 class LiveStore:
-    """Append and read live events; one connection per thread."""
+    """Append and read live events in a SQLite file; one connection per thread."""
 
     def __init__(self, path: Path):
         self.path = Path(path)
@@ -49,6 +117,10 @@ class LiveStore:
     @classmethod
     def in_folder(cls, data_dir: Path) -> "LiveStore":
         return cls(Path(data_dir) / LIVE_DB)
+
+    @property
+    def where(self) -> str:
+        return str(self.path)
 
     def exists(self) -> bool:
         return self.path.exists()
@@ -182,4 +254,4 @@ def type_code(name: str) -> int:
     return EVENT_CODE[name]
 
 
-__all__ = ["LiveStore", "LiveStoreError", "LIVE_DB", "EVENT_TYPES", "type_code"]
+__all__ = ["LiveEvents", "LiveStore", "LiveStoreError", "LIVE_DB", "EVENT_TYPES", "frame_of", "open_live_store", "type_code"]

@@ -56,7 +56,7 @@ from .errors import (
     RecsysError,
     ReloadRefused,
 )
-from .live import LiveStore
+from .live import open_live_store
 from .metrics_prom import CONTENT_TYPE, Metrics
 from .openapi import MAX_BATCH, document
 from .service import Filters, RecommendationService
@@ -104,15 +104,24 @@ def _release_memory(*, collect: bool = True) -> None:
 class ServerState:
     """What the routes share: the served model (one swappable reference), the live store, metrics, jobs."""
 
-    def __init__(self, artifacts: Path, data: Path, *, poll_seconds: float, admin_token: str | None, event_rules: EventRules):
+    def __init__(
+        self,
+        artifacts: Path,
+        data: Path,
+        *,
+        poll_seconds: float,
+        admin_token: str | None,
+        event_rules: EventRules,
+        live_store: str | None = None,
+    ):
         self.artifacts = artifacts
         self.event_rules = event_rules
         self.data = data
-        self.live = LiveStore.in_folder(data)
+        self.live = open_live_store(data, live_store)
         self.poll_seconds = float(poll_seconds)
         self.admin_token = admin_token or None
         self.metrics = Metrics()
-        self.jobs = TrainJobs(artifacts / JOBS_DIR, data=data, artifacts=artifacts)
+        self.jobs = TrainJobs(artifacts / JOBS_DIR, data=data, artifacts=artifacts, live_store=live_store)
         self.openapi = document(__version__)
         self.service = RecommendationService.load(artifacts, live=self.live)
         self.last_reload_error: str | None = None
@@ -226,10 +235,12 @@ def _state() -> ServerState:
 class TrainJobs:
     """`recsys train` subprocesses. Status and output are files under ARTIFACTS/.train-jobs, so any worker can report any job."""
 
-    def __init__(self, folder: Path, *, data: Path, artifacts: Path):
+    def __init__(self, folder: Path, *, data: Path, artifacts: Path, live_store: str | None = None):
         self.folder = folder
         self.artifacts = artifacts
         self.command = [sys.executable, "-m", "recsys_cli.cli", "train", "--data", str(data), "--artifacts", str(artifacts)]
+        if live_store:
+            self.command += ["--live-store", live_store]
         self._lock = threading.Lock()
 
     def start(self) -> dict:
@@ -536,7 +547,8 @@ def create_app(config: dict | None = None) -> Flask:
 
     Config: ARTIFACTS, DATA (required paths), POLL_SECONDS (5; 0 = no polling), ADMIN_TOKEN
     (default $RECSYS_ADMIN_TOKEN; unset = no admin routes), MAX_CONTENT_LENGTH (1 MB),
-    EVENTS_MAX_FUTURE_SECONDS (86400: events later than this after now are refused).
+    EVENTS_MAX_FUTURE_SECONDS (86400: events later than this after now are refused), LIVE_STORE
+    (a postgresql:// URL shared by replicas; default: the SQLite store in DATA).
     """
     app = Flask(__name__)
     app.config.update(
@@ -557,6 +569,7 @@ def create_app(config: dict | None = None) -> Flask:
         poll_seconds=float(app.config["POLL_SECONDS"]),
         admin_token=app.config["ADMIN_TOKEN"],
         event_rules=EventRules(max_future_seconds=float(app.config["EVENTS_MAX_FUTURE_SECONDS"])),
+        live_store=app.config.get("LIVE_STORE") or None,
     )
     app.register_blueprint(bp)
     app.register_error_handler(RecsysError, _recsys_error)
@@ -567,9 +580,9 @@ def create_app(config: dict | None = None) -> Flask:
     return app
 
 
-def get(path: str, artifacts: Path, data: Path) -> tuple[int, dict | list | str]:
+def get(path: str, artifacts: Path, data: Path, *, live_store: str | None = None) -> tuple[int, dict | list | str]:
     """Run one GET request in-process (`recsys serve --get PATH`): (status, JSON body or text)."""
-    app = create_app({"ARTIFACTS": artifacts, "DATA": data, "POLL_SECONDS": 0})
+    app = create_app({"ARTIFACTS": artifacts, "DATA": data, "POLL_SECONDS": 0, "LIVE_STORE": live_store})
     response = app.test_client().get(path)
     return response.status_code, response.get_json() if response.is_json else response.get_data(as_text=True)
 
@@ -618,6 +631,7 @@ def serve(
     workers: int = 1,
     threads: int = 8,
     poll_seconds: float = 5.0,
+    live_store: str | None = None,
 ) -> None:
     """Serve the API with granian until SIGTERM or SIGINT.
 
@@ -638,7 +652,9 @@ def serve(
     if name is None:
         raise ArtifactError(f"no trained model in {artifacts}: run `recsys train --data DATA_DIR --artifacts {artifacts}` first")
     artifact_store.verify(artifact_store.version_path(artifacts, name))
-    os.environ[SERVE_CONFIG_ENV] = json.dumps({"ARTIFACTS": str(artifacts), "DATA": str(data), "POLL_SECONDS": poll_seconds})
+    os.environ[SERVE_CONFIG_ENV] = json.dumps(
+        {"ARTIFACTS": str(artifacts), "DATA": str(data), "POLL_SECONDS": poll_seconds, "LIVE_STORE": live_store}
+    )
     configure_logging()
     log.info("serving on http://%s:%s workers=%d threads=%d", host, port, workers, threads)
     Server(

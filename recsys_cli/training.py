@@ -22,7 +22,7 @@ from . import __version__, artifacts, publish_guard
 from .config import Settings
 from .data.ingest import ingest
 from .dataset import Dataset
-from .live import LiveStore
+from .live import open_live_store
 from .models.base import Recommender
 from .models.blend import BlendModel
 from .models.content import ContentConfig, ContentModel
@@ -181,8 +181,12 @@ def train(
     progress: Progress | None = None,
     log: Callable[[str], None] | None = None,
     guard: GuardConfig | None = None,
+    live_store: str | None = None,
 ) -> TrainOutcome:
-    """Ingest (reusing an unchanged snapshot), fit, publish a new version and switch `current` to it."""
+    """Ingest (reusing an unchanged snapshot), fit, publish a new version and switch `current` to it.
+
+    Live events come from `live_store` (a postgresql:// URL) or, when None, the SQLite store in `data_dir`.
+    """
     progress = progress or (lambda stage: None)
     log = log or (lambda message: None)
     check_model_names(settings)  # a typo fails before ingest, not after it
@@ -191,7 +195,7 @@ def train(
         progress("ingest")
         snapshot = ingest(data_dir, artifacts_dir, fmt=fmt, strict=strict, encoding=encoding, log=log, locked=True)
         ingest_seconds = round(time.perf_counter() - started, 3)
-        live = LiveStore.in_folder(data_dir)
+        live = open_live_store(data_dir, live_store)
         watermark = live.watermark()
         fingerprint = training_fingerprint(snapshot.fingerprint, watermark, settings)
         current = artifacts.current_version(artifacts_dir)
@@ -206,7 +210,7 @@ def train(
         events = snapshot.events()
         live_events = live.to_frame()
         if len(live_events):
-            log(f"including {len(live_events):,} live events from {live.path}")
+            log(f"including {len(live_events):,} live events from {live.where}")
             events = pd.concat([events, live_events], ignore_index=True)
         trained = fit_models(events, snapshot.catalog(), settings, progress)
         progress("write")

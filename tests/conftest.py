@@ -9,6 +9,8 @@ from typer.testing import CliRunner
 
 from recsys_cli.cli import app
 
+pytest_plugins = ["tests.postgres"]  # postgres_cluster / postgres_url: a throwaway PostgreSQL server
+
 ROOT = Path(__file__).resolve().parents[1]
 SAMPLE = ROOT / "data"
 SHARED = ROOT.parent / "shared" / "datasets"
