@@ -13,7 +13,7 @@ from threadpoolctl import threadpool_limits
 
 from ..dataset import Dataset, UserHistory
 from ..errors import InputError
-from .base import ItemSpace, explain_by_affinity, rank_rows
+from .base import ItemSpace, Scorer, explain_by_affinity, rank_rows
 
 
 class ALSModel:
@@ -107,6 +107,10 @@ class ALSModel:
         allowed: np.ndarray | None = None,
     ) -> tuple[np.ndarray, np.ndarray]:
         """Top-k by user factors . item factors; customers with an empty history get all -1."""
+        return self.scorer(users, history=history).top(k, exclude=exclude, allowed=allowed)
+
+    def scorer(self, users: np.ndarray, *, history: UserHistory | None = None) -> Scorer:
+        """user factors . item factors over the fitted products; empty histories are inactive."""
         users = np.asarray(users, dtype=np.int64)
         rows = self._rows(users, history)
         if rows.shape[0] > 64:  # many small solves: BLAS threads only contend; the limit itself costs ~1 ms
@@ -115,12 +119,10 @@ class ALSModel:
         else:
             vectors = self.user_factors(rows)
 
-
         def score(part: np.ndarray) -> np.ndarray:
             return vectors[part] @ self._active_factors.T
 
-        space = self._space
-        return rank_rows(np.diff(rows.indptr) > 0, k, score, len(self.items), exclude, space=space, allowed=allowed)
+        return Scorer(np.diff(rows.indptr) > 0, score, len(self.items), self._space)
 
     @property
     def _space(self) -> ItemSpace:

@@ -8,6 +8,7 @@ customer) and scores (float32, -inf at those positions), best first.
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
 
 import numpy as np
@@ -65,6 +66,25 @@ class Covers(Protocol):
         ...
 
 
+@dataclass(frozen=True)
+class Scorer:
+    """Dense scores for a batch of customers, computed a block of rows at a time.
+
+    `score(rows)` returns a writable float32 array (len(rows), n_cols) for those positions in the
+    batch; its columns are `space.items` (all products when `space` is None). Rows where `active`
+    is False have nothing to score. -inf marks a product the model will not propose.
+    """
+
+    active: np.ndarray
+    score: Callable[[np.ndarray], np.ndarray]
+    n_cols: int
+    space: "ItemSpace | None" = None
+
+    def top(self, k: int, *, exclude: sparse.csr_matrix | None = None, allowed: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """The top-k products of every row (see `rank_rows`)."""
+        return rank_rows(self.active, k, self.score, self.n_cols, exclude, space=self.space, allowed=allowed)
+
+
 def top_k(scores: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
     """Row-wise top-k of a dense score matrix via argpartition; -inf entries become -1 padding."""
     scores = np.atleast_2d(scores)
@@ -107,9 +127,7 @@ def ranges(starts: np.ndarray, stops: np.ndarray) -> np.ndarray:
     return offsets + np.arange(total)
 
 
-def mask_excluded(
-    scores: np.ndarray, exclude: sparse.csr_matrix | None, rows: np.ndarray, space: ItemSpace | None = None
-) -> np.ndarray:
+def mask_excluded(scores: np.ndarray, exclude: sparse.csr_matrix | None, rows: np.ndarray, space: ItemSpace | None = None) -> np.ndarray:
     """Set scores[j, c] to -inf where row rows[j] of `exclude` marks column c's product; in place.
 
     Reads the CSR arrays directly: no sparse slicing, whatever the number of rows.

@@ -19,7 +19,7 @@ from threadpoolctl import threadpool_limits
 
 from ..dataset import Dataset, UserHistory
 from ..errors import InputError
-from .base import ItemSpace, explain_by_affinity, rank_rows, ranges, top_k
+from .base import ItemSpace, Scorer, explain_by_affinity, ranges, rank_rows, top_k
 
 _BLOCK_ROWS = 512
 _USER_CHUNK = 4096
@@ -150,14 +150,17 @@ class EASEModel(_ItemToItem):
         allowed: np.ndarray | None = None,
     ) -> tuple[np.ndarray, np.ndarray]:
         """Top-k items scored history @ B (see the module docstring for history and exclusion)."""
+        return self.scorer(users, history=history).top(k, exclude=exclude, allowed=allowed)
+
+    def scorer(self, users: np.ndarray, *, history: UserHistory | None = None) -> Scorer:
+        """history @ B over the modelled products."""
         users = np.asarray(users, dtype=np.int64)
         rows = _columns(self._history_rows(users, history), self._position, len(self.items))
 
         def score(part: np.ndarray) -> np.ndarray:
             return np.asarray(rows[part] @ self.B, dtype=np.float32)
 
-        space = self._space(self.items)
-        return rank_rows(np.diff(rows.indptr) > 0, k, score, len(self.items), exclude, space=space, allowed=allowed)
+        return Scorer(np.diff(rows.indptr) > 0, score, len(self.items), self._space(self.items))
 
     def similar_items(self, items: np.ndarray, *, k: int) -> tuple[np.ndarray, np.ndarray]:
         """Top-k other items by the item's row of B: what a customer whose history is that one item gets."""
@@ -275,6 +278,10 @@ class ItemKNNModel(_ItemToItem):
         follows the events, not the catalog); one customer takes the same path as many, so batch
         results equal single ones.
         """
+        return self.scorer(users, history=history).top(k, exclude=exclude, allowed=allowed)
+
+    def scorer(self, users: np.ndarray, *, history: UserHistory | None = None) -> Scorer:
+        """history @ S over the products that have neighbours; unconnected products are -inf."""
         users = np.asarray(users, dtype=np.int64)
         rows = self._history_rows(users, history)
         targets = self._targets
@@ -284,8 +291,7 @@ class ItemKNNModel(_ItemToItem):
             scores[scores <= 0] = -np.inf
             return scores
 
-        space = self._space(targets)
-        return rank_rows(np.diff(rows.indptr) > 0, k, score, len(targets), exclude, space=space, allowed=allowed)
+        return Scorer(np.diff(rows.indptr) > 0, score, len(targets), self._space(targets))
 
     @property
     def _targets(self) -> np.ndarray:
