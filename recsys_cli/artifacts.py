@@ -13,11 +13,8 @@ previous version live and intact.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
-import shutil
-import tempfile
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -28,13 +25,14 @@ from typing import Any
 import joblib
 from filelock import FileLock, Timeout
 
+from . import fsutil
 from .errors import ArtifactError, ArtifactWriteError, LockError
+from .fsutil import TEMP_PREFIX, atomic_folder, atomic_write, sha256_file, sweep_temporaries
 
 FORMAT_VERSION = 2  # 2: per-segment models chosen at train time (few.joblib, popularity modes, ALS, blends)
 VERSIONS_DIR = "versions"
 CURRENT = "current"
 LOCK_FILE = ".train.lock"
-TEMP_PREFIX = ".tmp-"
 MAX_POINTER_BYTES = 255
 
 
@@ -46,14 +44,6 @@ class Loaded:
     path: Path
     manifest: dict
     parts: dict[str, Any]
-
-
-def sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for chunk in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def new_version_name() -> str:
@@ -108,37 +98,27 @@ def publish(artifacts_dir: Path, parts: dict[str, Any], manifest: dict, *, keep:
     versions = artifacts_dir / VERSIONS_DIR
     name = new_version_name()
     final = versions / name
-    temp: Path | None = None
     writing = versions
     try:
-        versions.mkdir(parents=True, exist_ok=True)
-        temp = Path(tempfile.mkdtemp(prefix=TEMP_PREFIX, dir=versions))
-        files = {}
-        for part, obj in parts.items():
-            writing = temp / f"{part}.joblib"
-            joblib.dump(obj, writing, compress=0)
-            _fsync(writing)
-            files[writing.name] = {"sha256": sha256_file(writing), "bytes": writing.stat().st_size}
-        full = {"format_version": FORMAT_VERSION, "version": name, **manifest, "files": files}
-        writing = temp / "manifest.json"
-        writing.write_text(json.dumps(full, indent=2, default=str), encoding="utf-8")
-        _fsync(writing)
-        writing = final
-        os.replace(temp, final)
-        _fsync_dir(versions)
-    except BaseException as error:
-        if temp is not None:
-            shutil.rmtree(temp, ignore_errors=True)
-        if isinstance(error, OSError):
-            raise ArtifactWriteError(
-                f"{versions}: cannot write a new version ({_reason(error)} while writing {writing.name}); "
-                "`current` is unchanged; free space or fix permissions and retrain"
-            ) from error
-        raise
+        with atomic_folder(final) as temp:
+            files = {}
+            for part, obj in parts.items():
+                writing = temp / f"{part}.joblib"
+                joblib.dump(obj, writing, compress=0)
+                files[writing.name] = {"sha256": sha256_file(writing), "bytes": writing.stat().st_size}
+            full = {"format_version": FORMAT_VERSION, "version": name, **manifest, "files": files}
+            writing = temp / "manifest.json"
+            writing.write_text(json.dumps(full, indent=2, default=str), encoding="utf-8")
+            writing = final
+    except OSError as error:
+        raise ArtifactWriteError(
+            f"{versions}: cannot write a new version ({_reason(error)} while writing {writing.name}); "
+            "`current` is unchanged; free space or fix permissions and retrain"
+        ) from error
     try:
         verify(final)
     except ArtifactError:
-        shutil.rmtree(final, ignore_errors=True)  # never leave a version that does not verify
+        fsutil.remove(final)  # never leave a version that does not verify
         raise
     switch_current(artifacts_dir, name)
     prune(artifacts_dir, keep=keep)
@@ -147,14 +127,9 @@ def publish(artifacts_dir: Path, parts: dict[str, Any], manifest: dict, *, keep:
 
 def switch_current(artifacts_dir: Path, name: str) -> None:
     """Point `current` at version `name` with write-temp-then-rename."""
-    temp = artifacts_dir / f"{TEMP_PREFIX}{CURRENT}-{os.getpid()}"
     try:
-        temp.write_text(name + "\n", encoding="utf-8")
-        _fsync(temp)
-        os.replace(temp, artifacts_dir / CURRENT)
-        _fsync_dir(artifacts_dir)
+        atomic_write(artifacts_dir / CURRENT, name + "\n")
     except OSError as error:
-        temp.unlink(missing_ok=True)
         raise ArtifactWriteError(f"{artifacts_dir / CURRENT}: cannot switch to version {name} ({_reason(error)})") from error
 
 
@@ -165,18 +140,12 @@ def prune(artifacts_dir: Path, *, keep: int) -> list[str]:
     """
     versions = artifacts_dir / VERSIONS_DIR
     live = current_version(artifacts_dir)
-    removed = []
-    for stray in list(versions.glob(f"{TEMP_PREFIX}*")) + list(artifacts_dir.glob(f"{TEMP_PREFIX}{CURRENT}-*")):
-        shutil.rmtree(stray, ignore_errors=True) if stray.is_dir() else stray.unlink(missing_ok=True)
-    complete = sorted((p.name for p in versions.iterdir() if p.is_dir() and not p.name.startswith(TEMP_PREFIX)), reverse=True)
-    for name in complete[max(keep, 1) :]:
-        if name != live:
-            # rename first: a crash mid-delete leaves a temporary (swept next time), never half a version
-            doomed = versions / f"{TEMP_PREFIX}old-{name}"
-            os.replace(versions / name, doomed)
-            shutil.rmtree(doomed, ignore_errors=True)
-            removed.append(name)
-    return removed
+    sweep_temporaries(versions)
+    for stray in artifacts_dir.glob(f"{TEMP_PREFIX}{CURRENT}-*"):
+        stray.unlink(missing_ok=True)
+    complete = [p for p in versions.iterdir() if p.is_dir() and not p.name.startswith(TEMP_PREFIX)]
+    spare = [versions / live] if live else []
+    return [path.name for path in fsutil.prune(complete, keep=max(keep, 1), newest=lambda path: path.name, spare=spare)]
 
 
 def verify(path: Path) -> dict:
@@ -239,16 +208,3 @@ def train_lock(artifacts_dir: Path, *, wait: bool = False, timeout: float = 3600
 
 def _reason(error: OSError) -> str:
     return error.strerror or str(error) or type(error).__name__
-
-
-def _fsync(path: Path) -> None:
-    with open(path, "rb") as handle:
-        os.fsync(handle.fileno())
-
-
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from .errors import InputError
+from .fsutil import atomic_write
 
 DEFAULT_CONFIG_FILE = "recsys.toml"
 
@@ -76,7 +77,14 @@ DEFAULTS: dict[str, dict[str, Any]] = {
     # training period that counts (0 = all history); window_days does the same in days
     "popularity": {"mode": "auto", "window_fraction": 0.0, "window_days": 0.0},
     "artifacts": {"keep": 3},
+    # engine: local (one machine, models chosen on a validation split) | spark (pyspark; models fixed by
+    # router.collaborative / router.few, see README: Beyond one machine)
+    "training": {"engine": "local"},
+    # Spark: master URL, and any Spark property passed through as written ("spark.executor.memory" = "8g")
+    "spark": {"master": "local[*]", "app_name": "recsys-train"},
 }
+PASSED_THROUGH = {"spark": "spark."}
+"""Sections that also take any key with this prefix, as a string (Spark's own properties)."""
 
 
 class Settings:
@@ -138,9 +146,12 @@ def _apply(values: dict, sources: dict, data: Mapping[str, Any], *, origin: str)
         if not isinstance(entries, Mapping):
             raise InputError(f"{origin}: [{section}] must be a table of settings")
         for key, value in entries.items():
-            if key not in DEFAULTS[section]:
+            if key not in DEFAULTS[section] and key.startswith(PASSED_THROUGH.get(section, "\0")):
+                values[section][key] = str(value).lower() if isinstance(value, bool) else str(value)
+            elif key not in DEFAULTS[section]:
                 raise InputError(f"{origin}: unknown setting {section}.{key} (known: {', '.join(DEFAULTS[section])})")
-            values[section][key] = _coerce(DEFAULTS[section][key], value, f"{origin}: {section}.{key}")
+            else:
+                values[section][key] = _coerce(DEFAULTS[section][key], value, f"{origin}: {section}.{key}")
             sources[f"{section}.{key}"] = origin
 
 
@@ -182,9 +193,7 @@ def write_settings(path: Path, updates: Mapping[str, Mapping[str, Any]]) -> None
         lines.append(f"\n[{section}]")
         for key, value in entries.items():
             lines.append(f"{key} = {_toml_value(value)}")
-    temp = path.with_name(path.name + ".tmp")
-    temp.write_text("\n".join(lines) + "\n", encoding="utf-8")
-    os.replace(temp, path)
+    atomic_write(path, "\n".join(lines) + "\n")
 
 
 def _toml_value(value: Any) -> str:

@@ -6,6 +6,7 @@ models see internal indices only.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 import numpy as np
@@ -205,9 +206,13 @@ class Dataset:
             object.__setattr__(self, key, value)
 
 
-def strongest_code(pairs: pd.DataFrame) -> np.ndarray:
-    """Strongest event code per pair: PURCHASE > CART > VIEW."""
-    return np.where(pairs["n_purchase"].to_numpy() > 0, PURCHASE, np.where(pairs["n_cart"].to_numpy() > 0, CART, VIEW)).astype(np.int8)
+def strongest_code(counts: "pd.DataFrame | Mapping[str, np.ndarray]") -> np.ndarray:
+    """Strongest event code per (customer, product) pair from its `n_purchase` and `n_cart` counts: PURCHASE > CART > VIEW.
+
+    The one home of this rule: training histories and the service's live-event merge both use it.
+    """
+    purchased, carted = np.asarray(counts["n_purchase"]) > 0, np.asarray(counts["n_cart"]) > 0
+    return np.where(purchased, PURCHASE, np.where(carted, CART, VIEW)).astype(np.int8)
 
 
 def _aggregate_pairs(user: np.ndarray, item: np.ndarray, kind: np.ndarray, ts: np.ndarray) -> pd.DataFrame:

@@ -56,6 +56,7 @@ from .errors import (
     RecsysError,
     ReloadRefused,
 )
+from .fsutil import atomic_write, prune
 from .live import open_live_store
 from .metrics_prom import CONTENT_TYPE, Metrics
 from .openapi import MAX_BATCH, document
@@ -284,9 +285,7 @@ class TrainJobs:
         log.info("training job finished job_id=%s exit_code=%s", record["job_id"], code)
 
     def _write(self, job_id: str, record: dict) -> None:
-        temp = self.folder / f".{job_id}.json.tmp"
-        temp.write_text(json.dumps(record), encoding="utf-8")
-        os.replace(temp, self.folder / f"{job_id}.json")
+        atomic_write(self.folder / f"{job_id}.json", json.dumps(record))
 
     def status(self, job_id: str) -> dict:
         """The job's record and the last lines of its output; NotFound for an unknown id."""
@@ -308,10 +307,12 @@ class TrainJobs:
         return ""
 
     def _prune(self) -> None:
-        records = sorted(self.folder.glob("*.json"), key=lambda p: p.stat().st_mtime, reverse=True)
-        for old in records[KEEP_JOBS:]:
-            old.unlink(missing_ok=True)
-            old.with_suffix(".log").unlink(missing_ok=True)
+        prune(self.folder.glob("*.json"), keep=KEEP_JOBS, delete=_remove_job)
+
+
+def _remove_job(record: Path) -> None:
+    record.unlink(missing_ok=True)
+    record.with_suffix(".log").unlink(missing_ok=True)
 
 
 def _tail(path: Path, lines: int) -> list[str]:

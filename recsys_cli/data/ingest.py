@@ -9,9 +9,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
-import shutil
-import tempfile
 import time
 from collections.abc import Callable
 from contextlib import nullcontext
@@ -23,6 +20,7 @@ import pandas as pd
 
 from ..artifacts import train_lock
 from ..errors import ArtifactWriteError, DataError, InputError
+from ..fsutil import TEMP_PREFIX, atomic_folder, prune, sweep_temporaries, update_digest
 from .events import EventRules, check_events
 from .readers import MALFORMED, RawInput, empty_rejects, read_canonical, rejected_lines
 from .schema import CATALOG_COLUMNS, CATALOG_FILE, EVENT_TYPES, EVENTS_GLOB, GENDERS
@@ -70,9 +68,7 @@ def fingerprint_inputs(data_dir: Path, fmt: str, options: dict) -> str:
     digest = hashlib.sha256(json.dumps({"format": fmt, "snapshot": SNAPSHOT_FORMAT, **options}, sort_keys=True).encode())
     for path in files:
         digest.update(path.name.encode() + b"\0")
-        with open(path, "rb") as handle:
-            for chunk in iter(lambda: handle.read(1 << 20), b""):
-                digest.update(chunk)
+        update_digest(digest, path)
     return digest.hexdigest()
 
 
@@ -334,37 +330,26 @@ def _write_snapshot(
     target: Path, fingerprint: str, events: pd.DataFrame, catalog: pd.DataFrame, rejects: pd.DataFrame, summary: dict
 ) -> None:
     """Write into a temporary sibling folder, then rename: a crash never leaves half a snapshot."""
-    target.parent.mkdir(parents=True, exist_ok=True)
-    temp = Path(tempfile.mkdtemp(prefix=".tmp-", dir=target.parent))
     try:
-        events.to_parquet(temp / "events.parquet", index=False)
-        catalog.to_parquet(temp / "catalog.parquet", index=False)
-        rejects.to_csv(temp / "rejects.csv", index=False)
-        meta = {
-            "format": SNAPSHOT_FORMAT,
-            "fingerprint": fingerprint,
-            "created_at": pd.Timestamp.now(tz="UTC").isoformat(),
-            "summary": summary,
-        }
-        (temp / "snapshot.json").write_text(json.dumps(meta, indent=2))
-        if target.exists():
-            shutil.rmtree(target)
-        os.replace(temp, target)
+        with atomic_folder(target, replace=True) as temp:
+            events.to_parquet(temp / "events.parquet", index=False)
+            catalog.to_parquet(temp / "catalog.parquet", index=False)
+            rejects.to_csv(temp / "rejects.csv", index=False)
+            meta = {
+                "format": SNAPSHOT_FORMAT,
+                "fingerprint": fingerprint,
+                "created_at": pd.Timestamp.now(tz="UTC").isoformat(),
+                "summary": summary,
+            }
+            (temp / "snapshot.json").write_text(json.dumps(meta, indent=2))
     except OSError as error:
-        shutil.rmtree(temp, ignore_errors=True)
         raise ArtifactWriteError(
             f"could not write the snapshot in {target.parent}: {error.strerror or error}; the previous snapshot is unchanged"
         ) from None
-    except BaseException:
-        shutil.rmtree(temp, ignore_errors=True)
-        raise
 
 
 def _prune_snapshots(root: Path, keep: Path) -> None:
     """Keep the newest snapshots; remove temporaries a killed run left (safe: the caller holds the lock)."""
-    snapshots = sorted((p for p in root.iterdir() if p.is_dir()), key=lambda p: p.stat().st_mtime, reverse=True)
-    for stale in [p for p in snapshots if p.name.startswith(".tmp-")]:
-        shutil.rmtree(stale, ignore_errors=True)
-    complete = [p for p in snapshots if not p.name.startswith(".tmp-") and p != keep]
-    for old in complete[KEEP_SNAPSHOTS - 1 :]:
-        shutil.rmtree(old, ignore_errors=True)
+    sweep_temporaries(root)
+    others = [p for p in root.iterdir() if p.is_dir() and not p.name.startswith(TEMP_PREFIX) and p != keep]
+    prune(others, keep=KEEP_SNAPSHOTS - 1)

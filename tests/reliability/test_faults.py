@@ -20,10 +20,10 @@ from pathlib import Path
 
 import pytest
 
-from recsys_cli import artifacts
+from recsys_cli import artifacts, fsutil
 from recsys_cli.config import load_settings
-from recsys_cli.errors import ArtifactError, LockError
-from recsys_cli.live import LiveStore, LiveStoreError
+from recsys_cli.errors import ArtifactError, LiveStoreError, LockError
+from recsys_cli.live import LiveStore
 from recsys_cli.service import RecommendationService
 from recsys_cli.training import train
 
@@ -252,7 +252,7 @@ CRASH_POINTS: dict[str, tuple[Callable[[], None], bool]] = {
         lambda: _exit_on_call(artifacts.os, "replace", 1, after=True, when=lambda src, dst: Path(dst).name == "current"),
         True,
     ),
-    "deleting an old version": (lambda: setattr(artifacts.shutil, "rmtree", _delete_one_file_then_die), True),
+    "deleting an old version": (lambda: setattr(fsutil.shutil, "rmtree", _delete_one_file_then_die), True),
 }
 
 
@@ -412,14 +412,14 @@ def test_disk_full_while_writing_a_version_is_a_one_line_cli_error(workspace, ru
 def test_disk_full_while_switching_current_keeps_the_old_pointer(workspace, monkeypatch):
     data, path, customers, served = workspace
     before = artifacts.current_version(path)
-    real_fsync = artifacts._fsync
+    real_fsync = fsutil.fsync_file
 
     def fsync(target):
-        if Path(target).name.startswith(f"{artifacts.TEMP_PREFIX}{artifacts.CURRENT}"):
+        if Path(target).name.startswith(f"{fsutil.TEMP_PREFIX}{artifacts.CURRENT}"):
             _no_space()
         real_fsync(target)
 
-    monkeypatch.setattr(artifacts, "_fsync", fsync)
+    monkeypatch.setattr(fsutil, "fsync_file", fsync)
     with pytest.raises(ArtifactError, match="No space left on device") as error:
         train(data, path, load_settings(environ={**FAST, "RECSYS_ROUTER__WARM_MIN_PRODUCTS": "5"}))
     assert str(path / "current") in str(error.value)

@@ -21,7 +21,8 @@ import pytest
 import requests
 
 from recsys_cli.data.schema import EVENT_CODE, EVENT_TYPES
-from recsys_cli.live import LiveStore, LiveStoreError
+from recsys_cli.errors import LiveStoreError
+from recsys_cli.live import LiveStore
 
 from ..conftest import train_copy
 
