@@ -6,9 +6,9 @@ columns the source can fill, and a reject for every source row the preset's own 
 that accepted + rejected always equals the rows in the source. Values are otherwise left for
 ingest to validate.
 
-Line numbers: for text files, the 1-based physical line (the header, where there is one, is line
-1), assuming no quoted field spans lines; blank lines (and lines whose fields are all empty) are
-not rows. For Parquet/Excel sources and JSON objects, see the reader's docstring.
+Line numbers: for text files, the exact 1-based physical line (the header, where there is one, is
+line 1; quoted newlines counted), read by the same reader as canonical CSVs, whose malformed lines
+become rejects; blank lines (and lines whose fields are all empty) are not rows. For Parquet/Excel sources and JSON objects, see the reader's docstring.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from recsys_cli.data.readers import REJECT_COLUMNS, RawInput
+from recsys_cli.data.readers import REJECT_COLUMNS, RawInput, read_table
 from recsys_cli.data.schema import CATEGORY_SEPARATOR
 from recsys_cli.errors import InputError
 
@@ -53,25 +53,10 @@ def _require(data_dir: Path, preset: str, *alternatives: str) -> Path:
     raise InputError(f"--format {preset}: expected {expected} in {data_dir}")
 
 
-def _read_text_table(path: Path, *, sep: str, header: bool, names: list[str] | None = None, **kwargs) -> pd.DataFrame:
-    """A delimited file as all-string columns ("" for empty fields) plus its 1-based physical `line`."""
-    try:
-        frame = pd.read_csv(
-            path,
-            sep=sep,
-            header=0 if header else None,
-            names=names,
-            dtype=str,
-            keep_default_na=False,
-            skip_blank_lines=False,
-            **kwargs,
-        )
-    except (pd.errors.ParserError, UnicodeDecodeError, ValueError) as exc:
-        raise InputError(f"{path.name}: cannot be read ({str(exc).strip().splitlines()[0]})") from exc
-    frame["line"] = np.arange(len(frame), dtype=np.int64) + (2 if header else 1)
-    data = frame.columns.drop("line")
-    blank = (frame[data] == "").all(axis=1)  # blank lines keep the numbering right but are not rows
-    return frame.loc[~blank].reset_index(drop=True)
+def _read_text_table(path: Path, *, sep: str, header: bool, names: list[str] | None = None, **options) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """A delimited file as all-string columns ("" for empty fields) plus its exact 1-based physical
+    `line`, and the malformed lines as rejects: the canonical reader's rules (readers.read_table)."""
+    return read_table(path, sep=sep, header=header, names=names, skip_blank=True, **options)
 
 
 def _require_columns(frame: pd.DataFrame, path: Path, columns: tuple[str, ...] | list[str]) -> None:
@@ -150,7 +135,7 @@ def read_retailrocket(data_dir: Path) -> RawInput:
     (their values are hashed and change over time); the catalog is the product ids seen.
     """
     path = _require(data_dir, "retailrocket", "events.csv")
-    raw = _read_text_table(path, sep=",", header=True)
+    raw, malformed = _read_text_table(path, sep=",", header=True)
     _require_columns(raw, path, ("timestamp", "visitorid", "event", "itemid"))
 
     millis = pd.to_numeric(raw["timestamp"], errors="coerce")
@@ -161,6 +146,7 @@ def read_retailrocket(data_dir: Path) -> RawInput:
 
     rejects = _concat_rejects(
         [
+            malformed,
             _rejects(path.name, raw.loc[bad_time, "line"], "bad timestamp '" + raw.loc[bad_time, "timestamp"] + "'"),
             _rejects(path.name, raw.loc[unknown, "line"], "unknown event '" + raw.loc[unknown, "event"] + "'"),
         ]
@@ -191,15 +177,15 @@ def _rating_types(rating: pd.Series) -> np.ndarray:
     return np.select([rating >= 5, rating >= 4], ["purchase_item", "add_to_cart"], "view_product").astype(object)
 
 
-def _movielens_catalog_100k(path: Path) -> pd.DataFrame:
+def _movielens_catalog_100k(path: Path) -> tuple[pd.DataFrame, pd.DataFrame]:
     names = ["product_id", "title", "release", "video_release", "url", *MOVIELENS_GENRES]
-    items = _read_text_table(path, sep="|", header=False, names=names, encoding="latin-1", quoting=3)
+    items, malformed = _read_text_table(path, sep="|", header=False, names=names, encoding="latin-1", quoted=False)
     flags = items[list(MOVIELENS_GENRES)].to_numpy() == "1"
     genre_names = np.array(MOVIELENS_GENRES, dtype=object)
     # Vectorized "|".join over the flagged genres: append a separator to each flagged name, sum, trim.
     tokens = np.where(flags, genre_names + CATEGORY_SEPARATOR, "")
     paths = pd.Series(tokens.sum(axis=1) if len(items) else [], dtype=object).str.rstrip(CATEGORY_SEPARATOR)
-    return pd.DataFrame(
+    catalog = pd.DataFrame(
         {
             "product_id": items["product_id"].to_numpy(dtype=object),
             "category_path": paths.to_numpy(dtype=object),
@@ -208,13 +194,14 @@ def _movielens_catalog_100k(path: Path) -> pd.DataFrame:
             "line": items["line"].to_numpy(),
         }
     )
+    return catalog, malformed
 
 
-def _movielens_catalog_csv(path: Path) -> pd.DataFrame:
-    movies = _read_text_table(path, sep=",", header=True)
+def _movielens_catalog_csv(path: Path) -> tuple[pd.DataFrame, pd.DataFrame]:
+    movies, malformed = _read_text_table(path, sep=",", header=True)
     _require_columns(movies, path, ("movieId", "title", "genres"))
     genres = movies["genres"].where(movies["genres"] != "(no genres listed)", "")
-    return pd.DataFrame(
+    catalog = pd.DataFrame(
         {
             "product_id": movies["movieId"].to_numpy(dtype=object),
             "category_path": genres.to_numpy(dtype=object),
@@ -223,6 +210,7 @@ def _movielens_catalog_csv(path: Path) -> pd.DataFrame:
             "line": movies["line"].to_numpy(),
         }
     )
+    return catalog, malformed
 
 
 def read_movielens(data_dir: Path) -> RawInput:
@@ -234,9 +222,9 @@ def read_movielens(data_dir: Path) -> RawInput:
     """
     path = _require(data_dir, "movielens", "u.data", "ratings.csv")
     if path.name == "u.data":
-        raw = _read_text_table(path, sep="\t", header=False, names=["userId", "movieId", "rating", "timestamp"])
+        raw, malformed = _read_text_table(path, sep="\t", header=False, names=["userId", "movieId", "rating", "timestamp"])
     else:
-        raw = _read_text_table(path, sep=",", header=True)
+        raw, malformed = _read_text_table(path, sep=",", header=True)
         _require_columns(raw, path, ("userId", "movieId", "rating", "timestamp"))
 
     rating = pd.to_numeric(raw["rating"], errors="coerce")
@@ -253,7 +241,7 @@ def read_movielens(data_dir: Path) -> RawInput:
         },
         columns=list(EVENT_FRAME_COLUMNS),
     )
-    rejects = _concat_rejects([_rejects(path.name, raw.loc[bad, "line"], "bad rating '" + raw.loc[bad, "rating"] + "'")])
+    rejects = [malformed, _rejects(path.name, raw.loc[bad, "line"], "bad rating '" + raw.loc[bad, "rating"] + "'")]
 
     notes = [f"movielens: {path.name} ratings >= 5 -> purchase_item, >= 4 -> add_to_cart, lower -> view_product"]
     if bad.any():
@@ -265,9 +253,10 @@ def read_movielens(data_dir: Path) -> RawInput:
         notes.append("movielens: no u.item or movies.csv; catalog has product ids only")
     else:
         reader = _movielens_catalog_100k if items_path.name == "u.item" else _movielens_catalog_csv
-        catalog = reader(items_path)
+        catalog, catalog_malformed = reader(items_path)
+        rejects.append(catalog_malformed)
         files.append(items_path.name)
-    return RawInput(events=events, catalog=catalog, rejects=rejects, notes=notes, files=files)
+    return RawInput(events=events, catalog=catalog, rejects=_concat_rejects(rejects), notes=notes, files=files)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -285,14 +274,14 @@ def _find_online_retail(data_dir: Path) -> Path:
     raise InputError(f"--format online-retail: expected one Online Retail .parquet, .xlsx or .csv file in {data_dir}")
 
 
-def _load_online_retail(path: Path) -> tuple[pd.DataFrame, str]:
-    """The source table plus a `line` column, and a note on what `line` means."""
+def _load_online_retail(path: Path) -> tuple[pd.DataFrame, str, pd.DataFrame]:
+    """The source table plus a `line` column, a note on what `line` means, and malformed CSV lines."""
     if path.suffix == ".csv":
         try:
-            frame = _read_text_table(path, sep=",", header=True)
+            frame, malformed = _read_text_table(path, sep=",", header=True)
         except InputError:  # the UCI file is often saved as Latin-1
-            frame = _read_text_table(path, sep=",", header=True, encoding="latin-1")
-        return frame, f"{path.name}: line = physical line (header is line 1)"
+            frame, malformed = _read_text_table(path, sep=",", header=True, encoding="latin-1")
+        return frame, f"{path.name}: line = physical line (header is line 1)", malformed
     if path.suffix == ".xlsx":
         try:
             frame = pd.read_excel(path, engine="openpyxl", dtype={"InvoiceNo": str, "StockCode": str, "Description": str})
@@ -301,13 +290,13 @@ def _load_online_retail(path: Path) -> tuple[pd.DataFrame, str]:
         except Exception as exc:  # openpyxl raises zipfile/XML errors of several types
             raise InputError(f"{path.name}: cannot be read as Excel ({exc})") from exc
         frame["line"] = np.arange(len(frame), dtype=np.int64) + 2
-        return frame, f"{path.name}: line = spreadsheet row (header is row 1)"
+        return frame, f"{path.name}: line = spreadsheet row (header is row 1)", _rejects(path.name, pd.Series([], dtype=np.int64), "")
     try:
         frame = pd.read_parquet(path)
     except Exception as exc:  # pyarrow raises several unrelated types for unreadable files
         raise InputError(f"{path.name}: cannot be read as Parquet ({exc})") from exc
     frame["line"] = np.arange(len(frame), dtype=np.int64) + 1
-    return frame, f"{path.name}: line = 1-based Parquet row number (no header)"
+    return frame, f"{path.name}: line = 1-based Parquet row number (no header)", _rejects(path.name, pd.Series([], dtype=np.int64), "")
 
 
 def read_online_retail(data_dir: Path) -> RawInput:
@@ -320,7 +309,7 @@ def read_online_retail(data_dir: Path) -> RawInput:
     StockCode of the accepted rows, the most frequent Description and the median UnitPrice.
     """
     path = _find_online_retail(data_dir)
-    raw, line_note = _load_online_retail(path)
+    raw, line_note, malformed = _load_online_retail(path)
     _require_columns(raw, path, ONLINE_RETAIL_COLUMNS[:7])
 
     invoice = raw["InvoiceNo"].astype(str).where(raw["InvoiceNo"].notna(), "").str.strip()
@@ -341,6 +330,7 @@ def read_online_retail(data_dir: Path) -> RawInput:
     quantity_text = raw["Quantity"].astype(str)
     rejects = _concat_rejects(
         [
+            malformed,
             _rejects(path.name, raw.loc[cancelled, "line"], "cancelled invoice " + invoice[cancelled]),
             _rejects(path.name, raw.loc[no_customer, "line"], "no CustomerID"),
             _rejects(path.name, raw.loc[bad_quantity, "line"], "non-positive quantity " + quantity_text[bad_quantity]),

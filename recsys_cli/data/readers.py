@@ -73,11 +73,12 @@ def rejected_lines(rejects: pd.DataFrame) -> pd.Series:
 def read_csv_rows(
     path: Path, columns: tuple[str, ...], *, required: tuple[str, ...], encoding: str = "utf8"
 ) -> tuple[pd.DataFrame, pd.DataFrame, list[str]]:
-    """Read one CSV file as strings: (rows with file/line, rejected lines, notes).
+    """Read one canonical CSV file as strings: (rows with file/line, rejected lines, notes).
 
-    Every column in `required` must be in the header (InputError otherwise); columns outside
-    `columns` are ignored and noted. Lines with the wrong number of fields are rejected with their
-    physical line number; quoted values may contain newlines and line numbers stay exact.
+    Every column in `required` must be in the header (InputError otherwise, with a hint when the
+    file uses another separator or the names another letter case); columns outside `columns` are
+    ignored and noted. Lines with the wrong number of fields are rejected with their physical line
+    number; quoted values may contain newlines and line numbers stay exact.
     """
     name = path.name
     encoding = _check_encoding(encoding)
@@ -89,22 +90,101 @@ def read_csv_rows(
         shown = ", ".join(header)
         shown = shown if len(shown) <= 200 else shown[:200] + "..."
         hint = "; is the encoding right? (pass --encoding, e.g. latin-1 or utf-16)" if "\x00" in shown or "\ufffd" in shown else ""
+        hint = hint or _header_hint(header, required, missing[0])
         raise InputError(f"{name}: missing required column '{missing[0]}' (header has: {shown.replace(chr(0), '') or 'nothing'}){hint}")
     notes = []
     extra = [column for column in header if column not in columns]
     if extra:
         notes.append(f"{name}: ignored extra columns {', '.join(extra)}")
-    # pyarrow reads the header as data row 0 under placeholder names, so that header names with
-    # spaces around them or repeated names (which pyarrow cannot select by) are still usable;
-    # the first occurrence of each known column wins.
-    placeholders = [f"column {i}" for i in range(len(header))]
-    chosen: dict[str, str] = {}
-    for placeholder, column in zip(placeholders, header, strict=True):
-        if column in columns and column not in chosen.values():
-            chosen[placeholder] = column
     repeated = sorted({column for column in header if column in columns and header.count(column) > 1})
     if repeated:
         notes.append(f"{name}: repeated columns {', '.join(repeated)} (the first of each is used)")
+    everything, rejects = _read_records(path, header, sep=",", encoding=encoding, quoted=True, has_header=True)
+    # the first occurrence of each known column wins
+    chosen: dict[str, str] = {}
+    for placeholder, column in zip(everything.columns[:-1], header, strict=True):
+        if column in columns and column not in chosen.values():
+            chosen[placeholder] = column
+    frame = everything[list(chosen)].rename(columns=chosen)
+    for column in frame.columns:
+        frame[column] = frame[column].astype(object)
+    frame["file"] = name
+    frame["line"] = everything["line"].to_numpy()
+    return frame, rejects, notes
+
+
+SEPARATORS = {";": "semicolon", "\t": "tab", "|": "pipe"}
+
+
+def _header_hint(header: list[str], required: tuple[str, ...], missing: str) -> str:
+    """Why a required column looks missing when it is there in another form: another separator, or another letter case."""
+    if len(header) == 1:
+        for separator, label in SEPARATORS.items():
+            if separator in header[0]:
+                return (
+                    f"; the file looks {label}-separated: files must be comma-separated "
+                    f"(re-save it as CSV with commas, e.g. in a spreadsheet choose 'CSV (comma delimited)')"
+                )
+    by_lower = {column.lower(): column for column in header}
+    wrong_case = [(by_lower[c], c) for c in required if c not in header and c in by_lower]
+    if wrong_case:
+        renames = ", ".join(f"'{given}' -> '{wanted}'" for given, wanted in wrong_case)
+        return f"; column names are lower case: rename {renames}"
+    return f"; the header must name {', '.join(required)}"
+
+
+def read_table(
+    path: Path,
+    *,
+    sep: str = ",",
+    header: bool = True,
+    names: list[str] | None = None,
+    encoding: str = "utf8",
+    quoted: bool = True,
+    skip_blank: bool = True,
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """A delimited text file as all-string columns ("" for empty fields) plus `line`, and its rejects.
+
+    Columns are named by the header (or `names`; a repeated name gets ".1", ".2"). `line` is the
+    record's exact 1-based physical line (the header, if any, is line 1; quoted newlines counted).
+    A record with the wrong number of fields is a reject (file, line, reason, lines). With
+    `skip_blank`, blank lines and lines whose fields are all empty are neither rows nor rejects.
+    `quoted=False` reads quote characters as text (e.g. MovieLens u.item).
+    """
+    encoding = _check_encoding(encoding)
+    fields = _read_header(path, encoding, sep=sep, quoted=quoted) if header else []
+    columns = list(names) if names is not None else fields
+    if not columns:
+        raise InputError(f"{path.name}: file is empty (expected a header line)")
+    everything, rejects = _read_records(path, columns, sep=sep, encoding=encoding, quoted=quoted, has_header=header, skip_blank=skip_blank)
+    everything.columns = [*_unique(columns), "line"]
+    if skip_blank:
+        data = everything.columns[:-1]
+        everything = everything.loc[~(everything[data] == "").all(axis=1)].reset_index(drop=True)
+    return everything, rejects
+
+
+def _unique(names: list[str]) -> list[str]:
+    seen: dict[str, int] = {}
+    unique = []
+    for name in names:
+        count = seen.get(name, 0)
+        unique.append(name if count == 0 else f"{name}.{count}")
+        seen[name] = count + 1
+    return unique
+
+
+def _read_records(
+    path: Path, header: list[str], *, sep: str, encoding: str, quoted: bool, has_header: bool, skip_blank: bool = False
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Every record of `path` as strings under placeholder names, plus `line`; malformed records as rejects.
+
+    pyarrow reads the header (when there is one) as data row 0 under placeholder names, so that
+    header names with spaces around them or repeated names (which pyarrow cannot select by) are
+    still usable by the caller.
+    """
+    name = path.name
+    placeholders = [f"column {i}" for i in range(len(header))]
     bad: list[tuple[int | None, str, int]] = []
 
     def on_invalid(row: pacsv.InvalidRow) -> str:
@@ -116,7 +196,13 @@ def read_csv_rows(
             table = pacsv.read_csv(
                 path,
                 read_options=pacsv.ReadOptions(use_threads=False, encoding=encoding, block_size=1 << 24, column_names=placeholders),
-                parse_options=pacsv.ParseOptions(invalid_row_handler=on_invalid, newlines_in_values=True, ignore_empty_lines=False),
+                parse_options=pacsv.ParseOptions(
+                    delimiter=sep,
+                    quote_char='"' if quoted else False,
+                    invalid_row_handler=on_invalid,
+                    newlines_in_values=quoted,
+                    ignore_empty_lines=False,
+                ),
                 convert_options=pacsv.ConvertOptions(
                     column_types={column: pa.string() for column in placeholders},
                     strings_can_be_null=False,
@@ -126,17 +212,18 @@ def read_csv_rows(
     except (pa.ArrowInvalid, UnicodeError) as error:
         raise InputError(_explain_arrow_error(path, encoding, undecodable[0] if undecodable else error)) from None
     everything = table.to_pandas(types_mapper=None)
-    if any(number == 1 for number, _, _ in bad):
-        bad = [row for row in bad if row[0] != 1]  # pyarrow split the header differently; it is not a data row
-    else:
-        everything = everything.iloc[1:].reset_index(drop=True)
-    header_lines = 1 + sum(column.count("\n") for column in header)
-    lines, bad_lines, bad_spans = _line_numbers(everything, bad, header_lines=header_lines)  # newlines in ignored columns count too
-    frame = everything[list(chosen)].rename(columns=chosen)
-    for column in frame.columns:
-        frame[column] = frame[column].astype(object)
-    frame["file"] = name
-    frame["line"] = lines
+    first = 1
+    if has_header:
+        if any(number == 1 for number, _, _ in bad):
+            bad = [row for row in bad if row[0] != 1]  # pyarrow split the header differently; it is not a data row
+        else:
+            everything = everything.iloc[1:].reset_index(drop=True)
+        first = 2 + sum(column.count("\n") for column in header)
+    lines, bad_lines, bad_spans = _line_numbers(everything, bad, first_line=first, first_number=2 if has_header else 1)
+    everything["line"] = lines
+    if skip_blank:  # a blank line keeps its place in the numbering but is not a record
+        kept = [i for i, (_, text, _) in enumerate(bad) if text.strip()]
+        bad, bad_lines, bad_spans = [bad[i] for i in kept], bad_lines[kept], bad_spans[kept]
     rejects = pd.DataFrame(
         {
             "file": name,
@@ -145,7 +232,7 @@ def read_csv_rows(
             "lines": pd.Series(bad_spans, dtype="int64"),
         }
     )
-    return frame, rejects if len(rejects) else empty_rejects(), notes
+    return everything, rejects if len(rejects) else empty_rejects()
 
 
 @contextmanager
@@ -184,10 +271,10 @@ def _check_encoding(encoding: str) -> str:
     return "utf8" if canonical == "utf-8" else encoding
 
 
-def _read_header(path: Path, encoding: str) -> list[str]:
+def _read_header(path: Path, encoding: str, *, sep: str = ",", quoted: bool = True) -> list[str]:
     with open(path, encoding=encoding if encoding != "utf8" else "utf-8-sig", errors="replace", newline="") as handle:
         try:
-            fields = next(csv.reader(handle))
+            fields = next(csv.reader(handle, delimiter=sep, quoting=csv.QUOTE_MINIMAL if quoted else csv.QUOTE_NONE))
         except (StopIteration, csv.Error):
             return []
         except UnicodeError as error:  # e.g. a UTF-16 file without its byte order mark
@@ -198,12 +285,13 @@ def _read_header(path: Path, encoding: str) -> list[str]:
 
 
 def _line_numbers(
-    frame: pd.DataFrame, bad: list[tuple[int | None, str, int]], *, header_lines: int = 1
+    frame: pd.DataFrame, bad: list[tuple[int | None, str, int]], *, first_line: int = 2, first_number: int = 2
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Physical start lines of accepted rows and of rejected records, and the rejected records' spans.
 
-    pyarrow numbers records (header = 1), not physical lines, so quoted newlines are counted here:
-    every record spans 1 + (newlines inside its values) lines.
+    pyarrow numbers records (the header, if any, = 1), not physical lines, so quoted newlines are
+    counted here: every record spans 1 + (newlines inside its values) lines. `first_line` is the
+    physical line of the first data record and `first_number` its pyarrow record number.
     """
     n = len(frame)
     spans = np.ones(n, dtype=np.int64)
@@ -214,12 +302,12 @@ def _line_numbers(
     total = n + len(bad)
     is_bad = np.zeros(total, dtype=bool)
     record_spans = np.ones(total, dtype=np.int64)
-    bad_positions = np.array([(number or 0) - 2 for number, _, _ in bad], dtype=np.int64)
+    bad_positions = np.array([(number or 0) - first_number for number, _, _ in bad], dtype=np.int64)
     bad_positions = np.clip(bad_positions, 0, max(total - 1, 0))
     is_bad[bad_positions] = True
     record_spans[bad_positions] = [1 + text.count("\n") for _, text, _ in bad]
     record_spans[~is_bad] = spans[: int((~is_bad).sum())]
-    starts = header_lines + 1 + np.concatenate([[0], np.cumsum(record_spans)[:-1]]) if total else np.zeros(0, dtype=np.int64)
+    starts = first_line + np.concatenate([[0], np.cumsum(record_spans)[:-1]]) if total else np.zeros(0, dtype=np.int64)
     return starts[~is_bad], starts[bad_positions], record_spans[bad_positions]
 
 
