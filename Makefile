@@ -40,6 +40,7 @@ serve: $(STAMP)
 	$(BIN)/recsys serve --artifacts $(ARTIFACTS) --data $(DATA) --port $(PORT)
 
 bench: $(STAMP)
+	bash benchmarks/install_tools.sh
 	$(BIN)/python benchmarks/run_all.py
 
 bench-scale: $(STAMP)
