@@ -1,32 +1,59 @@
-# Every target that needs the environment depends on .venv/.installed, so each works on a fresh clone.
+# Every target that needs the environment depends on an install stamp, so each works on a fresh clone:
+# demo and serve need only the runtime (.venv/.installed-runtime); test, lint and the benchmarks add the dev tools (.venv/.installed).
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
-STAMP := $(VENV)/.installed
 DATA ?= data
 ARTIFACTS ?= artifacts
 PORT ?= 5000
 
-.PHONY: install demo test lint serve bench bench-scale reliability clean
+.PHONY: install runtime demo test lint serve bench bench-scale reliability clean
+
+# Two stamps: the runtime (what the demo and the server need) and the dev tools on top (tests, lint, benchmarks).
+RUNTIME := $(VENV)/.installed-runtime
+STAMP := $(VENV)/.installed
 
 install: $(STAMP)
 
-$(STAMP): setup.cfg pyproject.toml
-	$(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install --quiet --upgrade pip setuptools wheel
-	$(BIN)/pip install --quiet -e ".[dev]"
-	touch $(STAMP)
+runtime: $(RUNTIME)
 
-demo: $(STAMP)
-	$(BIN)/recsys train --data $(DATA) --artifacts $(ARTIFACTS)
-	@echo; echo "== A warm customer (the model train chose for customers with 5+ products) =="
-	$(BIN)/recsys recommend $$($(BIN)/python -m recsys_cli.demo warm --artifacts $(ARTIFACTS)) -n 5 --artifacts $(ARTIFACTS)
-	@echo; echo "== A new visitor who has viewed 2 products in this session (the model chosen for short histories) =="
-	$(BIN)/recsys recommend visitor-0001 $$($(BIN)/python -m recsys_cli.demo few --artifacts $(ARTIFACTS)) -n 5 --artifacts $(ARTIFACTS)
-	@echo; echo "== An unknown customer (popularity) =="
-	$(BIN)/recsys recommend new-customer-0001 -n 5 --artifacts $(ARTIFACTS)
-	@echo; echo "== Products similar to a popular product =="
-	$(BIN)/recsys similar $$($(BIN)/python -m recsys_cli.demo product --artifacts $(ARTIFACTS)) -n 5 --artifacts $(ARTIFACTS)
+$(RUNTIME): setup.cfg pyproject.toml
+	@echo "== Installing recsys and its runtime dependencies into $(VENV) (numpy, pandas, scipy, implicit, lightfm, flask, ...) =="
+	@start=$$(date +%s); \
+	  $(PYTHON) -m venv $(VENV) && \
+	  $(BIN)/pip install --quiet --disable-pip-version-check -e . && \
+	  echo $$(( $$(date +%s) - start )) > $(VENV)/.install-seconds && \
+	  echo "   installed in $$(cat $(VENV)/.install-seconds) s"
+	@touch $@
+
+$(STAMP): $(RUNTIME)
+	@echo "== Adding the dev tools (pytest, hypothesis, schemathesis, ruff, ...) =="
+	@start=$$(date +%s); \
+	  $(BIN)/pip install --quiet --disable-pip-version-check -e ".[dev]" && \
+	  echo "   installed in $$(( $$(date +%s) - start )) s"
+	@touch $@
+
+# Each step prints the command it runs, with the example ids filled in.
+demo: $(RUNTIME)
+	@start=$$(date +%s); set -e; \
+	  echo "== Training on the sample shop in $(DATA)/ (30,000 events); train picks a model per customer segment =="; \
+	  echo "$$ recsys train --data $(DATA) --artifacts $(ARTIFACTS)"; \
+	  $(BIN)/recsys train --data $(DATA) --artifacts $(ARTIFACTS); \
+	  eval "$$($(BIN)/python -m recsys_cli.demo all --artifacts $(ARTIFACTS))"; \
+	  echo; echo "== A warm customer (the model train chose for customers with many products) =="; \
+	  echo "$$ recsys recommend $$warm -n 5"; \
+	  $(BIN)/recsys recommend $$warm -n 5 --artifacts $(ARTIFACTS); \
+	  echo; echo "== A new visitor who has viewed 2 products in this session (the model chosen for short histories) =="; \
+	  echo "$$ recsys recommend visitor-0001 $$few -n 5"; \
+	  $(BIN)/recsys recommend visitor-0001 $$few -n 5 --artifacts $(ARTIFACTS); \
+	  echo; echo "== An unknown customer (popularity) =="; \
+	  echo "$$ recsys recommend new-customer-0001 -n 5"; \
+	  $(BIN)/recsys recommend new-customer-0001 -n 5 --artifacts $(ARTIFACTS); \
+	  echo; echo "== Products similar to a popular product =="; \
+	  echo "$$ recsys similar $$product -n 5"; \
+	  $(BIN)/recsys similar $$product -n 5 --artifacts $(ARTIFACTS); \
+	  echo; echo "Demo done in $$(( $$(date +%s) - start )) s (installing took $$(cat $(VENV)/.install-seconds 2>/dev/null || echo '?') s the first time)."; \
+	  echo "Next: your own data in three steps (README), or 'make serve' for the REST API on port $(PORT)."
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q -n 2 --dist loadfile
@@ -35,7 +62,7 @@ lint: $(STAMP)
 	$(BIN)/ruff check recsys_cli tests benchmarks
 	$(BIN)/ruff format --check recsys_cli tests benchmarks
 
-serve: $(STAMP)
+serve: $(RUNTIME)
 	@[ -f $(ARTIFACTS)/current ] || $(BIN)/recsys train --data $(DATA) --artifacts $(ARTIFACTS)
 	$(BIN)/recsys serve --artifacts $(ARTIFACTS) --data $(DATA) --port $(PORT)
 

@@ -1,12 +1,14 @@
-"""Pick example ids from trained artifacts for `make demo`: python -m recsys_cli.demo warm|few|product.
+"""Pick example ids from trained artifacts for `make demo`: python -m recsys_cli.demo warm|few|product|all.
 
 warm: the customer with the longest history; few: `--viewed` options for two related products, so a
-visitor new to the shop gets content similarity; product: the most popular product.
+visitor new to the shop gets content similarity; product: the most popular product; all: the three
+as shell assignments (warm=... few=... product=...), loading the artifacts once.
 """
 
 from __future__ import annotations
 
 import argparse
+import shlex
 from pathlib import Path
 
 import numpy as np
@@ -29,10 +31,14 @@ def pick(service: RecommendationService, kind: str) -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("kind", choices=["warm", "few", "product"])
+    parser.add_argument("kind", choices=["warm", "few", "product", "all"])
     parser.add_argument("--artifacts", type=Path, default=Path("artifacts"))
     args = parser.parse_args()
-    print(pick(RecommendationService.load(args.artifacts), args.kind))
+    service = RecommendationService.load(args.artifacts)
+    if args.kind == "all":
+        print(" ".join(f"{kind}={shlex.quote(pick(service, kind))}" for kind in ("warm", "few", "product")))
+    else:
+        print(pick(service, args.kind))
 
 
 if __name__ == "__main__":
