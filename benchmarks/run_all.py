@@ -1,8 +1,9 @@
 """Run every benchmark (what `make bench` runs) and summarise them against their targets.
 
-Runs bench_ingest.py, bench_train.py and, when present, bench_server.py and bench_quality.py,
-each as a subprocess; then collects benchmarks/results/*.json into benchmarks/results.json with
-the machine info and prints one table marking each target met or missed.
+Runs bench_ingest.py, bench_train.py and, when present, bench_server.py, bench_http.py (wrk,
+which `make bench` installs first) and bench_quality.py, each as a subprocess; then collects
+benchmarks/results/*.json into benchmarks/results.json with the machine info and prints one
+table marking each target met or missed.
 
 Usage: python benchmarks/run_all.py [--only ingest,train] [--no-run]
 """
@@ -21,7 +22,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import RESULTS, ROOT, machine, metric_rows, print_table  # noqa: E402
 
 HERE = ROOT / "benchmarks"
-SCRIPTS = ("bench_ingest.py", "bench_train.py", "bench_server.py", "bench_quality.py")
+SCRIPTS = ("bench_ingest.py", "bench_train.py", "bench_server.py", "bench_http.py", "bench_quality.py")
 COMBINED = HERE / "results.json"
 
 
