@@ -11,8 +11,10 @@ filters) is filled from popularity, without duplicates: the same fill the select
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Callable, Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -20,6 +22,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 from scipy import sparse
+from threadpoolctl import threadpool_limits
 
 from . import artifacts
 from .config import Settings, load_settings
@@ -27,9 +30,7 @@ from .data.schema import CATALOG_OPTIONAL, EVENT_CODE
 from .dataset import Dataset, UserHistory
 from .errors import InputError, NotFoundError
 from .live import LiveStore
-from .models.base import Covers, Explains, Recommender
-from .models.content import ContentModel
-from .models.popularity import PopularityModel
+from .models.base import Covers, Explains, ExplainsWhileRanking, Ranking, Recommender, SimilarProducts, declares
 from .weighting import pair_weights
 
 MAX_N = 1000
@@ -81,8 +82,8 @@ class RecommendationService:
     def __init__(
         self,
         dataset: Dataset,
-        popularity: PopularityModel,
-        content: ContentModel,
+        popularity: Ranking,
+        content: SimilarProducts,
         collaborative: Recommender,
         settings: Settings,
         *,
@@ -167,7 +168,7 @@ class RecommendationService:
     def covered(self, users: np.ndarray) -> np.ndarray:
         """Customers the warm model can score: every known one, unless it declares `Covers`."""
         known = users >= 0
-        if not isinstance(self.collaborative, Covers):
+        if not declares(self.collaborative, Covers):
             return known
         result = np.zeros(len(users), dtype=bool)
         result[known] = self.collaborative.covers_users(users[known])
@@ -207,15 +208,13 @@ class RecommendationService:
                 continue
             sub = _rows(history, rows)
             excluded = _take(exclude, rows)
-            if isinstance(model, PopularityModel):
-                got_ids, got_scores = model.recommend(users[rows], k=k, exclude=excluded, allowed=allowed)
-            elif model is self.collaborative and session is not None and self.session_weight > 0:
+            if model is self.collaborative and session is not None and self.session_weight > 0 and not declares(model, Ranking):
                 got_ids, got_scores = self._blend_session(users[rows], sub, excluded, k, [session[i] for i in rows], allowed)
-            elif model is self.content:
+            elif declares(model, ExplainsWhileRanking):
                 got_ids, got_scores, got_anchors = model.recommend_explained(
                     users[rows], k=k, exclude=excluded, history=sub, allowed=allowed
                 )
-                ids[rows], scores[rows], sources[rows], anchors[rows] = got_ids, got_scores, CONTENT, got_anchors
+                ids[rows], scores[rows], sources[rows], anchors[rows] = got_ids, got_scores, self.source_of(model), got_anchors
                 continue
             else:
                 got_ids, got_scores = model.recommend(users[rows], k=k, exclude=excluded, history=sub, allowed=allowed)
@@ -232,14 +231,14 @@ class RecommendationService:
 
     def source_of(self, model: Recommender) -> int:
         """The source label (COLLABORATIVE, CONTENT or POPULARITY) of one of the served models."""
-        if isinstance(model, PopularityModel):  # the cold ranking, or another one chosen for a segment
+        if declares(model, Ranking):  # the cold ranking, or another one chosen for a segment
             return POPULARITY
         return CONTENT if model is self.content else COLLABORATIVE
 
     @staticmethod
     def _explain(model: Recommender, history: UserHistory, ids: np.ndarray) -> np.ndarray:
         """The history item that best explains each recommendation (-1 if none or unexplainable)."""
-        if not isinstance(model, Explains):
+        if not declares(model, Explains):
             return np.full(ids.shape, -1, dtype=np.int64)
         return model.explain(history, ids)
 
@@ -270,7 +269,7 @@ class RecommendationService:
             boost = np.zeros(len(items))
             recent = recent[: self.session_items]
             if len(recent):
-                neighbour_ids, neighbour_scores = self.content.similar_items(recent, k=self.content.config.neighbours)
+                neighbour_ids, neighbour_scores = self.content.similar_items(recent, k=self.content.neighbour_count())
                 lookup = pd.Series(neighbour_scores.ravel(), index=neighbour_ids.ravel())
                 lookup = lookup[lookup.index >= 0].groupby(level=0).max()
                 boost = lookup.reindex(items).fillna(0.0).to_numpy()
@@ -389,18 +388,35 @@ class RecommendationService:
         routed = self.route(np.array([user]), history, n, allowed=self.allowed(filters), session=session)
         return self._result(str(customer_id), routed, 0, anchor_codes(history.strongest, routed.anchors))
 
-    def recommend_many(self, customer_ids: Iterable[str], n: int = 10, *, batch_size: int = 5000) -> Iterable[dict]:
-        """Recommendations for many customers, routed in vectorized batches (training history only)."""
+    def recommend_many(
+        self, customer_ids: Iterable[str], n: int = 10, *, batch_size: int = 2000, workers: int | None = None
+    ) -> Iterable[dict]:
+        """Recommendations for many customers, in input order, routed in vectorized batches
+        (training history only).
+
+        Batches are routed on `workers` threads (default: one per CPU, at most 4; numpy and BLAS
+        release the GIL for the heavy steps), each with single-threaded BLAS, while the results
+        of finished batches are yielded.
+        """
         n = check_n(n)
         ids = [str(c) for c in customer_ids]
-        for start in range(0, len(ids), batch_size):
-            chunk = ids[start : start + batch_size]
+        chunks = [ids[start : start + batch_size] for start in range(0, len(ids), batch_size)]
+        workers = workers or min(4, os.cpu_count() or 1)
+
+        def run(chunk: list[str]) -> tuple[Routed, np.ndarray]:
             users = self.dataset.users.to_internal(chunk)
             history = self.history_rows(users)
             routed = self.route(users, history, n)
-            codes = anchor_codes(history.strongest, routed.anchors)
-            for row, customer in enumerate(chunk):
-                yield self._result(customer, routed, row, codes)
+            return routed, anchor_codes(history.strongest, routed.anchors)
+
+        with threadpool_limits(1, "blas"), ThreadPoolExecutor(max_workers=workers) as pool:
+            pending = [pool.submit(run, chunk) for chunk in chunks[:workers]]
+            for index, chunk in enumerate(chunks):
+                routed, codes = pending[index].result()
+                if index + workers < len(chunks):
+                    pending.append(pool.submit(run, chunks[index + workers]))
+                for row, customer in enumerate(chunk):
+                    yield self._result(customer, routed, row, codes)
 
     def history_rows(self, users: np.ndarray) -> UserHistory:
         """Training history rows of internal `users` (-1: an empty row), for batch routing."""
@@ -481,15 +497,15 @@ class RecommendationService:
 
     def popular(self, n: int = 10) -> list[dict]:
         n = check_n(n)
-        ranking = self.popularity.ranking[:n]
+        ranking, scores = self.popularity.ranked(n)
         return [
             {
                 "product_id": str(pid),
                 "rank": rank,
-                "score": round(float(self.popularity.scores[item]), 6),
+                "score": round(float(score), 6),
                 "purchasers": int(self._purchasers[item]),
             }
-            for rank, (pid, item) in enumerate(zip(self.dataset.items.to_external(ranking), ranking), start=1)
+            for rank, (pid, item, score) in enumerate(zip(self.dataset.items.to_external(ranking), ranking, scores), start=1)
         ]
 
     def product(self, product_id: str) -> dict:

@@ -66,6 +66,65 @@ class Covers(Protocol):
         ...
 
 
+@runtime_checkable
+class ExplainsWhileRanking(Protocol):
+    """A model whose ranking itself picks the history item behind each recommendation (content
+    neighbours taken round-robin over the history), so it returns the anchors with the list."""
+
+    def recommend_explained(
+        self,
+        users: np.ndarray,
+        *,
+        k: int,
+        exclude: sparse.csr_matrix | None = None,
+        history: UserHistory | None = None,
+        allowed: np.ndarray | None = None,
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(ids, scores, anchors), each (len(users), k); anchors are history items or -1."""
+        ...
+
+
+@runtime_checkable
+class SimilarProducts(Protocol):
+    """The "similar products" slot: neighbours of products and the similarity of a pair."""
+
+    def similar_items(self, items: np.ndarray, *, k: int) -> tuple[np.ndarray, np.ndarray]: ...
+
+    def similarity(self, a: int, b: int) -> dict[str, float]:
+        """{"total": similarity, <part>: contribution, ...} of products `a` and `b`."""
+        ...
+
+    def neighbour_count(self) -> int:
+        """How many neighbours per product the model keeps (a useful depth for lookups)."""
+        ...
+
+
+@runtime_checkable
+class Ranking(Protocol):
+    """A model that ranks the same products for everyone (popularity): the cold-start list."""
+
+    def ranked(self, n: int) -> tuple[np.ndarray, np.ndarray]:
+        """The first `n` products of the ranking and their scores."""
+        ...
+
+    def reason(self, item: int) -> str | None:
+        """Why `item` is in the ranking, in words; None when the caller's default says it."""
+        ...
+
+
+_DECLARED: dict[tuple[type, type], bool] = {}
+
+
+def declares(model: object, capability: type) -> bool:
+    """isinstance(model, capability) for a method-only Protocol, decided once per class: the
+    structural check reads every attribute and costs microseconds on a request path."""
+    key = (type(model), capability)
+    found = _DECLARED.get(key)
+    if found is None:
+        found = _DECLARED[key] = isinstance(model, capability)
+    return found
+
+
 @dataclass(frozen=True)
 class Scorer:
     """Dense scores for a batch of customers, computed a block of rows at a time.

@@ -16,7 +16,7 @@ import numpy as np
 from scipy import sparse
 
 from ..dataset import Dataset, UserHistory
-from .base import Explains, Recommender, top_k
+from .base import Explains, Recommender, declares, top_k
 from .popularity import PopularityModel
 
 
@@ -67,7 +67,7 @@ class BlendModel:
 
     def explain(self, history: UserHistory, ids: np.ndarray) -> np.ndarray:
         """The first model's explanation when it has one, else no anchors."""
-        if not isinstance(self.first, Explains):
+        if not declares(self.first, Explains):
             return np.full(ids.shape, -1, dtype=np.int64)
         return self.first.explain(history, ids)
 

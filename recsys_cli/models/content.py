@@ -197,6 +197,10 @@ class ContentModel:
 
     # ------------------------------------------------------------ similarity
 
+    def neighbour_count(self) -> int:
+        """Neighbours kept per product (`ContentConfig.neighbours`)."""
+        return self.config.neighbours
+
     def similarity(self, a: int, b: int) -> dict[str, float]:
         """Similarity of products `a` and `b` (internal indices): each feature's part and the total.
 

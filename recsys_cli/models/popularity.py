@@ -57,6 +57,11 @@ class PopularityModel:
             return f"{self.mode}, last {self.window_days:.3g} days"
         return self.mode
 
+    def ranked(self, n: int) -> tuple[np.ndarray, np.ndarray]:
+        """The first `n` products of the ranking and their scores (count / the top product's count)."""
+        top = self.ranking[: max(int(n), 0)]
+        return top, self.scores[top]
+
     def reason(self, item: int) -> str | None:
         """Why `item` is popular in this ranking's own terms; None when the caller's "bought by N
         customers" says it (all-time purchasers)."""
