@@ -21,7 +21,7 @@ $(RUNTIME): setup.cfg pyproject.toml
 	@echo "== Installing recsys and its runtime dependencies into $(VENV) (numpy, pandas, scipy, implicit, lightfm, flask, ...) =="
 	@start=$$(date +%s); \
 	  $(PYTHON) -m venv $(VENV) && \
-	  $(BIN)/pip install --quiet --disable-pip-version-check -e . && \
+	  $(BIN)/pip install -qq --no-compile --disable-pip-version-check -e . && \
 	  echo $$(( $$(date +%s) - start )) > $(VENV)/.install-seconds && \
 	  echo "   installed in $$(cat $(VENV)/.install-seconds) s"
 	@touch $@
@@ -29,7 +29,7 @@ $(RUNTIME): setup.cfg pyproject.toml
 $(STAMP): $(RUNTIME)
 	@echo "== Adding the dev tools (pytest, hypothesis, schemathesis, ruff, ...) =="
 	@start=$$(date +%s); \
-	  $(BIN)/pip install --quiet --disable-pip-version-check -e ".[dev]" && \
+	  $(BIN)/pip install -qq --disable-pip-version-check -e ".[dev]" && \
 	  echo "   installed in $$(( $$(date +%s) - start )) s"
 	@touch $@
 
