@@ -30,7 +30,7 @@ from .data.schema import CATALOG_OPTIONAL, EVENT_CODE
 from .dataset import Dataset, UserHistory
 from .errors import InputError, NotFoundError
 from .live import LiveStore
-from .models.base import Covers, Explains, ExplainsWhileRanking, Ranking, Recommender, SimilarProducts, declares
+from .models.base import Covers, Explains, ExplainsWhileRanking, Ranking, Recommender, SimilarProducts, declares, take_rows
 from .weighting import pair_weights
 
 MAX_N = 1000
@@ -207,7 +207,7 @@ class RecommendationService:
             if not len(rows):
                 continue
             sub = _rows(history, rows)
-            excluded = _take(exclude, rows)
+            excluded = take_rows(exclude, rows)
             if model is self.collaborative and session is not None and self.session_weight > 0 and not declares(model, Ranking):
                 got_ids, got_scores = self._blend_session(users[rows], sub, excluded, k, [session[i] for i in rows], allowed)
             elif declares(model, ExplainsWhileRanking):
@@ -222,7 +222,7 @@ class RecommendationService:
             anchors[rows] = self._explain(model, sub, got_ids)
         rows = np.flatnonzero(ids[:, -1] < 0)
         if len(rows):
-            got_ids, got_scores = self.popularity.recommend(users[rows], k=2 * k, exclude=_take(exclude, rows), allowed=allowed)
+            got_ids, got_scores = self.popularity.recommend(users[rows], k=2 * k, exclude=take_rows(exclude, rows), allowed=allowed)
             _merge(ids, scores, sources, anchors, rows, got_ids, got_scores, POPULARITY, None)
         sources[ids < 0] = -1
         # a customer's source is the model their list starts with (a model that found nothing is not it)
@@ -539,18 +539,9 @@ def _equals(encoded: tuple[np.ndarray, np.ndarray], value: str) -> np.ndarray:
 
 
 def _rows(history: UserHistory, rows: np.ndarray) -> UserHistory:
-    if _all_rows(history.weights, rows):
+    if take_rows(history.weights, rows) is history.weights:
         return history
     return UserHistory(history.weights[rows], history.last_seen[rows], history.strongest[rows])
-
-
-def _all_rows(matrix: sparse.csr_matrix, rows: np.ndarray) -> bool:
-    """True when `rows` selects every row in order (slicing would copy for nothing)."""
-    return len(rows) == matrix.shape[0] and (len(rows) == 0 or (rows[0] == 0 and rows[-1] == len(rows) - 1))
-
-
-def _take(matrix: sparse.csr_matrix, rows: np.ndarray) -> sparse.csr_matrix:
-    return matrix if _all_rows(matrix, rows) else matrix[rows]
 
 
 def anchor_codes(strongest: sparse.csr_matrix, anchors: np.ndarray) -> np.ndarray:

@@ -178,6 +178,14 @@ class ItemSpace:
         self.position[self.items] = np.arange(len(self.items))
 
 
+def take_rows(matrix: sparse.csr_matrix, rows: np.ndarray) -> sparse.csr_matrix:
+    """matrix[rows], without scipy's fancy-indexing copy when `rows` is every row in order
+    (one customer's request, or a batch that fits one block)."""
+    if len(rows) == matrix.shape[0] and (len(rows) == 0 or (rows[0] == 0 and rows[-1] == len(rows) - 1)):
+        return matrix
+    return matrix[rows]
+
+
 def ranges(starts: np.ndarray, stops: np.ndarray) -> np.ndarray:
     """Concatenation of arange(start, stop) for each pair, without a Python loop."""
     lengths = stops - starts

@@ -19,7 +19,7 @@ from threadpoolctl import threadpool_limits
 
 from ..dataset import Dataset, UserHistory
 from ..errors import InputError
-from .base import ItemSpace, Scorer, explain_by_affinity, ranges, rank_rows, top_k
+from .base import ItemSpace, Scorer, explain_by_affinity, ranges, rank_rows, take_rows, top_k
 
 _BLOCK_ROWS = 512
 _USER_CHUNK = 4096
@@ -158,7 +158,7 @@ class EASEModel(_ItemToItem):
         rows = _columns(self._history_rows(users, history), self._position, len(self.items))
 
         def score(part: np.ndarray) -> np.ndarray:
-            return np.asarray(rows[part] @ self.B, dtype=np.float32)
+            return np.asarray(take_rows(rows, part) @ self.B, dtype=np.float32)
 
         return Scorer(np.diff(rows.indptr) > 0, score, len(self.items), self._space(self.items))
 
@@ -287,7 +287,7 @@ class ItemKNNModel(_ItemToItem):
         targets = self._targets
 
         def score(part: np.ndarray) -> np.ndarray:
-            scores = np.asarray((rows[part] @ self._S_targets).toarray(), dtype=np.float32)
+            scores = np.asarray((take_rows(rows, part) @ self._S_targets).toarray(), dtype=np.float32)
             scores[scores <= 0] = -np.inf
             return scores
 
