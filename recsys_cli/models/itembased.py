@@ -45,8 +45,15 @@ class _ItemToItem:
         the one before, ... (recency by position, so no clock is needed): recent interest leads.
         """
         if history is not None:
-            rows = sparse.csr_matrix(history.weights, dtype=np.float32, copy=True)
-            recency = history.last_seen
+            weights = history.weights
+            data = np.ones(weights.nnz, dtype=np.float32) if self.binary else weights.data.astype(np.float32)
+            if self.decay < 1:
+                data *= position_decay(weights, sparse.csr_matrix(history.last_seen), self.decay)
+            if data.all():  # shares the history's index arrays: nothing to drop, nothing written
+                return sparse.csr_matrix((data, weights.indices, weights.indptr), shape=weights.shape)
+            rows = sparse.csr_matrix((data, weights.indices.copy(), weights.indptr.copy()), shape=weights.shape)
+            rows.eliminate_zeros()
+            return rows
         else:
             inside = (users >= 0) & (users < self._interactions.shape[0])
             keep = sparse.diags(inside.astype(np.float32))
