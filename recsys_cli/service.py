@@ -27,7 +27,7 @@ from threadpoolctl import threadpool_limits
 from . import artifacts
 from .config import Settings, load_settings
 from .data.schema import CATALOG_OPTIONAL, EVENT_CODE
-from .dataset import Dataset, UserHistory
+from .dataset import Dataset, UserHistory, strongest_code
 from .errors import InputError, NotFoundError
 from .live import LiveStore
 from .models.base import Covers, Explains, ExplainsWhileRanking, Ranking, Recommender, SimilarProducts, declares, take_rows
@@ -337,7 +337,7 @@ class RecommendationService:
         last = np.zeros(len(live_items), dtype=np.int64)
         np.maximum.at(last, inverse, stamps)
         live_weight = pair_weights({**counts, "last_ts": last}, self.dataset.weighting)
-        live_strongest = np.where(counts["n_purchase"] > 0, 3, np.where(counts["n_cart"] > 0, 2, 1))
+        live_strongest = strongest_code(counts) + 1  # stored as code + 1: 0 is the sparse "no event"
 
         merged = np.union1d(base.weights.indices, live_items)
         weights = np.zeros(len(merged), dtype=np.float32)
