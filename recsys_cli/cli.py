@@ -73,6 +73,11 @@ class InputFormat(str, Enum):
     beauty = "beauty"
 
 
+class TrainEngine(str, Enum):
+    local = "local"
+    spark = "spark"
+
+
 class OutputFormat(str, Enum):
     """What a command prints: a table for people, json/jsonl/csv for programs."""
 
@@ -300,6 +305,16 @@ def train(
     strict: Annotated[bool, typer.Option("--strict", help="Fail on the first bad input row.")] = False,
     force: Annotated[bool, typer.Option("--force", help="Publish even if the publish guard refuses the new version.")] = False,
     live_store: LiveStoreOpt = None,
+    engine: Annotated[
+        TrainEngine | None,
+        typer.Option(
+            help="local (default): one machine, models chosen on a validation split. spark: weighting, item kNN and ALS "
+            "as Spark jobs (needs the spark extra); models fixed by --collaborative/--few (auto = itemknn), no selection."
+        ),
+    ] = None,
+    spark_master: Annotated[
+        str | None, typer.Option(help="Spark master URL for --engine spark: local[*] (default), spark://host:7077, yarn, k8s://...")
+    ] = None,
     max_shrink: Annotated[
         float, typer.Option(help="Publish guard: refuse if events, customers or products shrank by more than this fraction.")
     ] = 0.5,
@@ -313,7 +328,8 @@ def train(
     Prints which model serves each customer segment (chosen on a validation split). The new
     version becomes `current` atomically; a running server picks it up. The publish guard
     keeps `current` (exit 4, one line naming the check) if the new data lost too much against the
-    published version or too many lines were rejected; --force publishes anyway.
+    published version or too many lines were rejected; --force publishes anyway. With --engine spark
+    the weighting, item kNN and ALS run as Spark jobs and write the same artifacts (README: Beyond one machine).
     --format: table (default) or json (version, stage seconds, the model chosen per segment).
 
     Example: recsys train --data data/ --artifacts artifacts/
@@ -333,6 +349,8 @@ def train(
             "router": {"collaborative": collaborative, "few": few, "warm_min_products": warm_min_products},
             "lightfm": {"epochs": epochs, "no_components": components},
             "weighting": {"half_life_days": half_life_days},
+            "training": {"engine": engine.value if engine else None},
+            "spark": {"master": spark_master},
         },
     )
     if err.is_terminal:

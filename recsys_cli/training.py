@@ -22,6 +22,7 @@ from . import __version__, artifacts, publish_guard
 from .config import Settings
 from .data.ingest import ingest
 from .dataset import Dataset
+from .errors import InputError
 from .live import open_live_store
 from .models.base import Recommender
 from .models.blend import BlendModel
@@ -33,6 +34,7 @@ from .weighting import WeightingConfig
 
 Progress = Callable[[str], None]
 STAGES = ("ingest", "selection", "dataset", "popularity", "content", "collaborative", "write")
+ENGINES = ("local", "spark")
 
 
 @dataclass
@@ -162,6 +164,18 @@ class TrainOutcome:
     selection: dict = field(default_factory=dict)
 
 
+def engine_of(settings: Settings) -> str:
+    """training.engine, checked (and, for spark, the model choice it allows) before any work."""
+    engine = settings["training"]["engine"]
+    if engine not in ENGINES:
+        raise InputError(f"training.engine must be one of {', '.join(ENGINES)}, not '{engine}'")
+    if engine == "spark":
+        from .engines.spark import Plan
+
+        Plan.from_settings(settings)
+    return engine
+
+
 def training_fingerprint(snapshot_fingerprint: str, live_watermark: tuple[int, int], settings: Settings) -> str:
     """Inputs + live events + effective settings: equal fingerprints train equal models."""
     payload = json.dumps({"snapshot": snapshot_fingerprint, "live": live_watermark, "settings": settings.to_dict()}, sort_keys=True)
@@ -190,6 +204,7 @@ def train(
     progress = progress or (lambda stage: None)
     log = log or (lambda message: None)
     check_model_names(settings)  # a typo fails before ingest, not after it
+    engine = engine_of(settings)
     started = time.perf_counter()
     with artifacts.train_lock(artifacts_dir, wait=wait):
         progress("ingest")
@@ -207,12 +222,21 @@ def train(
             if manifest.get("input_fingerprint") == fingerprint:
                 log(f"inputs and settings unchanged since version {current}: nothing to do")
                 return TrainOutcome(version=current, skipped=True, fingerprint=fingerprint, seconds={}, summary=snapshot.summary)
-        events = snapshot.events()
         live_events = live.to_frame()
         if len(live_events):
             log(f"including {len(live_events):,} live events from {live.where}")
-            events = pd.concat([events, live_events], ignore_index=True)
-        trained = fit_models(events, snapshot.catalog(), settings, progress)
+        if engine == "spark":
+            from .engines.spark import fit_models_spark, session
+
+            with session(settings) as spark:
+                events_uri = str(snapshot.path / "events.parquet")
+                trained, n_events = fit_models_spark(
+                    spark, events_uri, live_events, snapshot.catalog(), settings, weighting_from(settings), progress
+                )
+        else:
+            events = pd.concat([snapshot.events(), live_events], ignore_index=True) if len(live_events) else snapshot.events()
+            trained = fit_models(events, snapshot.catalog(), settings, progress)
+            n_events = len(events)
         progress("write")
         write_started = time.perf_counter()
         seconds = {"ingest": ingest_seconds, **trained.seconds}
@@ -222,13 +246,14 @@ def train(
             "snapshot_fingerprint": snapshot.fingerprint,
             "live_events": watermark[0],
             "data_dir": str(data_dir),
+            "engine": engine,
             "settings": settings.to_dict(),
             "settings_sources": settings.sources,
             "collaborative_model": trained.collaborative.name,
             "few_model": trained.few.name,
             "selection": trained.selection,
             "counts": {
-                "events": int(len(events)),
+                "events": int(n_events),
                 "customers": trained.dataset.n_users,
                 "products": trained.dataset.n_items,
                 "pairs": int(len(trained.dataset.pairs)),
@@ -249,7 +274,7 @@ def _library_versions() -> dict[str, str]:
     from importlib.metadata import PackageNotFoundError, version
 
     found = {"recsys": __version__, "python": platform.python_version()}
-    for name in ("numpy", "scipy", "pandas", "pyarrow", "scikit-learn", "joblib", "lightfm-next"):
+    for name in ("numpy", "scipy", "pandas", "pyarrow", "scikit-learn", "joblib", "lightfm-next", "pyspark"):
         try:
             found[name] = version(name)
         except PackageNotFoundError:
