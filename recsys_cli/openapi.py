@@ -9,9 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from .data.schema import EVENT_TYPES
-from .service import MAX_N, SOURCES
-
-MAX_BATCH = 1000
+from .limits import MAX_BATCH, MAX_N, SOURCES
 
 
 def _ref(name: str) -> dict[str, str]:

@@ -23,6 +23,7 @@ import numpy as np
 import pandas as pd
 
 from ..errors import EventsError, InputError
+from ..limits import MAX_BATCH
 from .schema import EVENT_CODE, EVENT_TYPES
 
 ID_FIELDS = ("customer_id", "product_id")
@@ -167,7 +168,7 @@ def check_events(frame: pd.DataFrame, *, now: float, rules: EventRules | None = 
     return CheckedEvents(problems=problems, type_code=codes, timestamp=stamps, notes=notes)
 
 
-def from_json(payload: Any, *, now: float, rules: EventRules | None = None, max_batch: int = 1000) -> list[tuple[str, str, int, int]]:
+def from_json(payload: Any, *, now: float, rules: EventRules | None = None, max_batch: int = MAX_BATCH) -> list[tuple[str, str, int, int]]:
     """A `POST /events` body (one event object or an array of them) as live-store rows
     (customer_id, product_id, type code, unix seconds); a missing timestamp means `now`.
 

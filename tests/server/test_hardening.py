@@ -6,9 +6,9 @@ or "degraded" in /health; no response shows an absolute path.
 
 from __future__ import annotations
 
+import functools
 import json
 import shutil
-import sys
 import time
 from pathlib import Path
 
@@ -144,9 +144,9 @@ def test_a_live_store_that_recovers_clears_the_degraded_state(served):
 def test_a_second_training_job_is_a_409_across_workers(served):
     client, artifacts, data = served
     other_worker = create_app({"ARTIFACTS": artifacts, "DATA": data, "POLL_SECONDS": 0, "ADMIN_TOKEN": TOKEN})
-    quick = [sys.executable, "-c", "import time; time.sleep(2)"]
-    client.application.extensions["recsys"].jobs.command = quick
-    other_worker.extensions["recsys"].jobs.command = quick
+    quick = functools.partial(time.sleep, 2)  # a job's work runs in a child process: it must pickle
+    client.application.extensions["recsys"].jobs.work = quick
+    other_worker.extensions["recsys"].jobs.work = quick
     first = client.post("/admin/train", headers=AUTH)
     assert first.status_code == 202
     job = first.get_json()["job_id"]

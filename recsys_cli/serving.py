@@ -1,0 +1,138 @@
+"""Running the REST app in production: granian's process model and configuration, and logging.
+
+granian (Rust: tokio + hyper) owns the listening socket and the worker processes (respawned if
+one dies); connections are handled asynchronously, so idle or slow clients cost no Python thread,
+request headers must arrive within HEADER_TIMEOUT_MS, and a body over MAX_BODY is refused from its
+Content-Length before it is read. Each worker builds its own app with `app_from_environment` and
+runs Flask on `threads` blocking threads. Metrics, `/admin/reload` and the poll thread are per
+worker; training jobs are kept in files (and a lock file) so any worker can report them.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import json
+import logging
+import os
+import sys
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from . import artifacts as artifact_store
+from .errors import ArtifactError, InputError
+
+if TYPE_CHECKING:
+    from flask import Flask
+
+SERVE_CONFIG_ENV = "RECSYS_SERVE_CONFIG"
+HEADER_TIMEOUT_MS = 10_000
+"""A connection must finish sending its request headers within this; slow-header clients are cut off."""
+BACKLOG = 2048
+CONNECTIONS_PER_WORKER = 4096
+"""granian's backpressure: connections a worker serves at once, idle ones included (it is not a
+Python thread count). Beyond it new connections wait, so it is set well above what idle and slow
+clients can hold within one HEADER_TIMEOUT_MS."""
+GRANIAN_LOGGING = {  # granian's own messages (worker exits, respawns) as logfmt lines on stderr, like ours
+    "formatters": {"logfmt": {"()": "recsys_cli.serving.LogfmtFormatter"}},
+    "handlers": {"console": {"formatter": "logfmt", "class": "logging.StreamHandler", "stream": "ext://sys.stderr"}},
+    "loggers": {"_granian": {"handlers": ["console"], "level": "WARNING", "propagate": False}},
+}
+
+log = logging.getLogger("recsys.server")
+
+
+class LogfmtFormatter(logging.Formatter):
+    """One logfmt line per record: ts, level, logger, pid, then the message's own key=value pairs."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        stamp = datetime.fromtimestamp(record.created, UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
+        line = f"ts={stamp} level={record.levelname.lower()} logger={record.name} pid={record.process} {record.getMessage()}"
+        if record.exc_info:
+            line += "\n" + self.formatException(record.exc_info)
+        return line
+
+
+def configure_logging(level: int = logging.INFO) -> None:
+    """One logfmt line per record on stderr, for recsys.* and granian."""
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(LogfmtFormatter())
+    for name in ("recsys", "granian"):
+        logger = logging.getLogger(name)
+        logger.handlers[:] = [handler]
+        logger.setLevel(level)
+        logger.propagate = False
+
+
+def _limit_malloc_arenas(arenas: int = 2) -> None:
+    """glibc gives each thread its own heap arena; with a thread pool serving large numpy
+    temporaries the arenas fragment and a worker's memory creeps up. Two arenas keep it flat."""
+    try:
+        ctypes.CDLL("libc.so.6").mallopt(-8, arenas)  # M_ARENA_MAX
+    except (OSError, AttributeError):  # not glibc
+        pass
+
+
+def serve(
+    artifacts: Path,
+    data: Path,
+    *,
+    host: str = "127.0.0.1",
+    port: int = 5000,
+    workers: int = 1,
+    threads: int = 8,
+    poll_seconds: float = 5.0,
+    live_store: str | None = None,
+) -> None:
+    """Serve the API with granian until SIGTERM or SIGINT (see the module's docstring)."""
+    from granian.constants import HTTPModes, Interfaces
+    from granian.http import HTTP1Settings
+    from granian.server import Server
+
+    if workers < 1 or threads < 1:
+        raise InputError(f"workers and threads must be at least 1, got {workers} and {threads}")
+    # Check the artifacts before starting workers: a clear error instead of N dying workers.
+    name = artifact_store.current_version(artifacts)
+    if name is None:
+        raise ArtifactError(f"no trained model in {artifacts}: run `recsys train --data DATA_DIR --artifacts {artifacts}` first")
+    artifact_store.verify(artifact_store.version_path(artifacts, name))
+    os.environ[SERVE_CONFIG_ENV] = json.dumps(
+        {"ARTIFACTS": str(artifacts), "DATA": str(data), "POLL_SECONDS": poll_seconds, "LIVE_STORE": live_store}
+    )
+    configure_logging()
+    log.info("serving on http://%s:%s workers=%d threads=%d", host, port, workers, threads)
+    Server(
+        "recsys_cli.serving:app_from_environment",
+        factory=True,
+        interface=Interfaces.WSGI,
+        address=host,
+        port=port,
+        workers=workers,
+        blocking_threads=threads,
+        http=HTTPModes.http1,
+        http1_settings=HTTP1Settings(header_read_timeout=HEADER_TIMEOUT_MS),
+        backlog=BACKLOG,
+        backpressure=CONNECTIONS_PER_WORKER,
+        websockets=False,
+        respawn_failed_workers=True,
+        respawn_interval=1.0,
+        workers_kill_timeout=15,
+        log_level="warning",
+        log_dictconfig=GRANIAN_LOGGING,
+    ).serve()
+
+
+def app_from_environment() -> Flask:
+    """The app one granian worker serves, configured by `serve` through RECSYS_SERVE_CONFIG."""
+    from .server import create_app
+
+    raw = os.environ.get(SERVE_CONFIG_ENV)
+    if not raw:
+        raise InputError(f"{SERVE_CONFIG_ENV} is not set; start the server with `recsys serve`")
+    configure_logging()
+    _limit_malloc_arenas()
+    started = time.perf_counter()
+    app = create_app(json.loads(raw))
+    log.info("model loaded version=%s seconds=%.2f", app.extensions["recsys"].service.version, time.perf_counter() - started)
+    return app
