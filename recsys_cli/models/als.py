@@ -13,7 +13,10 @@ from threadpoolctl import threadpool_limits
 
 from ..dataset import Dataset, UserHistory
 from ..errors import InputError
-from .base import ItemSpace, Scorer, explain_by_affinity, rank_rows
+from .base import ItemSpace, Scorer, explain_by_affinity, local_pairs, rank_rows, take_rows
+
+_TOPK_BLOCK = 100  # customers per call of implicit's top-k kernel (its own block size)
+_FILTERED = -np.finfo(np.float32).max
 
 
 class ALSModel:
@@ -106,23 +109,57 @@ class ALSModel:
         history: UserHistory | None = None,
         allowed: np.ndarray | None = None,
     ) -> tuple[np.ndarray, np.ndarray]:
-        """Top-k by user factors . item factors; customers with an empty history get all -1."""
-        return self.scorer(users, history=history).top(k, exclude=exclude, allowed=allowed)
+        """Top-k by user factors . item factors; customers with an empty history get all -1.
+
+        Scores and selects with implicit's fused kernel (a dot product and a C++ heap selection
+        per block of 100 customers, exclusions and the allowed mask applied inside), the same
+        results as `scorer(...).top(...)` at about half the cost.
+        """
+        from implicit.cpu.topk import topk
+
+        rows, vectors = self._vectors(users, history)
+        n_rows, space = rows.shape[0], self._space
+        ids = np.full((n_rows, k), -1, dtype=np.int64)
+        best = np.full((n_rows, k), -np.inf, dtype=np.float32)
+        blocked = None
+        if allowed is not None:
+            blocked = np.flatnonzero(~allowed[space.items]).astype(np.int32)
+            if len(blocked) == len(space.items):
+                return ids, best
+        local = local_pairs(exclude, space) if exclude is not None and exclude.nnz else None
+        k_eff = min(k, len(space.items))
+        active = np.flatnonzero(np.diff(rows.indptr) > 0)
+        for start in range(0, len(active), _TOPK_BLOCK):  # one block per call: implicit adds no OpenMP pool
+            part = active[start : start + _TOPK_BLOCK]
+            got, scores = topk(
+                self._active_factors,
+                vectors[part],
+                k_eff,
+                filter_query_items=take_rows(local, part) if local is not None else None,
+                filter_items=blocked if blocked is not None and len(blocked) else None,
+                num_threads=1,
+            )
+            found = scores > _FILTERED  # implicit marks filtered products with the lowest finite float
+            ids[part, :k_eff] = np.where(found, space.items[got], -1)
+            best[part, :k_eff] = np.where(found, scores, -np.inf)
+        return ids, best
 
     def scorer(self, users: np.ndarray, *, history: UserHistory | None = None) -> Scorer:
         """user factors . item factors over the fitted products; empty histories are inactive."""
-        users = np.asarray(users, dtype=np.int64)
-        rows = self._rows(users, history)
-        if rows.shape[0] > 64:  # many small solves: BLAS threads only contend; the limit itself costs ~1 ms
-            with threadpool_limits(1, "blas"):
-                vectors = self.user_factors(rows)
-        else:
-            vectors = self.user_factors(rows)
+        rows, vectors = self._vectors(users, history)
 
         def score(part: np.ndarray) -> np.ndarray:
             return vectors[part] @ self._active_factors.T
 
         return Scorer(np.diff(rows.indptr) > 0, score, len(self.items), self._space)
+
+    def _vectors(self, users: np.ndarray, history: UserHistory | None) -> tuple[sparse.csr_matrix, np.ndarray]:
+        """(history rows, customer factors solved from them)."""
+        rows = self._rows(np.asarray(users, dtype=np.int64), history)
+        if rows.shape[0] > 64:  # many small solves: BLAS threads only contend; the limit itself costs ~1 ms
+            with threadpool_limits(1, "blas"):
+                return rows, self.user_factors(rows)
+        return rows, self.user_factors(rows)
 
     @property
     def _space(self) -> ItemSpace:
