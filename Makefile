@@ -31,6 +31,7 @@ $(STAMP): $(RUNTIME)
 	@start=$$(date +%s); \
 	  $(BIN)/pip install -qq --disable-pip-version-check -e ".[dev]" && \
 	  echo "   installed in $$(( $$(date +%s) - start )) s"
+	@bash .ci/install_services.sh
 	@touch $@
 
 # Each step prints the command it runs, with the example ids filled in.
