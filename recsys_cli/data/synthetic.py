@@ -48,6 +48,9 @@ Browsing
     + gender fit (own segment or Unisex fits, others do not) - price misfit (squared distance
     between the product's relative price and the customer's price level). Later sessions use the same
     preferences as earlier ones, so the past predicts the future.
+    With `every_product_seen` (the seed preset: the original's products are those seen in its
+    events), each product nobody picked takes over one interaction of another product of its leaf
+    (else subcategory) that keeps at least one, so every product appears for any seed.
 
 Event types
     There are about events / 1.43 interactions. Every interaction has one or more views (1 +
@@ -80,10 +83,12 @@ from recsys_cli.errors import InputError
 
 EVENTS_FILE = "events.csv"
 
-PRESETS: dict[str, dict[str, int]] = {
-    "seed": {"customers": 83762, "products": 28369, "events": 653419},
+PRESETS: dict[str, dict[str, int | bool]] = {
+    "seed": {"customers": 83762, "products": 28369, "events": 653419, "every_product_seen": True},
     "sample": {"customers": 2000, "products": 1500, "events": 30000},
 }
+"""Named sizes. The original store's 28,369 products are the products seen in its events, so the
+seed preset gives every product at least one interaction (whatever the --seed)."""
 
 MAX_EVENTS = 50_000_000
 """Sizes above this would need tens of GB of memory; nobody needs a synthetic store that large."""
@@ -239,12 +244,15 @@ def generate(
     products: int,
     events: int,
     seed: int = 42,
+    every_product_seen: bool = False,
     progress: Callable[[str], None] | None = None,
 ) -> GenerateSummary:
     """Write out_dir/events.csv and out_dir/catalog.csv for a synthetic store (see the module docstring).
 
     Every customer appears in the events, the event total is exactly `events`, and the same
-    arguments give byte-identical files. Raises InputError for sizes that make no sense.
+    arguments give byte-identical files. With `every_product_seen`, every product appears too
+    (when there are at least as many interactions as products). Raises InputError for sizes
+    that make no sense.
     """
     _check_sizes(customers=customers, products=products, events=events, seed=seed)
     started = time.perf_counter()
@@ -256,7 +264,7 @@ def generate(
     say("customers")
     people = _make_customers(rng, customers, catalog)
     say("events")
-    ev = _make_events(rng, events, people, catalog)
+    ev = _make_events(rng, events, people, catalog, every_product_seen=every_product_seen)
 
     say("writing")
     out_dir = Path(out_dir)
@@ -586,7 +594,9 @@ def _choose(rng: np.random.Generator, people: _Customers, cat: _Catalog, cust: n
     return cand[rows, pick], util[rows, pick]
 
 
-def _make_events(rng: np.random.Generator, n_events: int, people: _Customers, cat: _Catalog) -> _Events:
+def _make_events(
+    rng: np.random.Generator, n_events: int, people: _Customers, cat: _Catalog, *, every_product_seen: bool = False
+) -> _Events:
     n_cust, n_prod = people.ids.size, cat.ids.size
     n_cart = int(round(n_events * CART_SHARE))
     n_purchase = int(round(n_events * PURCHASE_SHARE))
@@ -642,6 +652,8 @@ def _make_events(rng: np.random.Generator, n_events: int, people: _Customers, ca
         if sim.size:
             fill(sim, in_leaf, cat.leaf[product[sim - 1]])
         pending = pending[product[pending] < 0]
+    if every_product_seen:
+        _see_every_product(rng, product, utility, source, cust, people, cat)
 
     # Views: one per interaction plus a long-tailed share of the rest. Carts and purchases: exact counts.
     view_weight = rng.gamma(VIEW_DISPERSION, size=n_units) + 1e-12
@@ -665,6 +677,56 @@ def _make_events(rng: np.random.Generator, n_events: int, people: _Customers, ca
 
     timestamp = _timestamps(rng, esession, cust[new_session], n_cust)
     return _Events(cust[unit], product[unit], etype, timestamp)
+
+
+def _see_every_product(
+    rng: np.random.Generator,
+    product: np.ndarray,
+    utility: np.ndarray,
+    source: np.ndarray,
+    cust: np.ndarray,
+    people: _Customers,
+    cat: _Catalog,
+) -> None:
+    """Point one interaction at each product nobody interacted with, in place.
+
+    The interaction is taken from another product of the same leaf (else the same subcategory)
+    that keeps at least one interaction: one random non-revisit interaction per donor product, so
+    popular products barely change and no product loses its last interaction.
+    """
+    counts = np.bincount(product, minlength=cat.ids.size)
+    missing = np.flatnonzero(counts == 0)
+    if not missing.size:
+        return
+    shuffled = rng.permutation(product.size)
+    shuffled = shuffled[(counts[product[shuffled]] >= 2) & (source[shuffled] != REVISIT)]
+    _, first = np.unique(product[shuffled], return_index=True)
+    donors = shuffled[np.sort(first)]  # one random interaction per donor product, in random order
+    for group in (cat.leaf, cat.sub):
+        if not (missing.size and donors.size):
+            break
+        want, have = _rank_within(group[missing]), _rank_within(group[product[donors]])
+        # pair the r-th missing product of a group with the r-th donor of the same group
+        want_key = group[missing].astype(np.int64) * product.size + want
+        have_key = group[product[donors]].astype(np.int64) * product.size + have
+        matched, i, j = np.intersect1d(want_key, have_key, assume_unique=True, return_indices=True)
+        units = donors[j]
+        product[units] = missing[i]
+        utility[units] = _utility(people, cat, cust[units], missing[i][:, None])[:, 0]
+        missing = np.delete(missing, i)
+        donors = np.delete(donors, j)
+
+
+def _rank_within(groups: np.ndarray) -> np.ndarray:
+    """0, 1, 2, ... within each group value, in the order given."""
+    order = np.argsort(groups, kind="stable")
+    sorted_groups = groups[order]
+    starts = np.r_[0, np.flatnonzero(sorted_groups[1:] != sorted_groups[:-1]) + 1]
+    run = np.zeros(groups.size, dtype=np.int64)
+    run[starts[1:]] = starts[1:]
+    ranks = np.empty(groups.size, dtype=np.int64)
+    ranks[order] = np.arange(groups.size) - np.maximum.accumulate(run)
+    return ranks
 
 
 def _timestamps(rng: np.random.Generator, esession: np.ndarray, session_cust: np.ndarray, n_cust: int) -> np.ndarray:

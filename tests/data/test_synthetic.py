@@ -45,7 +45,17 @@ def _close(actual: float, target: float, tolerance: float = 0.02) -> bool:
 
 
 def test_seed_preset_hits_the_target_counts(seed_run) -> None:
-    summary, events, catalog = seed_run
+    _assert_seed_counts(*seed_run)
+
+
+def test_seed_preset_hits_the_target_counts_with_another_seed(tmp_path: Path) -> None:
+    summary = generate(tmp_path, **PRESETS["seed"], seed=7)
+    _assert_seed_counts(summary, *_read(tmp_path))
+
+
+def _assert_seed_counts(summary: GenerateSummary, events: pd.DataFrame, catalog: pd.DataFrame) -> None:
+    """The original store's counts, within 2% (events and catalog size exactly)."""
+    assert events["product_id"].nunique() == 28_369, "every product of the original was seen in its events"
     assert len(events) == summary.events == 653_419
     counts = events["type"].value_counts()
     for name, target in {"view_product": 592_299, "add_to_cart": 46_121, "purchase_item": 14_999}.items():
