@@ -13,7 +13,7 @@ from threadpoolctl import threadpool_limits
 
 from ..dataset import Dataset, UserHistory
 from ..errors import InputError
-from .base import ItemSpace, Scorer, explain_by_affinity, local_pairs, rank_rows, take_rows
+from .base import ItemSpace, Scorer, explain_by_affinity, local_pairs, pairs_in, rank_rows, take_rows
 
 _TOPK_BLOCK = 100  # customers per call of implicit's top-k kernel (its own block size)
 _FILTERED = -np.finfo(np.float32).max
@@ -127,21 +127,28 @@ class ALSModel:
             if len(blocked) == len(space.items):
                 return ids, best
         local = local_pairs(exclude, space) if exclude is not None and exclude.nnz else None
+        excluded = np.diff(local.indptr) if local is not None else np.zeros(n_rows, dtype=np.int64)
         k_eff = min(k, len(space.items))
         active = np.flatnonzero(np.diff(rows.indptr) > 0)
         for start in range(0, len(active), _TOPK_BLOCK):  # one block per call: implicit adds no OpenMP pool
             part = active[start : start + _TOPK_BLOCK]
+            # ask for as many more as the block's longest exclusion list, then drop the excluded:
+            # implicit's own per-customer filter slices a sparse row per customer (~20 us each)
+            wanted = min(k_eff + int(excluded[part].max()), len(space.items))
             got, scores = topk(
                 self._active_factors,
                 vectors[part],
-                k_eff,
-                filter_query_items=take_rows(local, part) if local is not None else None,
+                wanted,
                 filter_items=blocked if blocked is not None and len(blocked) else None,
                 num_threads=1,
             )
             found = scores > _FILTERED  # implicit marks filtered products with the lowest finite float
-            ids[part, :k_eff] = np.where(found, space.items[got], -1)
-            best[part, :k_eff] = np.where(found, scores, -np.inf)
+            if local is not None:
+                found &= ~pairs_in(take_rows(local, part), got)
+                order = np.argsort(~found, axis=1, kind="stable")[:, :k_eff]
+                got, scores, found = (np.take_along_axis(a, order, axis=1) for a in (got, scores, found))
+            ids[part, :k_eff] = np.where(found[:, :k_eff], space.items[got[:, :k_eff]], -1)
+            best[part, :k_eff] = np.where(found[:, :k_eff], scores[:, :k_eff], -np.inf)
         return ids, best
 
     def scorer(self, users: np.ndarray, *, history: UserHistory | None = None) -> Scorer:

@@ -205,6 +205,19 @@ def local_pairs(exclude: sparse.csr_matrix, space: ItemSpace) -> sparse.csr_matr
     )
 
 
+def pairs_in(matrix: sparse.csr_matrix, ids: np.ndarray) -> np.ndarray:
+    """True where ids[r, j] is a stored column of row r of `matrix` (rows aligned with `ids`)."""
+    matrix = matrix if matrix.has_sorted_indices else matrix.sorted_indices()
+    width = np.int64(max(matrix.shape[1], int(ids.max(initial=0)) + 1))
+    rows = np.repeat(np.arange(matrix.shape[0], dtype=np.int64), np.diff(matrix.indptr))
+    keys = rows * width + matrix.indices
+    wanted = np.arange(ids.shape[0], dtype=np.int64)[:, None] * width + ids
+    if not len(keys):
+        return np.zeros(ids.shape, dtype=bool)
+    where = np.minimum(np.searchsorted(keys, wanted), len(keys) - 1)
+    return keys[where] == wanted
+
+
 def mask_excluded(scores: np.ndarray, exclude: sparse.csr_matrix | None, rows: np.ndarray, space: ItemSpace | None = None) -> np.ndarray:
     """Set scores[j, c] to -inf where row rows[j] of `exclude` marks column c's product; in place.
 
