@@ -8,27 +8,17 @@ is asked every 0.25 s on a fresh connection and must answer within 1 s every tim
 
 from __future__ import annotations
 
-import json
-import os
-import signal
 import socket
-import subprocess
-import sys
 import time
 from pathlib import Path
 
 import pytest
 import requests
 
-ROOT = Path(__file__).resolve().parents[2]
-RESULTS = ROOT / "benchmarks" / "results"
+from tests import servers
+from tests.results import write_results
+
 IDLE, SLOW, HOLD_SECONDS = 500, 50, 30.0
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 @pytest.fixture(scope="module")
@@ -41,32 +31,14 @@ def trained(tmp_path_factory) -> tuple[Path, Path]:
 @pytest.fixture
 def server(trained, tmp_path):
     data, artifacts = trained
-    port = free_port()
-    command = [sys.executable, "-m", "recsys_cli.cli", "serve", "--artifacts", str(artifacts), "--data", str(data)]
-    command += ["--port", str(port), "--workers", "2", "--threads", "4"]
-    log = tmp_path / "serve.log"
-    with open(log, "wb") as output:
-        process = subprocess.Popen(command, stdout=output, stderr=subprocess.STDOUT, start_new_session=True)
-    base = f"http://127.0.0.1:{port}"
+    port = servers.free_port()
+    process, _ = servers.start(
+        servers.serve_command(artifacts, data, port, "--workers", "2", "--threads", "4"), tmp_path / "serve.log", port
+    )
     try:
-        deadline = time.monotonic() + 60
-        while True:
-            assert process.poll() is None, log.read_text()[-3000:]
-            try:
-                if requests.get(f"{base}/health", timeout=1).status_code == 200:
-                    break
-            except requests.RequestException:
-                pass
-            assert time.monotonic() < deadline, "server not ready\n" + log.read_text()[-3000:]
-            time.sleep(0.1)
         yield port
     finally:
-        os.killpg(process.pid, signal.SIGTERM)
-        try:
-            process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait(timeout=10)
+        servers.stop(process)
 
 
 def _open(port: int, first: bytes = b"") -> socket.socket | None:
@@ -133,8 +105,7 @@ def test_health_answers_within_a_second_while_550_connections_abuse_the_server(s
         "connections_reopened": reopened,
         "open_at_end": held,
     }
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    (RESULTS / "connections.json").write_text(json.dumps(figures, indent=2) + "\n", encoding="utf-8")
+    write_results("connections.json", figures)
     print(figures)
     assert latencies[-1] < 1.0, figures
     assert held >= (IDLE + SLOW) * 0.9, figures  # the abuse really was held open to the end

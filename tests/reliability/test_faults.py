@@ -26,10 +26,10 @@ from recsys_cli.errors import ArtifactError, LiveStoreError, LockError
 from recsys_cli.live import LiveStore
 from recsys_cli.service import RecommendationService
 from recsys_cli.training import train
+from tests.results import write_results
 
 ROOT = Path(__file__).resolve().parents[2]
 SAMPLE = ROOT / "data"
-RESULTS = ROOT / "benchmarks" / "results"
 # Every choice fixed: one cheap fit, no selection. That keeps the fast tier fast, and keeps OpenMP
 # (implicit's ALS) out of this process, whose training children are forked: a child forked after
 # OpenMP started its threads can hang in its first parallel region.
@@ -205,8 +205,7 @@ def test_twenty_random_kills_leave_current_intact(workspace):
     result = survive_kills(data, path, customers, kills=20, seed=20240601, env={})
     result["seconds"] = round(time.perf_counter() - started, 1)
     print(f"\nrandom SIGKILL: {json.dumps(result)}")
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    (RESULTS / "faults.json").write_text(json.dumps({"sigkill": result}, indent=2) + "\n", encoding="utf-8")
+    write_results("faults.json", {"sigkill": result})
 
 
 # --- 1b. a crash at each step of ingest and publish, deterministically ---------------------------

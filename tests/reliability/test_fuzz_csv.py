@@ -7,7 +7,7 @@ names the file with exit code 1 or 2 and no snapshot written.
 
 The fast tier (150 files through the CLI) runs with `make test`; the slow tier (8,300 generated cases, over 10,000 files counting catalogs and second events files, mostly
 through `ingest()` directly) with `make reliability`, and records its counts in
-benchmarks/results/fuzz_csv.json.
+fuzz_csv.json in $RECSYS_RESULTS_DIR (tests/results.py; a temporary folder by default).
 """
 
 from __future__ import annotations
@@ -32,9 +32,8 @@ from recsys_cli.data.events import parse_timestamps
 from recsys_cli.data.ingest import ingest
 from recsys_cli.data.schema import CATALOG_OPTIONAL, EVENT_COLUMNS, EVENT_TYPES, GENDERS
 from recsys_cli.errors import RecsysError
+from tests.results import write_results
 
-ROOT = Path(__file__).resolve().parents[2]
-RESULTS = ROOT / "benchmarks" / "results" / "fuzz_csv.json"
 COUNTS: dict[str, Counter] = {}
 STARTED = time.perf_counter()
 
@@ -628,20 +627,16 @@ def report_counts():
         print(f"\nfuzz_csv {tier}: {dict(counts)}")
     slow_tiers = {tier: dict(counts) for tier, counts in COUNTS.items() if tier.startswith("slow")}
     if slow_tiers:
-        RESULTS.parent.mkdir(parents=True, exist_ok=True)
         total = Counter()
         for counts in slow_tiers.values():
             total.update(counts)
-        RESULTS.write_text(
-            json.dumps(
-                {
-                    "benchmark": "fuzz_csv",
-                    "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-                    "seconds": seconds,
-                    "total": dict(total),
-                    "tiers": slow_tiers,
-                },
-                indent=2,
-            )
-            + "\n"
+        write_results(
+            "fuzz_csv.json",
+            {
+                "benchmark": "fuzz_csv",
+                "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+                "seconds": seconds,
+                "total": dict(total),
+                "tiers": slow_tiers,
+            },
         )

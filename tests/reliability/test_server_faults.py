@@ -9,7 +9,6 @@ import os
 import random
 import shutil
 import signal
-import socket
 import sqlite3
 import subprocess
 import sys
@@ -23,6 +22,7 @@ import requests
 from recsys_cli.data.schema import EVENT_CODE, EVENT_TYPES
 from recsys_cli.errors import LiveStoreError
 from recsys_cli.live import LiveStore
+from tests import servers
 
 from ..conftest import train_copy
 
@@ -37,43 +37,10 @@ def trained(tmp_path_factory) -> tuple[Path, Path]:
     return train_copy(tmp_path_factory.mktemp("server-faults"), {"RECSYS_ROUTER__COLLABORATIVE": "itemknn"})
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 def start_serve(artifacts: Path, data: Path, log: Path) -> tuple[subprocess.Popen, str]:
     """`recsys serve --workers 2` in its own process group; returns once /health answers."""
-    port = free_port()
-    command = [sys.executable, "-m", "recsys_cli.cli", "serve", "--artifacts", str(artifacts), "--data", str(data)]
-    command += ["--port", str(port), "--workers", "2", "--threads", "4"]
-    with open(log, "ab") as output:
-        process = subprocess.Popen(command, stdout=output, stderr=subprocess.STDOUT, start_new_session=True)
-    base = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 60
-    while True:
-        assert process.poll() is None, log.read_text()[-3000:]
-        try:
-            if requests.get(f"{base}/health", timeout=1).status_code == 200:
-                return process, base
-        except requests.RequestException:
-            pass
-        assert time.monotonic() < deadline, "server not ready\n" + log.read_text()[-3000:]
-        time.sleep(0.1)
-
-
-def stop(process: subprocess.Popen, sig: int = signal.SIGTERM) -> None:
-    if process.poll() is None:
-        try:
-            os.killpg(process.pid, sig)
-        except ProcessLookupError:
-            pass
-        try:
-            process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait(timeout=10)
+    port = servers.free_port()
+    return servers.start(servers.serve_command(artifacts, data, port, "--workers", "2", "--threads", "4"), log, port)
 
 
 def kill_while_posting(artifacts: Path, data: Path, log: Path, *, run: int, events: int, seed: int) -> dict:
@@ -143,7 +110,7 @@ def kill_while_posting(artifacts: Path, data: Path, log: Path, *, run: int, even
             body = requests.get(f"{base}/recommendations/{customer}?n=3", timeout=10).json()
             assert body["customer_id"] == customer and body["items"]
     finally:
-        stop(process)
+        servers.stop(process)
     frame = LiveStore.in_folder(data).to_frame()
     mine = frame[frame["customer_id"].str.startswith(f"kill-{run}-")]
     stored = list(zip(mine["customer_id"], mine["product_id"], mine["type"].astype(int), mine["timestamp"].astype(int), strict=True))

@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 import signal
 import socket
-import subprocess
 import sys
 import threading
 import time
@@ -17,14 +16,9 @@ import requests
 from recsys_cli import artifacts as artifact_store
 from recsys_cli.config import load_settings
 from recsys_cli.training import train
+from tests import servers
 
 from .conftest import copy_artifacts
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 @pytest.fixture
@@ -32,40 +26,22 @@ def server(trained, tmp_path):
     """(base url, artifacts, data, stderr log path) of a running server; always stopped afterwards."""
     data, original = trained
     artifacts = copy_artifacts(original, tmp_path / "artifacts")
-    port = _free_port()
+    port = servers.free_port()
     log_path = tmp_path / "server.log"
     code = (
         "from pathlib import Path; from recsys_cli.server import serve; "
         f"serve(Path({str(artifacts)!r}), Path({str(data)!r}), port={port}, workers=2, threads=4, poll_seconds=0.3)"
     )
-    with open(log_path, "wb") as log:
-        process = subprocess.Popen([sys.executable, "-c", code], stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-    base = f"http://127.0.0.1:{port}"
+    process, base = servers.start([sys.executable, "-c", code], log_path, port)
     try:
-        deadline = time.monotonic() + 30
-        while True:
-            assert process.poll() is None, log_path.read_text()
-            try:
-                if requests.get(f"{base}/health", timeout=1).status_code == 200:
-                    break
-            except requests.ConnectionError:
-                pass
-            assert time.monotonic() < deadline, "server did not become ready\n" + log_path.read_text()
-            time.sleep(0.1)
         yield base, artifacts, data, log_path, process
     finally:
-        if process.poll() is None:
-            os.killpg(process.pid, signal.SIGTERM)
-            try:
-                process.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                os.killpg(process.pid, signal.SIGKILL)
-                process.wait(timeout=5)
+        servers.stop(process)
 
 
 def test_traffic_survives_a_model_swap(server):
     base, artifacts, data, log_path, process = server
-    old = requests.get(f"{base}/health", timeout=5).json()["model_version"]
+    old = requests.get(f"{base}/health", timeout=10).json()["model_version"]
     stop = threading.Event()
     failures: list[str] = []
     versions: list[tuple[float, str]] = []
@@ -108,10 +84,10 @@ def test_traffic_survives_a_model_swap(server):
         outcome = train(data, artifacts, load_settings(environ={}, overrides={"lightfm": {"epochs": 3}}))
         new = outcome.version
         assert new != old and artifact_store.current_version(artifacts) == new
-        deadline = time.monotonic() + 15
+        deadline = time.monotonic() + 60  # generous: the swap is quick, a busy machine is not
         streak = 0
         while streak < 20:  # fresh connections land on either worker: 20 answers in a row from the new model
-            health = requests.get(f"{base}/health", timeout=5).json()
+            health = requests.get(f"{base}/health", timeout=10).json()
             streak = streak + 1 if health["model_version"] == new else 0
             assert time.monotonic() < deadline, f"new version not served by every worker: {health}"
             time.sleep(0.05)
