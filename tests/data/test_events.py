@@ -7,7 +7,7 @@ import time
 import pandas as pd
 import pytest
 
-from recsys_cli.data.events import EventRules, check_ids, from_json
+from recsys_cli.data.events import EventRules, check_events, check_ids, from_json
 from recsys_cli.data.ingest import ingest
 from recsys_cli.errors import EventsError, InputError
 
@@ -98,3 +98,83 @@ def test_viewed_ids_follow_the_id_rules():
 def test_a_clean_file_has_no_problems(tmp_path):
     snapshot = ingested(tmp_path, [f"c{i},p{i},view_product,{1_700_000_000 + i}" for i in range(5)])
     assert snapshot.rejects.empty and isinstance(snapshot.events(), pd.DataFrame)
+
+
+# --- the validator itself: check_events and the JSON shapes of POST /events ------------------------
+
+
+def frame(**columns: list[str]) -> pd.DataFrame:
+    return pd.DataFrame(columns, dtype=object)
+
+
+def test_check_events_parses_good_rows_and_names_the_first_problem_of_a_bad_one():
+    checked = check_events(
+        frame(
+            customer_id=["a", "b", "", "d"],
+            product_id=["x", "y", "z", "w"],
+            type=["view_product", "purchase_item", "add_to_cart", "teleport"],
+            timestamp=["1700000000", "2024-01-01T00:00:00Z", "1700000001", "1700000002"],
+        ),
+        now=1_750_000_000,
+    )
+    assert checked.ok.tolist() == [True, True, False, False]
+    assert checked.type_code[:2].tolist() == [0, 2] and checked.timestamp[:2].tolist() == [1_700_000_000, 1_704_067_200]
+    assert checked.first_problem().tolist()[2:] == [
+        "empty customer_id",
+        "unknown event type 'teleport' (one of view_product, add_to_cart, purchase_item)",
+    ]
+    assert checked.notes == ["timestamps read as unix seconds and ISO-8601"]
+
+
+def test_all_milliseconds_are_read_as_milliseconds():
+    checked = check_events(
+        frame(customer_id=["a", "b"], product_id=["x", "y"], type=["view_product"] * 2, timestamp=["1700000000123", "1700000001999"]),
+        now=1_750_000_000,
+    )
+    assert checked.ok.all() and checked.timestamp.tolist() == [1_700_000_000, 1_700_000_001]
+
+
+def test_the_future_limit_is_a_rule_zero_allows_nothing_ahead_of_now():
+    ahead = frame(customer_id=["a"], product_id=["x"], type=["view_product"], timestamp=["1750000060"])
+    assert check_events(ahead, now=1_750_000_000).ok.all()
+    assert not check_events(ahead, now=1_750_000_000, rules=EventRules(max_future_seconds=0)).ok.any()
+    with pytest.raises(InputError, match="max_future_seconds must be 0 or more"):
+        EventRules(max_future_seconds=-1)
+
+
+EVENT = {"customer_id": "a", "product_id": "b", "type": "view_product"}
+
+
+@pytest.mark.parametrize(
+    ("body", "details"),
+    [
+        ([1], ["events[0]: must be an object, got a number"]),
+        (
+            [{"customer_id": "a"}],
+            ["events[0].product_id: missing", "events[0].type: missing (one of view_product, add_to_cart, purchase_item)"],
+        ),
+        ([{**EVENT, "extra": 1}], ["events[0]: unknown field 'extra' (allowed: customer_id, product_id, type, timestamp)"]),
+        ([EVENT, {**EVENT, "customer_id": 1}], ["events[1].customer_id: must be a string, got a number 1"]),
+    ],
+)
+def test_every_problem_of_a_json_body_is_listed_by_position_and_field(body, details):
+    with pytest.raises(EventsError) as refused:
+        from_json(body, now=NOW)
+    assert refused.value.details == details and str(refused.value).endswith("nothing was stored")
+
+
+@pytest.mark.parametrize(
+    ("body", "message"),
+    [
+        ([], "the array is empty"),
+        (5, "must be an event object or an array of them, got a number"),
+        ([EVENT] * 3, "3 events in one request; at most 2"),
+    ],
+)
+def test_a_json_body_of_the_wrong_shape_or_size_is_refused_whole(body, message):
+    with pytest.raises(EventsError, match=message):
+        from_json(body, now=NOW, max_batch=2)
+
+
+def test_one_json_object_is_one_event():
+    assert from_json({**EVENT, "timestamp": 1_700_000_000}, now=NOW) == [("a", "b", 0, 1_700_000_000)]

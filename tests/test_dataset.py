@@ -1,0 +1,61 @@
+"""IdMap (external <-> internal ids, append-only) and the strongest-event rule."""
+
+from __future__ import annotations
+
+import pickle
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from recsys_cli.data.schema import CART, PURCHASE, VIEW
+from recsys_cli.dataset import IdMap, strongest_code
+
+
+def test_ids_are_numbered_in_order_of_first_appearance():
+    ids = IdMap.from_ids(["b", "a", "b", "c", "a"])
+    assert list(ids.external_ids) == ["b", "a", "c"] and len(ids) == 3
+    assert ids.to_internal(["a", "b", "c"]).tolist() == [1, 0, 2]
+    assert ids.to_external(np.array([2, 0])).tolist() == ["c", "b"]
+
+
+def test_unknown_ids_are_minus_one_not_an_error():
+    ids = IdMap.from_ids(["p1", "p2"])
+    assert ids.to_internal(["p2", "nope", "p1"]).tolist() == [1, -1, 0]
+    assert ids.get("p2") == 1 and ids.get("nope") == -1
+    assert ids.to_internal([]).tolist() == []
+
+
+def test_ids_that_look_alike_stay_distinct():
+    ids = IdMap.from_ids(["1", "01", "1.0", " 1", "a/b", "é"])
+    assert ids.to_internal(["01", "1", " 1", "1.0", "é", "a/b"]).tolist() == [1, 0, 3, 2, 5, 4]
+
+
+def test_add_ids_appends_and_never_moves_an_existing_mapping():
+    before = IdMap.from_ids(["x", "y"])
+    after = before.add_ids(["z", "y", "w", "z"])
+    assert list(after.external_ids) == ["x", "y", "z", "w"]
+    assert after.to_internal(["x", "y"]).tolist() == before.to_internal(["x", "y"]).tolist() == [0, 1]
+    assert list(before.external_ids) == ["x", "y"]  # the original map is unchanged (frozen)
+
+
+def test_add_ids_with_nothing_new_returns_the_same_map():
+    ids = IdMap.from_ids(["x", "y"])
+    assert ids.add_ids(["y", "x"]) is ids
+
+
+def test_a_pickled_map_loads_with_the_same_positions():
+    ids = IdMap.from_ids(["b", "a", "c"]).add_ids(["d"])
+    loaded = pickle.loads(pickle.dumps(ids))
+    assert list(loaded.external_ids) == ["b", "a", "c", "d"]
+    assert loaded.to_internal(["d", "a", "zz"]).tolist() == [3, 1, -1]
+    assert loaded.get("c") == 2
+    empty = pickle.loads(pickle.dumps(IdMap.from_ids([])))
+    assert len(empty) == 0 and empty.to_internal(["a"]).tolist() == [-1]
+
+
+@pytest.mark.parametrize("as_frame", [True, False])
+def test_the_strongest_event_wins_purchase_over_cart_over_view(as_frame):
+    counts = {"n_view": np.array([3, 1, 0, 2]), "n_cart": np.array([0, 2, 1, 0]), "n_purchase": np.array([0, 1, 0, 0])}
+    codes = strongest_code(pd.DataFrame(counts) if as_frame else counts)
+    assert codes.tolist() == [VIEW, PURCHASE, CART, VIEW] and codes.dtype == np.int8
