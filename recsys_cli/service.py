@@ -111,6 +111,7 @@ class RecommendationService:
         self.session_items = int(router["session_items"])
         self.session_weight = float(router["session_weight"])
         self._purchasers = dataset.item_counts()["purchasers"].to_numpy()
+        self._popular_reasons: dict[int, str] = {}  # a popular product's reason never changes within a version
         recommendable = np.asarray(dataset.recommendable, dtype=bool)
         # products known only from events are never recommended; None when that excludes nothing
         self._recommendable = None if recommendable.all() else recommendable
@@ -386,7 +387,7 @@ class RecommendationService:
         user, history, recent = self.history_for(str(customer_id), viewed)
         session = [recent] if len(recent) else None
         routed = self.route(np.array([user]), history, n, allowed=self.allowed(filters), session=session)
-        return self._result(str(customer_id), routed, 0, anchor_codes(history.strongest, routed.anchors))
+        return next(iter(self._results([str(customer_id)], routed, anchor_codes(history.strongest, routed.anchors))))
 
     def recommend_many(
         self, customer_ids: Iterable[str], n: int = 10, *, batch_size: int = 2000, workers: int | None = None
@@ -415,8 +416,7 @@ class RecommendationService:
                 routed, codes = pending[index].result()
                 if index + workers < len(chunks):
                     pending.append(pool.submit(run, chunks[index + workers]))
-                for row, customer in enumerate(chunk):
-                    yield self._result(customer, routed, row, codes)
+                yield from self._results(chunk, routed, codes)
 
     def history_rows(self, users: np.ndarray) -> UserHistory:
         """Training history rows of internal `users` (-1: an empty row), for batch routing."""
@@ -431,48 +431,49 @@ class RecommendationService:
                 matrix.eliminate_zeros()
         return full
 
-    def _result(self, customer_id: str, routed: Routed, row: int, codes: np.ndarray) -> dict:
-        ids = routed.ids[row]
-        valid = ids >= 0
-        product_ids = self.dataset.items.external_ids[ids[valid]]
-        anchors = routed.anchors[row][valid]
-        anchor_ids = self.dataset.items.external_ids[np.where(anchors >= 0, anchors, 0)]
-        items = [
-            {
-                "product_id": str(product_id),
-                "score": round(float(score), 6),
-                "rank": rank,
-                "source": SOURCES[source],
-                "reason": self._reason(source, item, anchor_id if anchor >= 0 else None, code),
-            }
-            for rank, (product_id, item, score, source, anchor, anchor_id, code) in enumerate(
-                zip(
-                    product_ids,
-                    ids[valid].tolist(),
-                    routed.scores[row][valid].tolist(),
-                    routed.sources[row][valid].tolist(),
-                    anchors.tolist(),
-                    anchor_ids,
-                    codes[row][valid].tolist(),
-                ),
-                start=1,
-            )
-        ]
-        return {"customer_id": customer_id, "source": SOURCES[int(routed.route[row])], "model_version": self.version, "items": items}
+    def _results(self, customer_ids: Sequence[str], routed: Routed, codes: np.ndarray) -> Iterable[dict]:
+        """One result dictionary per routed row; ids, scores and anchors converted once per batch."""
+        external = self.dataset.items.external_ids
+        valid = routed.ids >= 0
+        ids = routed.ids.tolist()
+        product_ids = external[np.where(valid, routed.ids, 0)].tolist()
+        anchor_ids = np.where(routed.anchors >= 0, external[np.maximum(routed.anchors, 0)], None).tolist()
+        scores = np.round(routed.scores.astype(np.float64), 6).tolist()
+        sources, codes, routes = routed.sources.tolist(), codes.tolist(), routed.route.tolist()
+        complete = valid.all(axis=1).tolist()
+        for row, customer_id in enumerate(customer_ids):
+            kept = range(len(ids[row])) if complete[row] else np.flatnonzero(valid[row]).tolist()
+            items = [
+                {
+                    "product_id": str(product_ids[row][j]),
+                    "score": scores[row][j],
+                    "rank": rank,
+                    "source": SOURCES[sources[row][j]],
+                    "reason": self._reason(sources[row][j], ids[row][j], anchor_ids[row][j], codes[row][j]),
+                }
+                for rank, j in enumerate(kept, start=1)
+            ]
+            yield {"customer_id": customer_id, "source": SOURCES[routes[row]], "model_version": self.version, "items": items}
 
     def _reason(self, source: int, item: int, anchor_id: str | None, code: int) -> str:
         if source == POPULARITY:
-            described = self.popularity.reason(item)
-            if described is not None:
-                return described
-            buyers = int(self._purchasers[item])
-            return f"popular: bought by {buyers:,} customer{'s' if buyers != 1 else ''}" if buyers else "popular"
+            cached = self._popular_reasons.get(item)
+            if cached is None:
+                cached = self._popular_reasons[item] = self._popular_reason(item)
+            return cached
         verb = VERBS.get(code, "interacted with")
         if source == CONTENT:
             return f"similar to {anchor_id}, which you {verb}" if anchor_id is not None else "similar to products you viewed"
         if anchor_id is not None:
             return f"customers who liked {anchor_id}, which you {verb}, also liked this"
         return "customers with similar taste liked this"
+
+    def _popular_reason(self, item: int) -> str:
+        described = self.popularity.reason(item)
+        if described is not None:
+            return described
+        buyers = int(self._purchasers[item])
+        return f"popular: bought by {buyers:,} customer{'s' if buyers != 1 else ''}" if buyers else "popular"
 
     def similar(self, product_id: str, n: int = 10) -> list[dict]:
         """Products most similar to `product_id` (content similarity, precomputed neighbours)."""
