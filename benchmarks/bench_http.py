@@ -56,6 +56,7 @@ NAME = "http"
 LUA = ROOT / "benchmarks" / "wrk" / "rotate.lua"
 RECSYS = Path(sys.executable).with_name("recsys")
 POOL = 2000  # ids per rotating scenario
+BLAS_THREAD_VARIABLES = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")
 SCENARIOS = ("health", "warm", "filtered", "unknown", "similar", "events")  # events last: it adds live events
 
 
@@ -454,7 +455,13 @@ def main() -> int:
                     f"wrk -t{args.wrk_threads} -c{args.connections} --latency, {args.seconds:g} s per scenario, "
                     f"on the same {cores} cores as the server"
                 ),
-                "server": {"command": "recsys serve", "workers": args.workers, "threads_per_worker": args.threads},
+                "server": {
+                    "command": "recsys serve",
+                    "workers": args.workers,
+                    "threads_per_worker": args.threads,
+                    # inherited by the server; BLAS threads change single-request latency several-fold on 2 busy cores
+                    "environment": {k: v for k, v in os.environ.items() if k in BLAS_THREAD_VARIABLES},
+                },
                 "events_batch": args.batch,
                 "load_average_at_start": at_start["load_average"],
                 "targets": {f"{scale} {name}": str(t) for (scale, name), t in TARGETS.items()},
