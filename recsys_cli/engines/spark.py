@@ -56,6 +56,7 @@ WARM_MODELS = ("itemknn", "als", "popularity")
 FEW_MODELS = (*WARM_MODELS, "content")
 DEFAULT_POPULARITY = "customers"
 """The popularity ranking when popularity.mode is auto (the local engine chooses it on validation)."""
+LOCAL_DRIVER_MEMORY = "4g"
 SESSION_DEFAULTS = {
     "spark.ui.showConsoleProgress": "false",
     "spark.sql.execution.arrow.pyspark.enabled": "true",
@@ -131,6 +132,8 @@ def session(settings: Settings) -> Iterator["SparkSession"]:
         # Spark's 200 shuffle partitions are for clusters; on one machine they are mostly task overhead
         cores = section["master"].partition("[")[2].rstrip("]").split(",")[0]
         defaults["spark.sql.shuffle.partitions"] = str(2 * (int(cores) if cores.isdigit() else os.cpu_count() or 1))
+        # in local mode the executors are threads of the driver's JVM: Spark's 1g default heap spills the self-join
+        defaults["spark.driver.memory"] = LOCAL_DRIVER_MEMORY
     for key, value in {**defaults, **{k: v for k, v in section.items() if k.startswith("spark.")}}.items():
         builder = builder.config(key, value)
     try:
@@ -311,20 +314,24 @@ def _dataset(events: "DataFrame", pairs: "DataFrame", catalog: pd.DataFrame, wei
     return dataset, n_events
 
 
-def neighbour_table(pairs: "DataFrame", *, neighbours: int, shrink: float) -> "DataFrame":
+def neighbour_table(seen: "DataFrame", *, neighbours: int, shrink: float) -> "DataFrame":
     """(i, j, sim): for each product i its top `neighbours` products j by cosine similarity of the
-    binarized customer columns, dot / (|i| |j| + shrink); ties broken by product id."""
+    binarized customer columns, dot / (|i| |j| + shrink); ties broken by j.
+
+    `seen` has one row per (customer_id, item) a customer interacted with, items as integers.
+    """
     from pyspark.sql import Window
     from pyspark.sql import functions as F
 
-    seen = pairs.select("customer_id", "product_id").distinct()
-    norms = seen.groupBy("product_id").agg(F.sqrt(F.count("*").cast("double")).alias("norm"))
-    left = seen.withColumnRenamed("product_id", "i")
-    right = seen.withColumnRenamed("product_id", "j")
-    dots = left.join(right, "customer_id").where(F.col("i") != F.col("j")).groupBy("i", "j").agg(F.count("*").cast("double").alias("dot"))
+    norms = seen.groupBy("item").agg(F.sqrt(F.count("*").cast("double")).alias("norm"))
+    left = seen.withColumnRenamed("item", "i")
+    right = seen.withColumnRenamed("item", "j")
+    # co-occurrence is symmetric: count each unordered pair once (half the join's output), then mirror it
+    upper = left.join(right, "customer_id").where(F.col("i") < F.col("j")).groupBy("i", "j").agg(F.count("*").cast("double").alias("dot"))
+    dots = upper.unionByName(upper.select(F.col("j").alias("i"), F.col("i").alias("j"), "dot"))
     scored = (
-        dots.join(norms.withColumnRenamed("product_id", "i").withColumnRenamed("norm", "norm_i"), "i")
-        .join(norms.withColumnRenamed("product_id", "j").withColumnRenamed("norm", "norm_j"), "j")
+        dots.join(F.broadcast(norms.withColumnRenamed("item", "i").withColumnRenamed("norm", "norm_i")), "i")
+        .join(F.broadcast(norms.withColumnRenamed("item", "j").withColumnRenamed("norm", "norm_j")), "j")
         .withColumn("sim", F.col("dot") / (F.col("norm_i") * F.col("norm_j") + F.lit(float(shrink))))
         .where(F.col("sim") > 0)
     )
@@ -332,17 +339,28 @@ def neighbour_table(pairs: "DataFrame", *, neighbours: int, shrink: float) -> "D
     return scored.withColumn("rank", rank).where(F.col("rank") <= int(neighbours)).select("i", "j", "sim")
 
 
+def _item_ids(spark: "SparkSession", dataset: Dataset) -> "DataFrame":
+    """(product_id, item): the dataset's internal item index of every product, to join on."""
+    frame = pd.DataFrame({"product_id": dataset.items.external_ids.astype(str), "item": np.arange(dataset.n_items, dtype=np.int32)})
+    return spark.createDataFrame(frame)
+
+
 def _itemknn(spark: "SparkSession", pairs: "DataFrame", dataset: Dataset, settings: Settings) -> ItemKNNModel:
     """An ItemKNNModel whose similarity matrix Spark computed (the state `ItemKNNModel.fit` leaves)."""
+    from pyspark.sql import functions as F
+
     section = settings["itemknn"]
-    table = neighbour_table(pairs, neighbours=int(section["neighbours"]), shrink=float(section["shrink"])).toPandas()
-    rows = dataset.items.to_internal(table["i"].to_numpy(dtype=object))
-    cols = dataset.items.to_internal(table["j"].to_numpy(dtype=object))
+    seen = pairs.join(F.broadcast(_item_ids(spark, dataset)), "product_id").select("customer_id", "item")
+    table = neighbour_table(seen, neighbours=int(section["neighbours"]), shrink=float(section["shrink"])).toPandas()
     n = dataset.n_items
     model = ItemKNNModel(neighbours=int(section["neighbours"]), shrink=float(section["shrink"]), decay=float(section["decay"]))
     model._interactions = _binary_interactions(dataset)
     model._last_seen = dataset.history().last_seen
-    model.S = sparse.csr_matrix((table["sim"].to_numpy(dtype=np.float32), (rows, cols)), shape=(n, n), dtype=np.float32)
+    model.S = sparse.csr_matrix(
+        (table["sim"].to_numpy(dtype=np.float32), (table["i"].to_numpy(dtype=np.int64), table["j"].to_numpy(dtype=np.int64))),
+        shape=(n, n),
+        dtype=np.float32,
+    )
     model.S.sort_indices()
     return model
 
@@ -361,17 +379,14 @@ def _als(spark: "SparkSession", pairs: "DataFrame", dataset: Dataset, settings: 
     1 + alpha * weight (implicit uses alpha * weight), so equal settings give close, not equal, factors;
     a customer's factors are solved at recommend time by ALSModel itself, as with the local engine.
     """
-    import pyarrow as pa
     from pyspark.ml.recommendation import ALS
     from pyspark.sql import functions as F
 
     section = settings["als"]
     users = spark.createDataFrame(
-        pa.table({"customer_id": dataset.users.external_ids.astype(str), "user": np.arange(dataset.n_users, dtype=np.int32)}).to_pandas()
+        pd.DataFrame({"customer_id": dataset.users.external_ids.astype(str), "user": np.arange(dataset.n_users, dtype=np.int32)})
     )
-    items = spark.createDataFrame(
-        pa.table({"product_id": dataset.items.external_ids.astype(str), "item": np.arange(dataset.n_items, dtype=np.int32)}).to_pandas()
-    )
+    items = _item_ids(spark, dataset)
     ratings = pairs.join(F.broadcast(items), "product_id").join(users, "customer_id").select("user", "item", "weight")
     estimator = ALS(
         rank=int(section["factors"]),
