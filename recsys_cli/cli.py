@@ -372,7 +372,7 @@ def train(
                 if_changed=if_changed,
                 wait=wait,
                 progress=progress,
-                log=_log,
+                log=_train_log,
                 guard=guard,
                 live_store=live_store,
             )
@@ -386,7 +386,7 @@ def train(
             if_changed=if_changed,
             wait=wait,
             progress=lambda stage: _log(f"stage: {stage}"),
-            log=_log,
+            log=_train_log,
             guard=guard,
             live_store=live_store,
         )
@@ -403,7 +403,8 @@ def train(
         )
         return
     if outcome.skipped:
-        return  # train has already said "nothing to do" on stderr, once
+        out.print(f"Nothing to do: version {outcome.version} was trained on the same inputs and settings.")
+        return
     table = Table(title=f"Trained version {outcome.version}", show_header=True)
     table.add_column("stage")
     table.add_column("seconds", justify="right")
@@ -411,6 +412,15 @@ def train(
         table.add_row(stage, f"{seconds:.2f}")
     out.print(table)
     _print_selection(outcome.selection)
+
+
+def _train_log(message: str) -> None:
+    """train's log lines, less its own "nothing to do" for --if-changed: the command says that once, on stdout."""
+    if not message.startswith(SKIP_LOG_PREFIX):
+        _log(message)
+
+
+SKIP_LOG_PREFIX = "inputs and settings unchanged since version"
 
 
 def _print_selection(selection: dict) -> None:
@@ -872,7 +882,7 @@ def serve(
 
     if get_path is not None:
         status, body = get(get_path, artifacts, data, live_store=live_store)
-        out.print_json(json.dumps(body)) if not isinstance(body, str) else out.print(body, markup=False)
+        _print_json(body) if not isinstance(body, str) else out.print(body, markup=False)
         if not 200 <= status < 300:
             raise typer.Exit(1)
         return

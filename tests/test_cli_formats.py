@@ -180,8 +180,8 @@ def test_if_changed_says_nothing_to_do_once(sample_artifacts, run_cli, tmp_path)
     assert run_cli(*args).exit_code == 0
     again = run_cli(*args, "--if-changed")
     assert again.exit_code == 0
-    said = again.stdout + again.stderr
-    assert said.count("unchanged since version") == 1 and "Nothing to do" not in again.stdout
+    assert again.stdout.count("Nothing to do") == 1
+    assert "unchanged since version" not in again.stderr
 
 
 def test_write_config_is_checked_before_any_work(shop, run_cli, tmp_path):
