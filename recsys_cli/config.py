@@ -36,6 +36,9 @@ DEFAULTS: dict[str, dict[str, Any]] = {
         "exclude": ["view_product", "add_to_cart", "purchase_item"],  # never recommend products with these events
         "session_items": 5,  # live products blended into a warm customer's scores
         "session_weight": 0.3,  # weight of similarity to live products in that blend
+        # train stores each known customer's first N recommendations; a request for n <= N without
+        # filters, live events or a session reads them (same list, no scoring). 0 = always score.
+        "precomputed": 20,
     },
     "selection": {
         # models tried for the few and warm segments; `kind:key=value` changes one of its settings.

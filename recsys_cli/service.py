@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -66,6 +66,36 @@ class Filters:
 
 
 @dataclass(frozen=True)
+class Precomputed:
+    """Every known customer's routed list at train time, first `k` items (rows = internal customers).
+
+    Exactly what `route` returns for the training history; a request with no filters, live events
+    or session and n <= k reads its row instead of scoring.
+    """
+
+    k: int
+    ids: np.ndarray  # (n_users, k) int32, -1 padding
+    scores: np.ndarray  # float32
+    sources: np.ndarray  # int8
+    anchors: np.ndarray  # int32
+    codes: np.ndarray  # int8: the anchor's strongest event code
+    route: np.ndarray  # (n_users,) int8
+
+    def routed(self, users: np.ndarray, n: int) -> tuple["Routed", np.ndarray]:
+        """The first `n` items of `users`' rows, as `route` output, and their anchor codes."""
+        return (
+            Routed(
+                ids=self.ids[users, :n].astype(np.int64),
+                scores=self.scores[users, :n],
+                sources=self.sources[users, :n],
+                anchors=self.anchors[users, :n].astype(np.int64),
+                route=self.route[users],
+            ),
+            self.codes[users, :n].astype(np.int64),
+        )
+
+
+@dataclass(frozen=True)
 class Routed:
     """Batched router output in internal indices: (n_users, k) arrays, -1 padding."""
 
@@ -91,6 +121,7 @@ class RecommendationService:
         version: str = "in-memory",
         manifest: dict | None = None,
         live: LiveStore | None = None,
+        precomputed: Precomputed | None = None,
     ):
         self.dataset = dataset
         self.popularity = popularity
@@ -101,6 +132,7 @@ class RecommendationService:
         self.version = version
         self.manifest = manifest or {}
         self.live = live
+        self.precomputed = precomputed if precomputed is not None and precomputed.ids.shape[0] == dataset.n_users else None
         self.loaded_at = time.time()
         router = settings["router"]
         self.warm_min = int(router["warm_min_products"])
@@ -141,11 +173,37 @@ class RecommendationService:
             version=loaded.version,
             manifest=loaded.manifest,
             live=live,
+            precomputed=resolve.get("precomputed"),
         )
 
     @classmethod
     def from_trained(cls, trained: Any, settings: Settings, **kwargs: Any) -> "RecommendationService":
-        return cls(trained.dataset, trained.popularity, trained.content, trained.collaborative, settings, few=trained.few, **kwargs)
+        return cls(
+            trained.dataset,
+            trained.popularity,
+            trained.content,
+            trained.collaborative,
+            settings,
+            few=trained.few,
+            precomputed=trained.precomputed,
+            **kwargs,
+        )
+
+    def precompute(self, k: int, *, workers: int | None = None) -> Precomputed:
+        """Route every known customer once (training history) and keep the first `k` items."""
+        users = np.arange(self.dataset.n_users)
+        out = {
+            "ids": np.full((len(users), k), -1, dtype=np.int32),
+            "scores": np.full((len(users), k), -np.inf, dtype=np.float32),
+            "sources": np.full((len(users), k), -1, dtype=np.int8),
+            "anchors": np.full((len(users), k), -1, dtype=np.int32),
+            "codes": np.full((len(users), k), -1, dtype=np.int8),
+            "route": np.full(len(users), POPULARITY, dtype=np.int8),
+        }
+        for part, (routed, codes) in self._route_batches(users, k, workers=workers):
+            out["ids"][part], out["scores"][part], out["sources"][part] = routed.ids, routed.scores, routed.sources
+            out["anchors"][part], out["codes"][part], out["route"][part] = routed.anchors, codes, routed.route
+        return Precomputed(k=k, **out)
 
     # --- routing (internal indices, batched) -----------------------------------------------------
 
@@ -282,19 +340,28 @@ class RecommendationService:
 
     # --- external ids in, dictionaries out -----------------------------------------------------
 
-    def history_for(self, customer_id: str, viewed: Sequence[str] = ()) -> tuple[int, UserHistory, np.ndarray]:
+    def history_for(
+        self, customer_id: str, viewed: Sequence[str] = (), *, live_rows: list | None = None
+    ) -> tuple[int, UserHistory, np.ndarray]:
         """A customer's history: training rows merged with their live events (and `viewed`, the
-        current session's products, newest last); also their recent live items, newest first."""
+        current session's products, newest last); also their recent live items, newest first.
+        `live_rows` passes what `live_rows(customer_id, viewed)` already returned."""
         user = self.dataset.users.get(customer_id)
         base = self._history_row(user) if user >= 0 else self._empty_history
+        if live_rows is None:
+            live_rows = self.live_rows(customer_id, viewed)
+        if not live_rows:
+            return user, base, np.zeros(0, dtype=np.int64)
+        return user, *self._merge_live(base, live_rows)
+
+    def live_rows(self, customer_id: str, viewed: Sequence[str] = ()) -> list[tuple[str, int, int]]:
+        """A customer's live events and `viewed` session products as (product_id, type code, time), newest first."""
         live_rows = self.live.for_customer(customer_id) if self.live is not None else []
         if viewed:
             now = int(time.time())
             session = [(str(self.dataset.items.external_ids[self._item(p)]), 0, now - age) for age, p in enumerate(reversed(viewed))]
             live_rows = session + list(live_rows)
-        if not live_rows:
-            return user, base, np.zeros(0, dtype=np.int64)
-        return user, *self._merge_live(base, live_rows)
+        return live_rows
 
     @property
     def _empty_history(self) -> UserHistory:
@@ -384,7 +451,13 @@ class RecommendationService:
         `viewed` adds products seen in the current session (e.g. an anonymous visitor's) as views.
         """
         n = check_n(n)
-        user, history, recent = self.history_for(str(customer_id), viewed)
+        customer_id = str(customer_id)
+        live_rows = self.live_rows(customer_id, viewed)
+        pre, user = self.precomputed, self.dataset.users.get(customer_id)
+        if pre is not None and user >= 0 and n <= pre.k and not live_rows and (filters is None or not filters.active()):
+            routed, codes = pre.routed(np.array([user]), n)  # the list train stored: nothing changed since
+            return next(iter(self._results([customer_id], routed, codes)))
+        user, history, recent = self.history_for(customer_id, viewed, live_rows=live_rows)
         session = [recent] if len(recent) else None
         routed = self.route(np.array([user]), history, n, allowed=self.allowed(filters), session=session)
         return next(iter(self._results([str(customer_id)], routed, anchor_codes(history.strongest, routed.anchors))))
@@ -401,22 +474,47 @@ class RecommendationService:
         """
         n = check_n(n)
         ids = [str(c) for c in customer_ids]
-        chunks = [ids[start : start + batch_size] for start in range(0, len(ids), batch_size)]
-        workers = workers or min(4, os.cpu_count() or 1)
+        users = self.dataset.users.to_internal(ids)
+        for part, (routed, codes) in self._route_batches(users, n, batch_size=batch_size, workers=workers):
+            yield from self._results([ids[i] for i in part], routed, codes)
 
-        def run(chunk: list[str]) -> tuple[Routed, np.ndarray]:
-            users = self.dataset.users.to_internal(chunk)
-            history = self.history_rows(users)
-            routed = self.route(users, history, n)
-            return routed, anchor_codes(history.strongest, routed.anchors)
+    def _route_batches(
+        self, users: np.ndarray, k: int, *, batch_size: int = 2000, workers: int | None = None
+    ) -> Iterator[tuple[np.ndarray, tuple[Routed, np.ndarray]]]:
+        """(positions, (routed, anchor codes)) per batch of `users`, in order; known customers'
+        lists come from the precomputed ones when they are long enough."""
+        parts = [np.arange(start, min(start + batch_size, len(users))) for start in range(0, len(users), batch_size)]
+        workers = workers or min(4, os.cpu_count() or 1)
+        pre = self.precomputed if self.precomputed is not None and k <= self.precomputed.k else None
+
+        def run(part: np.ndarray) -> tuple[Routed, np.ndarray]:
+            batch = users[part]
+            known = batch >= 0 if pre is not None else np.zeros(len(batch), dtype=bool)
+            if known.all():
+                return pre.routed(batch, k)
+            scored = np.flatnonzero(~known)
+            history = self.history_rows(batch[scored])
+            routed = self.route(batch[scored], history, k)
+            codes = anchor_codes(history.strongest, routed.anchors)
+            if not known.any():
+                return routed, codes
+            stored, stored_codes = pre.routed(batch[known], k)
+            merged = {}
+            for name in ("ids", "scores", "sources", "anchors", "route"):
+                whole = np.empty((len(batch), *getattr(routed, name).shape[1:]), dtype=getattr(routed, name).dtype)
+                whole[scored], whole[known] = getattr(routed, name), getattr(stored, name)
+                merged[name] = whole
+            all_codes = np.empty((len(batch), k), dtype=np.int64)
+            all_codes[scored], all_codes[known] = codes, stored_codes
+            return Routed(**merged), all_codes
 
         with threadpool_limits(1, "blas"), ThreadPoolExecutor(max_workers=workers) as pool:
-            pending = [pool.submit(run, chunk) for chunk in chunks[:workers]]
-            for index, chunk in enumerate(chunks):
-                routed, codes = pending[index].result()
-                if index + workers < len(chunks):
-                    pending.append(pool.submit(run, chunks[index + workers]))
-                yield from self._results(chunk, routed, codes)
+            pending = [pool.submit(run, part) for part in parts[:workers]]
+            for index, part in enumerate(parts):
+                result = pending[index].result()
+                if index + workers < len(parts):
+                    pending.append(pool.submit(run, parts[index + workers]))
+                yield part, result
 
     def history_rows(self, users: np.ndarray) -> UserHistory:
         """Training history rows of internal `users` (-1: an empty row), for batch routing."""

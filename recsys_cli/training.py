@@ -30,10 +30,11 @@ from .models.content import ContentConfig, ContentModel
 from .models.popularity import PopularityModel
 from .publish_guard import GuardConfig
 from .selection import build_model, check_model_names, select, wrap_blend
+from .service import Precomputed, RecommendationService
 from .weighting import WeightingConfig
 
 Progress = Callable[[str], None]
-STAGES = ("ingest", "selection", "dataset", "popularity", "content", "collaborative", "write")
+STAGES = ("ingest", "selection", "dataset", "popularity", "content", "collaborative", "lists", "write")
 ENGINES = ("local", "spark")
 
 
@@ -52,13 +53,25 @@ class Trained:
     few: Recommender
     selection: dict = field(default_factory=dict)
     seconds: dict[str, float] = field(default_factory=dict)
+    precomputed: Precomputed | None = None  # every known customer's first lists (router.precomputed)
 
     def parts(self) -> dict[str, Any]:
         """What a version stores; a segment model that is another part is stored as that part's name."""
         parts: dict[str, Any] = {"dataset": self.dataset, "popularity": self.popularity, "content": self.content}
         parts["collaborative"] = self._reference(self.collaborative, parts)
         parts["few"] = self._reference(self.few, parts)
+        if self.precomputed is not None:
+            parts["precomputed"] = self.precomputed
         return parts
+
+    def precompute(self, settings: Settings, progress: Progress | None = None) -> None:
+        """Store every known customer's first `router.precomputed` recommendations (0: none)."""
+        k = int(settings["router"]["precomputed"])
+        if k > 0:
+            (progress or (lambda stage: None))("lists")
+            started = time.perf_counter()
+            self.precomputed = RecommendationService.from_trained(self, settings).precompute(k)
+            self.seconds["lists"] = round(time.perf_counter() - started, 3)
 
     @staticmethod
     def _reference(model: Recommender, parts: dict[str, Any]) -> Any:
@@ -237,6 +250,7 @@ def train(
             events = pd.concat([snapshot.events(), live_events], ignore_index=True) if len(live_events) else snapshot.events()
             trained = fit_models(events, snapshot.catalog(), settings, progress)
             n_events = len(events)
+        trained.precompute(settings, progress)
         progress("write")
         write_started = time.perf_counter()
         seconds = {"ingest": ingest_seconds, **trained.seconds}

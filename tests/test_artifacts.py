@@ -34,7 +34,14 @@ def test_manifest_records_what_was_trained(sample_artifacts):
     version = artifacts.current_version(path)
     manifest = json.loads((path / "versions" / version / "manifest.json").read_text())
     assert manifest["format_version"] == artifacts.FORMAT_VERSION
-    assert set(manifest["files"]) == {"dataset.joblib", "popularity.joblib", "content.joblib", "collaborative.joblib", "few.joblib"}
+    assert set(manifest["files"]) == {
+        "dataset.joblib",
+        "popularity.joblib",
+        "content.joblib",
+        "collaborative.joblib",
+        "few.joblib",
+        "precomputed.joblib",
+    }
     assert manifest["settings"]["router"]["collaborative"] == "auto"
     # the selection table says what was tried and what won each segment
     chosen = {segment for row in manifest["selection"]["table"] for segment in row["chosen_for"]}

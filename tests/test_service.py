@@ -194,3 +194,61 @@ def test_live_history_overrides(service, tmp_path):
     top = with_live.recommend(warm, 5)["items"][0]["product_id"]
     live.append([(warm, top, 2, 1_700_000_001)])
     assert top not in {i["product_id"] for i in with_live.recommend(warm, 5)["items"]}
+
+
+def _without_precomputed(service: RecommendationService) -> RecommendationService:
+    return RecommendationService(
+        service.dataset, service.popularity, service.content, service.collaborative, service.settings, few=service.few
+    )
+
+
+def _same_list(a: dict, b: dict) -> None:
+    """Same source, scores (to float precision, rank by rank) and items; equal scores may swap places."""
+    assert a["source"] == b["source"]
+    assert [i["score"] for i in a["items"]] == pytest.approx([i["score"] for i in b["items"]], abs=1e-5)
+    described = lambda result: {(i["product_id"], i["source"], i["reason"]) for i in result["items"]}  # noqa: E731
+    assert described(a) == described(b)
+
+
+def test_a_trained_version_answers_known_customers_from_its_stored_lists(service):
+    """train stores each known customer's first lists; reading them gives what scoring gives."""
+    assert service.precomputed is not None and service.precomputed.k >= 10
+    scoring = _without_precomputed(service)
+    users = np.concatenate([customers_with(service, 1, 4)[:40], customers_with(service, 5, 10_000)[:40]])
+    ids = [str(c) for c in service.dataset.users.external_ids[users]]
+    for customer in ids:
+        for n in (1, 10, service.precomputed.k):
+            _same_list(service.recommend(customer, n), scoring.recommend(customer, n))
+    for stored, scored in zip(service.recommend_many(ids + ["never-seen"], 10), scoring.recommend_many(ids + ["never-seen"], 10)):
+        _same_list(stored, scored)
+
+
+def test_filters_live_events_and_long_lists_are_scored_not_read(service, tmp_path):
+    """What the stored lists cannot know (a filter, a new event, more items than stored) is scored."""
+    from recsys_cli.live import LiveStore
+
+    scoring = _without_precomputed(service)
+    customer = str(service.dataset.users.external_ids[customers_with(service, 5, 10_000)[0]])
+    brand = str(service.dataset.catalog["brand"].dropna().iloc[0])
+    filtered = service.recommend(customer, 10, filters=Filters(brand=brand))
+    _same_list(filtered, scoring.recommend(customer, 10, filters=Filters(brand=brand)))
+    assert all(service.product(i["product_id"]).get("brand") == brand for i in filtered["items"])
+    longer = service.precomputed.k + 5
+    assert len(service.recommend(customer, longer)["items"]) == longer
+
+    before = service.recommend(customer, 10)
+    live = LiveStore(tmp_path / "live.db")
+    bought = [i["product_id"] for i in before["items"][:3]]
+    live.append([(customer, product, 2, 1_700_000_000 + j) for j, product in enumerate(bought)])  # 2: purchase_item
+    with_live = RecommendationService(
+        service.dataset,
+        service.popularity,
+        service.content,
+        service.collaborative,
+        service.settings,
+        few=service.few,
+        live=live,
+        precomputed=service.precomputed,
+    )
+    after = with_live.recommend(customer, 10)
+    assert not set(bought) & {i["product_id"] for i in after["items"]}  # purchased now, so never recommended again
