@@ -91,10 +91,16 @@ def percentile(values: Sequence[float], q: float) -> float:
     return ordered[rank - 1]
 
 
-def metric(name: str, value: float | None, unit: str, target: float | None = None, how: str = "") -> dict[str, Any]:
-    """One measured number; `met` is value < target (None when there is no target or no value)."""
-    met = None if target is None or value is None else bool(value < target)
-    return {"name": name, "value": value, "unit": unit, "target": target, "met": met, "how": how}
+def metric(
+    name: str, value: float | None, unit: str, target: float | None = None, how: str = "", *, at_least: bool = False
+) -> dict[str, Any]:
+    """One measured number; `met` is value < target, or value >= target with `at_least` (for
+    throughputs); None when there is no target or no value."""
+    met = None if target is None or value is None else bool(value >= target if at_least else value < target)
+    result = {"name": name, "value": value, "unit": unit, "target": target, "met": met, "how": how}
+    if at_least:
+        result["direction"] = "at_least"
+    return result
 
 
 def machine() -> dict[str, Any]:
@@ -135,7 +141,8 @@ def fmt_value(value: Any) -> str:
 def metric_rows(metrics: Sequence[dict[str, Any]]) -> list[dict[str, str]]:
     rows = []
     for m in metrics:
-        target = "-" if m.get("target") is None else f"< {fmt_value(m['target'])}"
+        sign = ">=" if m.get("direction") == "at_least" else "<"
+        target = "-" if m.get("target") is None else f"{sign} {fmt_value(m['target'])}"
         status = {True: "met", False: "MISSED", None: ""}[m.get("met")]
         rows.append(
             {

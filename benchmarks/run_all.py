@@ -22,7 +22,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import RESULTS, ROOT, machine, metric_rows, print_table  # noqa: E402
 
 HERE = ROOT / "benchmarks"
-SCRIPTS = ("bench_ingest.py", "bench_train.py", "bench_server.py", "bench_http.py", "bench_quality.py")
+SCRIPTS = ("bench_ingest.py", "bench_train.py", "bench_recommend.py", "bench_server.py", "bench_http.py", "bench_quality.py")
 COMBINED = HERE / "results.json"
 
 

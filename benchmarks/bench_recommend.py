@@ -1,0 +1,179 @@
+"""In-process recommendation speed on the seed preset, next to implicit measured in the same run.
+
+Trains the seed preset with the default settings into benchmarks/out/recommend-artifacts (reused
+while it has stored lists; `--retrain` forces a new version), loads it as a `recsys serve` worker
+does (single-threaded BLAS), and measures, for `--customers` warm customers (5+ products):
+
+- one recommendation (n=10), p50 / p99: as served (the lists train stored), scored (what a
+  customer with live events or a session gets: router.precomputed off), with a brand + price
+  filter (always scored), and for unknown customers (popularity);
+- a batch over every customer (`recommend_many`, results formatted as the CLI writes them), from
+  the stored lists and scored;
+- the references on the same interactions: implicit's cosine ItemKNN (K=100) and ALS (64
+  factors, 15 iterations), `recommend` for one warm customer (p50 / p99) and for all customers.
+
+Prints a table and writes benchmarks/results/recommend.json.
+
+Usage: python benchmarks/bench_recommend.py [--customers 1000] [--retrain] [--skip-scored-batch]
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from common import OUT, metric, metric_rows, percentile, print_table, seed_data, write_results  # noqa: E402
+
+ARTIFACTS = OUT / "recommend-artifacts"
+
+
+def prepare(retrain: bool) -> Path:
+    from recsys_cli import artifacts as artifact_store
+    from recsys_cli.config import load_settings
+    from recsys_cli.training import train
+
+    data = seed_data()
+    current = artifact_store.current_version(ARTIFACTS)
+    stored = current is not None and (ARTIFACTS / artifact_store.VERSIONS_DIR / current / "precomputed.joblib").exists()
+    if retrain or not stored:
+        print("training the seed preset (default settings) ...", flush=True)
+        outcome = train(data, ARTIFACTS, load_settings(environ={}))
+        print(f"trained {outcome.version} in {outcome.seconds.get('total', 0):.1f} s", flush=True)
+    return data
+
+
+def timed_ms(call, items) -> list[float]:
+    """Milliseconds of `call(item)` for each item, after a warm-up over the first 50."""
+    for item in items[:50]:
+        call(item)
+    out = []
+    for item in items:
+        started = time.perf_counter()
+        call(item)
+        out.append((time.perf_counter() - started) * 1000)
+    return out
+
+
+def summary(values: list[float]) -> dict[str, float]:
+    return {"p50": round(percentile(values, 50), 4), "p99": round(percentile(values, 99), 4)}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--customers", type=int, default=1000, help="warm customers timed one by one")
+    parser.add_argument("--retrain", action="store_true", help="train a new version even if one is stored")
+    parser.add_argument("--skip-scored-batch", action="store_true", help="skip the batch without stored lists (the slowest step)")
+    args = parser.parse_args()
+
+    from threadpoolctl import threadpool_limits
+
+    prepare(args.retrain)
+    from recsys_cli.service import Filters, RecommendationService
+
+    threadpool_limits(1)  # as in a `recsys serve` worker: 2 workers on 2 cores, no nested BLAS threads
+    service = RecommendationService.load(ARTIFACTS)
+    scored = RecommendationService(
+        service.dataset, service.popularity, service.content, service.collaborative, service.settings, few=service.few
+    )
+    dataset = service.dataset
+    distinct = np.diff(dataset.interactions.indptr)
+    rng = np.random.default_rng(7)
+    warm_users = rng.choice(np.flatnonzero(distinct >= 5), size=min(args.customers, int((distinct >= 5).sum())), replace=False)
+    warm = [str(c) for c in dataset.users.external_ids[warm_users]]
+    unknown = [f"bench-unknown-{i}" for i in range(len(warm))]
+    brand = str(dataset.catalog["brand"].value_counts().index[0])
+    price = float(dataset.catalog["price"].median())
+    selling = Filters(brand=brand, max_price=price)
+    everyone = [str(c) for c in dataset.users.external_ids]
+
+    results: dict[str, dict] = {}
+    results["warm, served"] = summary(timed_ms(lambda c: service.recommend(c, 10), warm))
+    results["warm, scored"] = summary(timed_ms(lambda c: scored.recommend(c, 10), warm))
+    results["warm, brand + price filter"] = summary(timed_ms(lambda c: service.recommend(c, 10, filters=selling), warm))
+    results["unknown customer"] = summary(timed_ms(lambda c: service.recommend(c, 10), unknown))
+
+    started = time.perf_counter()
+    served = sum(1 for _ in service.recommend_many(everyone, 10))
+    batch_served = time.perf_counter() - started
+    batch_scored = None
+    if not args.skip_scored_batch:
+        started = time.perf_counter()
+        sum(1 for _ in scored.recommend_many(everyone, 10))
+        batch_scored = time.perf_counter() - started
+
+    # references: implicit on the same weighted interactions, its own threading
+    from implicit.als import AlternatingLeastSquares
+    from implicit.nearest_neighbours import CosineRecommender
+
+    threadpool_limits(None)
+    user_items = dataset.interactions.astype(np.float32).tocsr()
+    references = {}
+    for name, model in (
+        ("implicit ItemKNN (cosine, K=100)", CosineRecommender(K=100)),
+        ("implicit ALS (64 factors)", AlternatingLeastSquares(factors=64, iterations=15, random_state=42)),
+    ):
+        with threadpool_limits(1, "blas"):
+            model.fit(user_items, show_progress=False)
+        single = summary(timed_ms(lambda u, model=model: model.recommend(u, user_items[u], N=10), list(warm_users)))
+        started = time.perf_counter()
+        model.recommend(np.arange(dataset.n_users), user_items, N=10)
+        references[name] = {**single, "batch_s": round(time.perf_counter() - started, 2)}
+
+    knn = references["implicit ItemKNN (cosine, K=100)"]
+    how = f"seed preset, {len(warm):,} warm customers, n=10, 1 BLAS thread"
+    metrics = [
+        metric("recommend warm (served) p50", results["warm, served"]["p50"], "ms", 0.15, how),
+        metric("recommend warm (served) p99", results["warm, served"]["p99"], "ms", 0.5, how),
+        metric("recommend warm (scored) p50", results["warm, scored"]["p50"], "ms", 0.15, how + "; live events or a session"),
+        metric("recommend warm (scored) p99", results["warm, scored"]["p99"], "ms", 0.5, how + "; live events or a session"),
+        metric(
+            "recommend warm filtered p50",
+            results["warm, brand + price filter"]["p50"],
+            "ms",
+            0.15,
+            how + f"; brand={brand}, max_price={price:g}",
+        ),
+        metric("recommend unknown p50", results["unknown customer"]["p50"], "ms", None, how),
+        metric("batch, all customers (stored lists)", round(batch_served, 2), "s", 5.0, f"{served:,} customers, formatted"),
+    ]
+    if batch_scored is not None:
+        metrics.append(metric("batch, all customers (scored)", round(batch_scored, 2), "s", 5.0, f"{served:,} customers, formatted"))
+    for name, ref in references.items():
+        metrics.append(metric(f"{name} recommend p50", ref["p50"], "ms", None, "reference, same warm customers"))
+        metrics.append(metric(f"{name} batch, all customers", ref["batch_s"], "s", None, "reference, implicit's own threads"))
+
+    rows = [{"path": name, "p50 ms": f"{r['p50']:.3f}", "p99 ms": f"{r['p99']:.3f}"} for name, r in results.items()]
+    rows += [{"path": name, "p50 ms": f"{r['p50']:.3f}", "p99 ms": f"{r['p99']:.3f}"} for name, r in references.items()]
+    print_table("One recommendation, in-process (seed preset)", rows)
+    batch_rows = [{"batch": "recsys, stored lists", "seconds": f"{batch_served:.2f}"}]
+    if batch_scored is not None:
+        batch_rows.append({"batch": "recsys, scored", "seconds": f"{batch_scored:.2f}"})
+    batch_rows += [{"batch": name, "seconds": f"{r['batch_s']:.2f}"} for name, r in references.items()]
+    print_table(f"Batch, all {served:,} customers", batch_rows)
+    print_table("Targets (issue 16)", metric_rows(metrics))
+    path = write_results(
+        "recommend",
+        {
+            "dataset": "seed preset",
+            "metrics": metrics,
+            "details": {
+                "single_ms": results,
+                "references": references,
+                "batch_s": {"stored": round(batch_served, 2), "scored": None if batch_scored is None else round(batch_scored, 2)},
+                "knn_reference_batch_s": knn["batch_s"],
+                "models": {"collaborative": service.collaborative.name, "few": service.few.name},
+                "precomputed_k": None if service.precomputed is None else service.precomputed.k,
+            },
+        },
+    )
+    print(f"wrote {path}")
+
+
+if __name__ == "__main__":
+    main()
