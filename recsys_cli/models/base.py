@@ -194,17 +194,6 @@ def ranges(starts: np.ndarray, stops: np.ndarray) -> np.ndarray:
     return offsets + np.arange(total)
 
 
-def local_pairs(exclude: sparse.csr_matrix, space: ItemSpace) -> sparse.csr_matrix:
-    """`exclude` (one column per product) with its columns moved to `space`'s (others dropped)."""
-    columns = space.position[np.minimum(exclude.indices, len(space.position) - 1)]
-    keep = (columns >= 0) & (exclude.indices < len(space.position))
-    row_of = np.repeat(np.arange(exclude.shape[0]), np.diff(exclude.indptr))
-    indptr = np.concatenate([[0], np.cumsum(np.bincount(row_of[keep], minlength=exclude.shape[0]))])
-    return sparse.csr_matrix(
-        (np.ones(int(keep.sum()), dtype=np.float32), columns[keep], indptr), shape=(exclude.shape[0], len(space.items))
-    )
-
-
 def pairs_in(matrix: sparse.csr_matrix, ids: np.ndarray) -> np.ndarray:
     """True where ids[r, j] is a stored column of row r of `matrix` (rows aligned with `ids`)."""
     matrix = matrix if matrix.has_sorted_indices else matrix.sorted_indices()
