@@ -8,10 +8,7 @@ The fast tier sends about 100 requests, the slow tier at least 1,000.
 
 from __future__ import annotations
 
-import shutil
-import time
 from collections import Counter
-from pathlib import Path
 
 import pytest
 import schemathesis
@@ -20,13 +17,10 @@ from hypothesis.errors import Unsatisfiable
 from schemathesis import GenerationMode
 from schemathesis.specs.openapi import checks as openapi_checks
 
-from recsys_cli.config import load_settings
-from recsys_cli.data.events import from_json
-from recsys_cli.errors import EventsError
 from recsys_cli.server import create_app
-from recsys_cli.training import train
+from tests.conftest import train_copy
+from tests.server.conftest import timestamps_pass
 
-ROOT = Path(__file__).resolve().parents[2]
 TOKEN = "fuzz-token"
 SKIPPED = {("POST", "/admin/train")}  # would start a real training run per example
 CHECKS = [
@@ -42,26 +36,9 @@ CHECKS = [
 @pytest.fixture(scope="module")
 def schema(tmp_path_factory):
     """The OpenAPI schema bound to a fresh app over a copy of the sample (live events land in the copy)."""
-    base = tmp_path_factory.mktemp("fuzz")
-    data = base / "data"
-    data.mkdir()
-    for name in ("events.csv", "catalog.csv"):
-        shutil.copy(ROOT / "data" / name, data / name)
-    artifacts = base / "artifacts"
-    train(data, artifacts, load_settings(environ={"RECSYS_ROUTER__COLLABORATIVE": "itemknn"}))
+    data, artifacts = train_copy(tmp_path_factory.mktemp("fuzz"), {"RECSYS_ROUTER__COLLABORATIVE": "itemknn"})
     app = create_app({"ARTIFACTS": artifacts, "DATA": data, "POLL_SECONDS": 0, "ADMIN_TOKEN": TOKEN})
     return schemathesis.openapi.from_wsgi("/openapi.json", app)
-
-
-def timestamps_pass(case) -> bool:
-    """False when an events body breaks only the time rules a schema cannot express (future, mixed units)."""
-    if (case.method.upper(), case.path) != ("POST", "/events"):
-        return True
-    try:
-        from_json(case.body, now=time.time())
-    except EventsError as error:
-        return not error.details or not all(".timestamp:" in detail for detail in error.details)
-    return True
 
 
 def run_operation(operation, mode: GenerationMode, examples: int, sent: Counter) -> None:

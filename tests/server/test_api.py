@@ -16,12 +16,10 @@ import schemathesis
 from hypothesis import HealthCheck, assume, given, settings
 
 from recsys_cli import artifacts as artifact_store
-from recsys_cli.data.events import from_json
-from recsys_cli.errors import EventsError
 from recsys_cli.live import LiveStore
 from recsys_cli.server import create_app, get
 
-from .conftest import OpenAPIChecker, copy_artifacts
+from .conftest import OpenAPIChecker, copy_artifacts, timestamps_pass
 
 TOKEN = "s3cret-token"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
@@ -519,17 +517,6 @@ def test_get_runs_one_request_in_process(trained):
     assert status == 404 and body["error"]["status"] == 404
     status, text = get("/metrics", trained[1], trained[0])
     assert status == 200 and "recsys_model_info" in text
-
-
-def timestamps_pass(case) -> bool:
-    """False when an events body breaks only the time rules a schema cannot express (future, mixed units)."""
-    if (case.method.upper(), case.path) != ("POST", "/events"):
-        return True
-    try:
-        from_json(case.body, now=time.time())
-    except EventsError as error:
-        return not error.details or not all(".timestamp:" in detail for detail in error.details)
-    return True
 
 
 def test_schema_driven_requests_never_break_the_contract(trained, tmp_path):
