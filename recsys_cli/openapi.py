@@ -35,6 +35,12 @@ def _query(name: str, schema: dict[str, Any], description: str) -> dict[str, Any
 N_PARAM = _query("n", {"type": "integer", "minimum": 1, "maximum": MAX_N, "default": 10}, f"How many items (1-{MAX_N}).")
 ADMIN = [{"bearer": []}]
 
+ATTRIBUTES: dict[str, dict[str, Any]] = {  # catalog fields a returned product carries where the catalog has them
+    "brand": {"type": "string"},
+    "category_path": {"type": "string"},
+    "price": {"type": "number"},
+}
+
 SCHEMAS: dict[str, dict[str, Any]] = {
     "Error": {
         "type": "object",
@@ -64,6 +70,7 @@ SCHEMAS: dict[str, dict[str, Any]] = {
             "rank": {"type": "integer", "minimum": 1},
             "source": {"type": "string", "enum": list(SOURCES)},
             "reason": {"type": "string"},
+            **ATTRIBUTES,
         },
     },
     "Recommendations": {
@@ -81,13 +88,22 @@ SCHEMAS: dict[str, dict[str, Any]] = {
         "type": "object",
         "required": ["product_id", "score", "rank"],
         "additionalProperties": False,
-        "properties": {"product_id": {"type": "string"}, "score": {"type": "number"}, "rank": {"type": "integer", "minimum": 1}},
+        "properties": {
+            "product_id": {"type": "string"},
+            "score": {"type": "number"},
+            "rank": {"type": "integer", "minimum": 1},
+            **ATTRIBUTES,
+        },
     },
     "Similar": {
         "type": "object",
-        "required": ["product_id", "items"],
+        "required": ["product_id", "model_version", "items"],
         "additionalProperties": False,
-        "properties": {"product_id": {"type": "string"}, "items": {"type": "array", "items": _ref("SimilarItem")}},
+        "properties": {
+            "product_id": {"type": "string"},
+            "model_version": {"type": "string"},
+            "items": {"type": "array", "items": _ref("SimilarItem")},
+        },
     },
     "Similarity": {
         "type": "object",
@@ -102,20 +118,23 @@ SCHEMAS: dict[str, dict[str, Any]] = {
     },
     "PopularItem": {
         "type": "object",
-        "required": ["product_id", "rank", "score", "purchasers"],
+        "required": ["product_id", "score", "rank", "source", "reason", "purchasers"],
         "additionalProperties": False,
         "properties": {
             "product_id": {"type": "string"},
-            "rank": {"type": "integer", "minimum": 1},
             "score": {"type": "number", "description": "Popularity relative to the most popular product (1.0)."},
+            "rank": {"type": "integer", "minimum": 1},
+            "source": {"type": "string", "enum": ["popularity"]},
+            "reason": {"type": "string"},
             "purchasers": {"type": "integer", "minimum": 0},
+            **ATTRIBUTES,
         },
     },
     "Popular": {
         "type": "object",
-        "required": ["items"],
+        "required": ["model_version", "items"],
         "additionalProperties": False,
-        "properties": {"items": {"type": "array", "items": _ref("PopularItem")}},
+        "properties": {"model_version": {"type": "string"}, "items": {"type": "array", "items": _ref("PopularItem")}},
     },
     "Event": {
         "type": "object",

@@ -148,7 +148,8 @@ def recommendations(customer_id: str) -> Response:
 
 @bp.get("/products/<idpath:product_id>/similar")
 def similar(product_id: str) -> Response:
-    return jsonify({"product_id": product_id, "items": _state().service.similar(product_id, _n())})
+    service = _state().service
+    return jsonify({"product_id": product_id, "model_version": service.version, "items": service.similar(product_id, _n())})
 
 
 @bp.get("/products/<idpath:product_id>/similarity/<idpath:other_id>")
@@ -158,7 +159,8 @@ def similarity(product_id: str, other_id: str) -> Response:
 
 @bp.get("/popular")
 def popular() -> Response:
-    return jsonify({"items": _state().service.popular(_n())})
+    service = _state().service
+    return jsonify({"model_version": service.version, "items": service.popular(_n())})
 
 
 @bp.post("/events")

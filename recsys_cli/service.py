@@ -34,6 +34,7 @@ from .models.base import Covers, Explains, ExplainsWhileRanking, Ranking, Recomm
 from .weighting import pair_weights
 
 MAX_N = 1000
+ITEM_ATTRIBUTES = ("brand", "category_path", "price")  # catalog fields every returned product carries, where known
 SOURCES = ("collaborative", "content", "popularity")
 COLLABORATIVE, CONTENT, POPULARITY = 0, 1, 2
 VERBS = {0: "viewed", 1: "added to your cart", 2: "purchased"}
@@ -144,6 +145,12 @@ class RecommendationService:
         self.session_weight = float(router["session_weight"])
         self._purchasers = dataset.item_counts()["purchasers"].to_numpy()
         self._popular_reasons: dict[int, str] = {}  # a popular product's reason never changes within a version
+        self._attribute_cache: dict[int, dict] = {}
+        self._attribute_columns = {
+            name: (dataset.catalog[name].astype(object) if name != "price" else dataset.catalog[name].astype(float).round(2)).tolist()
+            for name in ITEM_ATTRIBUTES
+            if name in dataset.catalog.columns
+        }
         recommendable = np.asarray(dataset.recommendable, dtype=bool)
         # products known only from events are never recommended; None when that excludes nothing
         self._recommendable = None if recommendable.all() else recommendable
@@ -548,6 +555,7 @@ class RecommendationService:
                     "rank": rank,
                     "source": SOURCES[sources[row][j]],
                     "reason": self._reason(sources[row][j], ids[row][j], anchor_ids[row][j], codes[row][j]),
+                    **self._attributes(ids[row][j]),
                 }
                 for rank, j in enumerate(kept, start=1)
             ]
@@ -580,8 +588,10 @@ class RecommendationService:
         ids, scores = self.content.similar_items(np.array([item]), k=n)
         valid = ids[0] >= 0
         return [
-            {"product_id": str(pid), "score": round(float(score), 6), "rank": rank}
-            for rank, (pid, score) in enumerate(zip(self.dataset.items.to_external(ids[0][valid]), scores[0][valid]), start=1)
+            {"product_id": str(pid), "score": round(float(score), 6), "rank": rank, **self._attributes(int(item))}
+            for rank, (pid, item, score) in enumerate(
+                zip(self.dataset.items.to_external(ids[0][valid]), ids[0][valid], scores[0][valid]), start=1
+            )
         ]
 
     def similarity(self, a: str, b: str) -> dict:
@@ -600,12 +610,27 @@ class RecommendationService:
         return [
             {
                 "product_id": str(pid),
-                "rank": rank,
                 "score": round(float(score), 6),
+                "rank": rank,
+                "source": SOURCES[POPULARITY],
+                "reason": self._reason(POPULARITY, int(item), None, -1),
                 "purchasers": int(self._purchasers[item]),
+                **self._attributes(int(item)),
             }
             for rank, (pid, item, score) in enumerate(zip(self.dataset.items.to_external(ranking), ranking, scores), start=1)
         ]
+
+    def _attributes(self, item: int) -> dict:
+        """The catalog's brand, category path and price of a product, where known (cached)."""
+        cached = self._attribute_cache.get(item)
+        if cached is None:
+            cached = {}
+            for name, values in self._attribute_columns.items():
+                value = values[item]
+                if value is not None and value == value and value != "":  # value == value: not NaN
+                    cached[name] = value
+            self._attribute_cache[item] = cached
+        return cached
 
     def product(self, product_id: str) -> dict:
         """Catalog attributes of a product (empty values left out)."""

@@ -41,7 +41,10 @@ def test_every_item_has_product_id_score_rank_source_reason(service):
     assert [item["rank"] for item in result["items"]] == list(range(1, 11))
     catalog_ids = set(service.dataset.items.external_ids)
     for item in result["items"]:
-        assert set(item) == {"product_id", "score", "rank", "source", "reason"}
+        assert {"product_id", "score", "rank", "source", "reason"} <= set(item)
+        assert {key: item[key] for key in ("brand", "category_path", "price") if key in item} == {
+            key: value for key, value in service.product(item["product_id"]).items() if key in ("brand", "category_path", "price")
+        }
         assert isinstance(item["product_id"], str) and item["product_id"] in catalog_ids
         assert item["reason"]
 
