@@ -4,7 +4,7 @@ The default part, `harness`, is how the project is judged: `../shared/tools/peer
 `recsys` as a black box (`recsys train`, `recsys recommend --customers-file ... --format jsonl`)
 against popularity, trending popularity, implicit ALS, LightFM, EASE and ItemKNN on MovieLens-100k,
 UCI Online Retail, Amazon Beauty and the seed preset, with the harness's own split and metrics. The
-README's quality table (between the `quality-table` markers) is regenerated from it, with the
+docs/quality.md's table (between the `quality-table` markers) is regenerated from it, with the
 models `train` chose for each segment (read from the version's manifest).
 
 Older parts, run with `--only`:
@@ -46,7 +46,7 @@ ROOT = Path(__file__).resolve().parent.parent
 DATASETS = ROOT.parent / "shared" / "datasets"
 RESULTS = ROOT / "benchmarks" / "results" / "quality.json"
 TOOLS = ROOT.parent / "shared" / "tools"
-README = ROOT / "README.md"
+README = ROOT / "docs" / "quality.md"  # the quality page README.md links to
 BIN = Path(sys.executable).parent
 # dataset -> (split, peers); the seed preset is compared with the peers that scale to it, as quality.sh does
 HARNESS_RUNS: dict[str, tuple[str, str | None]] = {
@@ -389,7 +389,7 @@ def harness_table(records: dict) -> str:
 def update_readme(table: str, generated: str) -> None:
     text = README.read_text(encoding="utf-8")
     if TABLE_START not in text or TABLE_END not in text:
-        print("README has no quality-table markers; not updated")
+        print(f"{README} has no quality-table markers; not updated")
         return
     head, rest = text.split(TABLE_START, 1)
     _, tail = rest.split(TABLE_END, 1)
