@@ -95,7 +95,13 @@ def build_model(spec: dict[str, Any], settings: Settings) -> Recommender:
     kind = spec["kind"]
     if kind == "popularity":
         return PopularityModel(**spec.get("popularity", {}))
-    model = _base_model(kind, settings, spec.get("params"))
+    params = dict(spec.get("params") or {})
+    window = params.pop("window", None)
+    model = _base_model(kind, settings, params)
+    if window is not None:
+        from .models.recent import RecentModel
+
+        model = RecentModel(model, float(window))
     if "decay" in spec and hasattr(model, "decay"):
         model.decay = float(spec["decay"])
     return model
@@ -116,6 +122,12 @@ def parse_candidate(text: str, settings: Settings) -> tuple[str, dict[str, float
     params: dict[str, float] = {}
     for item in filter(None, rest.split(",")):
         key, _, value = item.partition("=")
+        if key == "window":  # any collaborative model: fitted on the newest share of the period
+            try:
+                params[key] = float(value)
+            except ValueError:
+                raise InputError(f"selection.candidates: '{text}': window must be a share of the period, e.g. 0.25") from None
+            continue
         known = settings.values.get(kind, {})
         if key not in known or isinstance(known[key], (list, str)):
             raise InputError(f"selection.candidates: '{text}': {kind} has no numeric setting '{key}'")

@@ -68,6 +68,13 @@ def _blend() -> object:
     return BlendModel(ItemKNNModel(), PopularityModel(), 0.25)
 
 
+def _recent() -> object:
+    from recsys_cli.models.itembased import EASEModel
+    from recsys_cli.models.recent import RecentModel
+
+    return RecentModel(EASEModel(), 0.6)
+
+
 # (factory, collaborative: right group expected in recommend, grouped: right group in similar_items)
 MODELS: dict[str, tuple[Callable[[], object], bool, bool]] = {
     "popularity": (_factory("popularity", "PopularityModel"), False, False),
@@ -93,6 +100,7 @@ MODELS: dict[str, tuple[Callable[[], object], bool, bool]] = {
     "rp3beta-recency": (_factory("itembased", "RP3betaModel", decay=0.5, beta=0.3), True, True),
     "als": (_factory("als", "ALSModel", factors=4, regularization=10.0, iterations=10, num_threads=1), True, True),
     "blend": (_blend, False, True),  # its popularity part crosses groups by design
+    "ease-recent": (_recent, True, True),
 }
 
 
