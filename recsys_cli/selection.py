@@ -302,7 +302,7 @@ def select(
         kind, params = parse_candidate(candidate, settings)
         progress(f"selection: fitting {candidate}")
         try:
-            model = _base_model(kind, settings, params).fit(dataset)
+            model = build_model({"kind": kind, "params": params}, settings).fit(dataset)
         except (MemoryError, InputError) as error:
             table.append({"candidate": candidate, "role": "skipped", "note": str(error)[:200]})
             continue
