@@ -29,13 +29,12 @@ from .config import Settings, load_settings
 from .data.schema import CATALOG_OPTIONAL, EVENT_CODE
 from .dataset import Dataset, UserHistory, strongest_code
 from .errors import InputError, NotFoundError
+from .limits import MAX_N, SOURCES
 from .live import LiveStore
 from .models.base import Covers, Explains, ExplainsWhileRanking, Ranking, Recommender, SimilarProducts, declares, take_rows
 from .weighting import pair_weights
 
-MAX_N = 1000
 ITEM_ATTRIBUTES = ("brand", "category_path", "price")  # catalog fields every returned product carries, where known
-SOURCES = ("collaborative", "content", "popularity")
 COLLABORATIVE, CONTENT, POPULARITY = 0, 1, 2
 VERBS = {0: "viewed", 1: "added to your cart", 2: "purchased"}
 
