@@ -39,18 +39,20 @@ WARMUP_S = 10.0
 
 
 def _loadable(artifacts_dir: Path) -> bool:
-    """True when `artifacts_dir` has a current version this recsys can read."""
+    """True when `artifacts_dir` has a current version this recsys can read, trained with today's
+    default settings (a version from older defaults would measure older behaviour)."""
     from recsys_cli import artifacts as artifact_store
+    from recsys_cli.config import load_settings
     from recsys_cli.errors import ArtifactError
 
     version = artifact_store.current_version(artifacts_dir)
     if version is None:
         return False
     try:
-        artifact_store.verify(artifacts_dir / artifact_store.VERSIONS_DIR / version)
+        manifest = artifact_store.verify(artifacts_dir / artifact_store.VERSIONS_DIR / version)
     except ArtifactError:
         return False
-    return True
+    return manifest.get("settings") == load_settings(environ={}).to_dict()
 
 
 def prepare(publishes: int, data: Path | None = None, trained: Path | None = None) -> tuple[Path, Path, Path, list[str], dict]:
