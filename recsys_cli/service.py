@@ -34,6 +34,7 @@ from .live import LiveStore
 from .models.base import Covers, Explains, ExplainsWhileRanking, Ranking, Recommender, SimilarProducts, declares, take_rows
 from .weighting import pair_weights
 
+COLD_LIST = 100  # unknown customers' list is routed once per version up to this length
 ITEM_ATTRIBUTES = ("brand", "category_path", "price")  # catalog fields every returned product carries, where known
 COLLABORATIVE, CONTENT, POPULARITY = 0, 1, 2
 VERBS = {0: "viewed", 1: "added to your cart", 2: "purchased"}
@@ -460,13 +461,27 @@ class RecommendationService:
         customer_id = str(customer_id)
         live_rows = self.live_rows(customer_id, viewed)
         pre, user = self.precomputed, self.dataset.users.get(customer_id)
-        if pre is not None and user >= 0 and n <= pre.k and not live_rows and (filters is None or not filters.active()):
+        plain = not live_rows and (filters is None or not filters.active())
+        if plain and pre is not None and user >= 0 and n <= pre.k:
             routed, codes = pre.routed(np.array([user]), n)  # the list train stored: nothing changed since
+            return next(iter(self._results([customer_id], routed, codes)))
+        if plain and user < 0 and n <= COLD_LIST:
+            routed, codes = self._cold_list(n)  # everyone unknown gets the same list
             return next(iter(self._results([customer_id], routed, codes)))
         user, history, recent = self.history_for(customer_id, viewed, live_rows=live_rows)
         session = [recent] if len(recent) else None
         routed = self.route(np.array([user]), history, n, allowed=self.allowed(filters), session=session)
         return next(iter(self._results([str(customer_id)], routed, anchor_codes(history.strongest, routed.anchors))))
+
+    def _cold_list(self, n: int) -> tuple[Routed, np.ndarray]:
+        """The first `n` of the list every unknown customer without live events gets (routed once)."""
+        cached = self.__dict__.get("_cold_cache")
+        if cached is None:
+            routed = self.route(np.array([-1]), self._empty_history, COLD_LIST)
+            cached = self.__dict__["_cold_cache"] = (routed, np.full((1, COLD_LIST), -1, dtype=np.int64))
+        routed, codes = cached
+        head = Routed(routed.ids[:, :n], routed.scores[:, :n], routed.sources[:, :n], routed.anchors[:, :n], routed.route)
+        return head, codes[:, :n]
 
     def recommend_many(
         self, customer_ids: Iterable[str], n: int = 10, *, batch_size: int = 2000, workers: int | None = None

@@ -224,6 +224,11 @@ def test_a_trained_version_answers_known_customers_from_its_stored_lists(service
             _same_list(service.recommend(customer, n), scoring.recommend(customer, n))
     for stored, scored in zip(service.recommend_many(ids + ["never-seen"], 10), scoring.recommend_many(ids + ["never-seen"], 10)):
         _same_list(stored, scored)
+    for n in (1, 10, 100):  # unknown customers share one list, routed once
+        unknown = scoring.route(np.array([-1]), scoring._empty_history, n)
+        assert [i["product_id"] for i in service.recommend("never-seen", n)["items"]] == list(
+            service.dataset.items.external_ids[unknown.ids[0]]
+        )
 
 
 def test_filters_live_events_and_long_lists_are_scored_not_read(service, tmp_path):
