@@ -7,6 +7,8 @@ wrong type are errors that name where they came from.
 from __future__ import annotations
 
 import copy
+import dataclasses
+import inspect
 import json
 import os
 import tomllib
@@ -64,18 +66,8 @@ DEFAULTS: dict[str, dict[str, Any]] = {
         "random_state": 42,
         "num_threads": 0,  # 0 = CPU count
     },
-    "ease": {"l2": 200.0, "max_items": 5000, "decay": 1.0},  # a dense 5,000-item solve takes ~1 s; 15,000 took 36 s here
-    "itemknn": {"neighbours": 100, "shrink": 0.0, "decay": 1.0},  # decay: weight of each older history item (1 = none)
-    "rp3beta": {"neighbours": 100, "alpha": 1.0, "beta": 0.5, "decay": 1.0},
-    "als": {"factors": 64, "iterations": 15, "regularization": 0.05, "alpha": 1.0, "random_state": 42, "num_threads": 0},
-    "content": {
-        "category": 0.2,
-        "brand": 0.1,
-        "gender": 0.5,
-        "price": 0.2,
-        "text": 0.0,
-        "neighbours": 100,
-    },
+    # the model sections (ease, itemknn, rp3beta, als, content) are the models' own keyword defaults:
+    # see _model_sections below, so a default is written once, where the model is
     # mode: auto | customers | interactions | purchasers; window_fraction: the most recent share of the
     # training period that counts (0 = all history); window_days does the same in days
     "popularity": {"mode": "auto", "window_fraction": 0.0, "window_days": 0.0},
@@ -86,6 +78,33 @@ DEFAULTS: dict[str, dict[str, Any]] = {
     # Spark: master URL, and any Spark property passed through as written ("spark.executor.memory" = "8g")
     "spark": {"master": "local[*]", "app_name": "recsys-train"},
 }
+
+
+def _keywords(cls: type, skip: tuple[str, ...] = ()) -> dict[str, Any]:
+    """A model class's keyword-only parameters and their defaults."""
+    return {
+        name: parameter.default
+        for name, parameter in inspect.signature(cls).parameters.items()
+        if parameter.kind is inspect.Parameter.KEYWORD_ONLY and name not in skip
+    }
+
+
+def _model_sections() -> dict[str, dict[str, Any]]:
+    """Settings sections whose defaults are the models' own (one definition each)."""
+    from .models.als import ALSModel
+    from .models.content import ContentConfig
+    from .models.itembased import EASEModel, ItemKNNModel, RP3betaModel
+
+    return {
+        "ease": _keywords(EASEModel, skip=("binary",)),
+        "itemknn": _keywords(ItemKNNModel, skip=("binary",)),
+        "rp3beta": _keywords(RP3betaModel),
+        "als": _keywords(ALSModel),
+        "content": {field.name: field.default for field in dataclasses.fields(ContentConfig)},
+    }
+
+
+DEFAULTS.update(_model_sections())
 PASSED_THROUGH = {"spark": "spark."}
 """Sections that also take any key with this prefix, as a string (Spark's own properties)."""
 

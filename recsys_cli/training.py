@@ -89,15 +89,7 @@ def weighting_from(settings: Settings) -> WeightingConfig:
 
 
 def content_config(settings: Settings) -> ContentConfig:
-    section = settings["content"]
-    return ContentConfig(
-        category=section["category"],
-        brand=section["brand"],
-        gender=section["gender"],
-        price=section["price"],
-        text=section["text"],
-        neighbours=int(section["neighbours"]),
-    )
+    return ContentConfig(**settings["content"])
 
 
 def fit_models(events: pd.DataFrame, catalog: pd.DataFrame, settings: Settings, progress: Progress | None = None) -> Trained:
