@@ -41,6 +41,7 @@ DEFAULTS: dict[str, dict[str, Any]] = {
         # train stores each known customer's first N recommendations; a request for n <= N without
         # filters, live events or a session reads them (same list, no scoring). 0 = always score.
         "precomputed": 20,
+        "precompute_seconds": 60.0,  # time budget for those lists, most active customers first (0 = no limit)
     },
     "selection": {
         # models tried for the few and warm segments; `kind:key=value` changes one of its settings.

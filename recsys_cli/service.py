@@ -68,22 +68,31 @@ class Filters:
 
 @dataclass(frozen=True)
 class Precomputed:
-    """Every known customer's routed list at train time, first `k` items (rows = internal customers).
+    """Known customers' routed lists at train time, first `k` items each.
 
     Exactly what `route` returns for the training history; a request with no filters, live events
-    or session and n <= k reads its row instead of scoring.
+    or session and n <= k reads its row instead of scoring. `row[user]` is the customer's row in
+    the arrays, or -1 when train's time budget ran out before them (they are scored).
     """
 
     k: int
-    ids: np.ndarray  # (n_users, k) int32, -1 padding
+    row: np.ndarray  # (n_users,) int32: row in the arrays below, -1 = not stored
+    ids: np.ndarray  # (stored, k) int32, -1 padding
     scores: np.ndarray  # float32
     sources: np.ndarray  # int8
     anchors: np.ndarray  # int32
     codes: np.ndarray  # int8: the anchor's strongest event code
-    route: np.ndarray  # (n_users,) int8
+    route: np.ndarray  # (stored,) int8
+
+    def has(self, users: np.ndarray) -> np.ndarray:
+        """True for each internal customer whose list is stored."""
+        users = np.asarray(users, dtype=np.int64)
+        inside = (users >= 0) & (users < len(self.row))
+        return inside & (self.row[np.where(inside, users, 0)] >= 0)
 
     def routed(self, users: np.ndarray, n: int) -> tuple["Routed", np.ndarray]:
-        """The first `n` items of `users`' rows, as `route` output, and their anchor codes."""
+        """The first `n` items of `users`' lists (all stored), as `route` output, and their anchor codes."""
+        users = self.row[users]
         return (
             Routed(
                 ids=self.ids[users, :n].astype(np.int64),
@@ -133,7 +142,7 @@ class RecommendationService:
         self.version = version
         self.manifest = manifest or {}
         self.live = live
-        self.precomputed = precomputed if precomputed is not None and precomputed.ids.shape[0] == dataset.n_users else None
+        self.precomputed = precomputed if precomputed is not None and len(precomputed.row) == dataset.n_users else None
         self.loaded_at = time.time()
         router = settings["router"]
         self.warm_min = int(router["warm_min_products"])
@@ -196,21 +205,39 @@ class RecommendationService:
             **kwargs,
         )
 
-    def precompute(self, k: int, *, workers: int | None = None) -> Precomputed:
-        """Route every known customer once (training history) and keep the first `k` items."""
-        users = np.arange(self.dataset.n_users)
-        out = {
-            "ids": np.full((len(users), k), -1, dtype=np.int32),
-            "scores": np.full((len(users), k), -np.inf, dtype=np.float32),
-            "sources": np.full((len(users), k), -1, dtype=np.int8),
-            "anchors": np.full((len(users), k), -1, dtype=np.int32),
-            "codes": np.full((len(users), k), -1, dtype=np.int8),
-            "route": np.full(len(users), POPULARITY, dtype=np.int8),
-        }
+    def precompute(self, k: int, *, seconds: float | None = None, workers: int | None = None) -> Precomputed:
+        """Route known customers once (training history) and keep their first `k` items.
+
+        The most active customers go first; with a time budget (`seconds`) the rest are left to be
+        scored on request, so a large shop's training time stays bounded.
+        """
+        distinct = np.diff(self.dataset.interactions.indptr)
+        users = np.argsort(-distinct, kind="stable")
+        parts: list[tuple[np.ndarray, Routed, np.ndarray]] = []
+        started = time.perf_counter()
         for part, (routed, codes) in self._route_batches(users, k, workers=workers):
-            out["ids"][part], out["scores"][part], out["sources"][part] = routed.ids, routed.scores, routed.sources
-            out["anchors"][part], out["codes"][part], out["route"][part] = routed.anchors, codes, routed.route
-        return Precomputed(k=k, **out)
+            parts.append((users[part], routed, codes))
+            if seconds is not None and time.perf_counter() - started > seconds:
+                break
+        done = np.concatenate([p[0] for p in parts]) if parts else np.zeros(0, dtype=np.int64)
+        row = np.full(self.dataset.n_users, -1, dtype=np.int32)
+        row[done] = np.arange(len(done), dtype=np.int32)
+
+        def stacked(name: str, dtype: type) -> np.ndarray:
+            if not parts:
+                return np.zeros((0, k) if name != "route" else (0,), dtype=dtype)
+            return np.concatenate([getattr(p[1], name) for p in parts]).astype(dtype)
+
+        return Precomputed(
+            k=k,
+            row=row,
+            ids=stacked("ids", np.int32),
+            scores=stacked("scores", np.float32),
+            sources=stacked("sources", np.int8),
+            anchors=stacked("anchors", np.int32),
+            codes=(np.concatenate([p[2] for p in parts]) if parts else np.zeros((0, k))).astype(np.int8),
+            route=stacked("route", np.int8),
+        )
 
     # --- routing (internal indices, batched) -----------------------------------------------------
 
@@ -462,7 +489,7 @@ class RecommendationService:
         live_rows = self.live_rows(customer_id, viewed)
         pre, user = self.precomputed, self.dataset.users.get(customer_id)
         plain = not live_rows and (filters is None or not filters.active())
-        if plain and pre is not None and user >= 0 and n <= pre.k:
+        if plain and pre is not None and user >= 0 and n <= pre.k and pre.row[user] >= 0:
             routed, codes = pre.routed(np.array([user]), n)  # the list train stored: nothing changed since
             return next(iter(self._results([customer_id], routed, codes)))
         if plain and user < 0 and n <= COLD_LIST:
@@ -510,7 +537,7 @@ class RecommendationService:
 
         def run(part: np.ndarray) -> tuple[Routed, np.ndarray]:
             batch = users[part]
-            known = batch >= 0 if pre is not None else np.zeros(len(batch), dtype=bool)
+            known = pre.has(batch) if pre is not None else np.zeros(len(batch), dtype=bool)
             if known.all():
                 return pre.routed(batch, k)
             scored = np.flatnonzero(~known)

@@ -70,7 +70,9 @@ class Trained:
         if k > 0:
             (progress or (lambda stage: None))("lists")
             started = time.perf_counter()
-            self.precomputed = RecommendationService.from_trained(self, settings).precompute(k)
+            budget = float(settings["router"]["precompute_seconds"])
+            service = RecommendationService.from_trained(self, settings)
+            self.precomputed = service.precompute(k, seconds=budget if budget > 0 else None)
             self.seconds["lists"] = round(time.perf_counter() - started, 3)
 
     @staticmethod

@@ -260,3 +260,31 @@ def test_filters_live_events_and_long_lists_are_scored_not_read(service, tmp_pat
     )
     after = with_live.recommend(customer, 10)
     assert not set(bought) & {i["product_id"] for i in after["items"]}  # purchased now, so never recommended again
+
+
+def test_customers_left_out_of_the_stored_lists_are_scored(service):
+    """train's time budget may stop before the least active customers: they are scored instead."""
+    from dataclasses import replace
+
+    pre = service.precomputed
+    active = np.diff(service.dataset.interactions.indptr)
+    assert pre.has(np.arange(service.dataset.n_users)).all()  # the sample fits any budget
+    assert (pre.row[np.argsort(-active, kind="stable")] == np.arange(service.dataset.n_users)).all()  # most active first
+    least = np.argsort(active, kind="stable")[:30]
+    row = pre.row.copy()
+    row[least] = -1
+    partial = RecommendationService(
+        service.dataset,
+        service.popularity,
+        service.content,
+        service.collaborative,
+        service.settings,
+        few=service.few,
+        precomputed=replace(pre, row=row),
+    )
+    scoring = _without_precomputed(service)
+    ids = [str(c) for c in service.dataset.users.external_ids[least]]
+    for customer in ids[:10]:
+        _same_list(partial.recommend(customer, 10), scoring.recommend(customer, 10))
+    for stored, scored in zip(partial.recommend_many(ids, 10), scoring.recommend_many(ids, 10)):
+        _same_list(stored, scored)
