@@ -20,6 +20,7 @@ import pandas as pd
 
 from . import __version__, artifacts, publish_guard
 from .config import Settings
+from .data.events import valid_canonical
 from .data.ingest import ingest
 from .dataset import Dataset
 from .errors import InputError
@@ -229,7 +230,9 @@ def train(
             if manifest.get("input_fingerprint") == fingerprint:
                 log(f"inputs and settings unchanged since version {current}: nothing to do")
                 return TrainOutcome(version=current, skipped=True, fingerprint=fingerprint, seconds={}, summary=snapshot.summary)
-        live_events = live.to_frame()
+        live_events, rejected = valid_canonical(live.to_frame(), now=time.time())
+        if len(rejected):
+            log(f"ignoring {len(rejected):,} live events that ingest would reject (first: {rejected.iloc[0]})")
         if len(live_events):
             log(f"including {len(live_events):,} live events from {live.where}")
         if engine == "spark":

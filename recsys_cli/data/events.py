@@ -168,6 +168,27 @@ def check_events(frame: pd.DataFrame, *, now: float, rules: EventRules | None = 
     return CheckedEvents(problems=problems, type_code=codes, timestamp=stamps, notes=notes)
 
 
+def valid_canonical(frame: pd.DataFrame, *, now: float, rules: EventRules | None = None) -> tuple[pd.DataFrame, pd.Series]:
+    """Rows of a canonical frame (type as code, unix seconds) that ingest's rules accept, and the
+    first problem of each rejected row: what reaches training from outside ingest is checked the
+    same way."""
+    if not len(frame):
+        return frame, pd.Series([], dtype=object)
+    codes = frame["type"].to_numpy()
+    named = np.where((codes >= 0) & (codes < len(EVENT_TYPES)), np.asarray(EVENT_TYPES, dtype=object)[np.clip(codes, 0, 2)], "")
+    text = pd.DataFrame(
+        {
+            "customer_id": frame["customer_id"].astype(str).to_numpy(),
+            "product_id": frame["product_id"].astype(str).to_numpy(),
+            "type": named,
+            "timestamp": frame["timestamp"].astype(str).to_numpy(),
+        }
+    )
+    checked = check_events(text, now=now, rules=rules)
+    ok = checked.ok
+    return frame[ok].reset_index(drop=True), checked.first_problem()[~ok].reset_index(drop=True)
+
+
 def from_json(payload: Any, *, now: float, rules: EventRules | None = None, max_batch: int = MAX_BATCH) -> list[tuple[str, str, int, int]]:
     """A `POST /events` body (one event object or an array of them) as live-store rows
     (customer_id, product_id, type code, unix seconds); a missing timestamp means `now`.

@@ -178,3 +178,23 @@ def test_a_json_body_of_the_wrong_shape_or_size_is_refused_whole(body, message):
 
 def test_one_json_object_is_one_event():
     assert from_json({**EVENT, "timestamp": 1_700_000_000}, now=NOW) == [("a", "b", 0, 1_700_000_000)]
+
+
+def test_live_events_reach_training_only_if_ingest_would_accept_them():
+    """Events that came in through the live store are held to ingest's rules before a train."""
+    import time
+
+    from recsys_cli.data.events import valid_canonical
+    from recsys_cli.live import frame_of
+
+    now = time.time()
+    rows = [
+        ("c1", "p1", 0, 1_700_000_000),
+        ("c2", "p2", 2, int(now) + 10**9),  # decades ahead
+        (" ", "p3", 1, 1_700_000_000),  # blank customer
+        ("c4", "p4", 1, 1_700_000_100),
+    ]
+    kept, rejected = valid_canonical(frame_of(rows), now=now)
+    assert kept["customer_id"].tolist() == ["c1", "c4"]
+    assert kept["type"].tolist() == [0, 1] and kept["timestamp"].tolist() == [1_700_000_000, 1_700_000_100]
+    assert len(rejected) == 2 and "future" in rejected.iloc[0] and "customer_id" in rejected.iloc[1]
