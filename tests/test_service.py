@@ -199,10 +199,15 @@ def test_live_history_overrides(service, tmp_path):
     assert top not in {i["product_id"] for i in with_live.recommend(warm, 5)["items"]}
 
 
-def _without_precomputed(service: RecommendationService) -> RecommendationService:
+def _variant(service: RecommendationService, **changes) -> RecommendationService:
+    """The same models with other stored lists or live store (default: none of either)."""
     return RecommendationService(
-        service.dataset, service.popularity, service.content, service.collaborative, service.settings, few=service.few
+        service.dataset, service.popularity, service.content, service.collaborative, service.settings, few=service.few, **changes
     )
+
+
+def _without_precomputed(service: RecommendationService) -> RecommendationService:
+    return _variant(service)
 
 
 def _same_list(a: dict, b: dict) -> None:
@@ -248,16 +253,7 @@ def test_filters_live_events_and_long_lists_are_scored_not_read(service, tmp_pat
     live = LiveStore(tmp_path / "live.db")
     bought = [i["product_id"] for i in before["items"][:3]]
     live.append([(customer, product, 2, 1_700_000_000 + j) for j, product in enumerate(bought)])  # 2: purchase_item
-    with_live = RecommendationService(
-        service.dataset,
-        service.popularity,
-        service.content,
-        service.collaborative,
-        service.settings,
-        few=service.few,
-        live=live,
-        precomputed=service.precomputed,
-    )
+    with_live = _variant(service, live=live, precomputed=service.precomputed)
     after = with_live.recommend(customer, 10)
     assert not set(bought) & {i["product_id"] for i in after["items"]}  # purchased now, so never recommended again
 
@@ -273,15 +269,7 @@ def test_customers_left_out_of_the_stored_lists_are_scored(service):
     least = np.argsort(active, kind="stable")[:30]
     row = pre.row.copy()
     row[least] = -1
-    partial = RecommendationService(
-        service.dataset,
-        service.popularity,
-        service.content,
-        service.collaborative,
-        service.settings,
-        few=service.few,
-        precomputed=replace(pre, row=row),
-    )
+    partial = _variant(service, precomputed=replace(pre, row=row))
     scoring = _without_precomputed(service)
     ids = [str(c) for c in service.dataset.users.external_ids[least]]
     for customer in ids[:10]:
