@@ -47,7 +47,8 @@ DEFAULTS: dict[str, dict[str, Any]] = {
         # models tried for the few and warm segments; `kind:key=value` changes one of its settings.
         # rp3beta and lightfm are available but not tried by default: neither won a segment on the
         # seed preset, MovieLens-100k, Online Retail or Amazon Beauty, and each costs a fit.
-        "candidates": ["itemknn", "ease", "als", "als:alpha=4"],
+        # ease:window=F: EASE fitted on the newest share F of the period, for shops whose tastes move
+        "candidates": ["itemknn", "ease", "als", "als:alpha=4", "ease:window=0.5", "ease:window=0.25"],
         "decays": [1.0, 0.8, 0.5, 0.25],  # recency decays of the history tried for item-based models
         "blend_weights": [0.1, 0.25, 0.5, 0.75, 0.9],  # weights of popularity tried in blends with the best models
         "pair_weights": [0.25, 0.5],  # weights of the runner-up model tried in a blend with the best one
