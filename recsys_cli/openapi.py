@@ -308,6 +308,17 @@ PATHS: dict[str, dict[str, Any]] = {
         {"200": _json(_ref("TrainJob"), "The job."), **_ADMIN_ERRORS},
         security=ADMIN,
     ),
+    "/recommender/train": _get(
+        "Compatibility: the original's training trigger; starts the same job as POST /admin/train "
+        "(so a customer whose id is `train` is not reachable through this compatibility route).",
+        [],
+        {
+            "202": _json(_ref("TrainJob"), "Started; poll /admin/train/{job_id}."),
+            "409": _error("A training job started by this worker is still running."),
+            **_ADMIN_ERRORS,
+        },
+        security=ADMIN,
+    ),
     "/recommender/{customer_id}": _get(
         "Compatibility: recommendations as a plain list of product ids.",
         [_CUSTOMER, N_PARAM],

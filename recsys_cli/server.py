@@ -218,6 +218,12 @@ def admin_train_status(job_id: str) -> Response:
     return jsonify(_require_admin().jobs.status(job_id))
 
 
+@bp.get("/recommender/train")
+def compat_train() -> tuple[Response, int]:
+    """The original's training trigger (admin-protected here): starts the same job as POST /admin/train."""
+    return admin_train()
+
+
 @bp.get("/recommender/<idpath:customer_id>")
 def compat_recommender(customer_id: str) -> Response:
     return jsonify([item["product_id"] for item in _state().service.recommend(customer_id, _n())["items"]])

@@ -569,6 +569,7 @@ def test_every_documented_operation_was_exercised(trained, tmp_path):
         ("post", "/admin/train", "/admin/train", {}),  # 401 without the token: no training run started here
         ("get", "/admin/train/{job_id}", "/admin/train/0123456789abcdef", {"headers": AUTH}),
         ("get", "/recommender/{customer_id}", "/recommender/c-1?n=3", {}),
+        ("get", "/recommender/train", "/recommender/train", {}),  # 401 without the token, as POST /admin/train
         ("get", "/similarity/{product_id}", f"/similarity/{first}?n=3", {}),
         ("get", "/similarity/{product_id}/{other_id}", f"/similarity/{first}/{second}", {}),
     ]
@@ -583,3 +584,10 @@ def test_empty_price_filter_is_a_400(client):
     response = client.get("/recommendations/someone?max_price=")
     assert response.status_code == 400
     assert "max_price must be a number" in response.get_json()["error"]["message"]
+
+
+def test_the_original_training_trigger_starts_a_job_for_the_admin_only(client):
+    """GET /recommender/train started training in the original: here it needs the admin token."""
+    assert client.get("/recommender/train").status_code in (401, 404)  # 404 when the server has no admin token
+    assert client.get("/recommender/trainee?n=2").status_code == 200  # other ids are still customers
+
