@@ -148,6 +148,8 @@ def main() -> None:
     ]
     print_table("summary", metric_rows(metrics))
     print(f"neighbours: {compared}")
+    if served.returncode != 0:
+        print(f"recsys recommend on the Spark version exited {served.returncode}:\n{served.stderr[-2000:]}")
     details = {
         "data": str(data.relative_to(ROOT) if data.is_relative_to(ROOT) else data),
         "master": args.master,
@@ -157,6 +159,7 @@ def main() -> None:
         "local": {k: v for k, v in local.items() if k != "parts"},
         "spark": {k: v for k, v in spark.items() if k != "parts"},
         "neighbours": compared,
+        "served": {"exit_code": served.returncode, "stderr": served.stderr[-2000:]},
     }
     print(f"wrote {write_results(args.name, {'metrics': metrics, 'details': details})}")
 
