@@ -31,7 +31,7 @@ from .dataset import Dataset, UserHistory, strongest_code
 from .errors import InputError, NotFoundError
 from .limits import MAX_N, SOURCES
 from .live import LiveStore
-from .models.base import Covers, Explains, ExplainsWhileRanking, Ranking, Recommender, SimilarProducts, declares, take_rows
+from .models.base import Covers, Explains, ExplainsWhileRanking, Ranking, Recommender, SimilarProducts, declares, lookup, take_rows
 from .weighting import pair_weights
 
 COLD_LIST = 100  # unknown customers' list is routed once per version up to this length
@@ -714,15 +714,9 @@ def anchor_codes(strongest: sparse.csr_matrix, anchors: np.ndarray) -> np.ndarra
     matrix = strongest.tocsr()
     if not matrix.has_sorted_indices:
         matrix = matrix.sorted_indices()
-    width = np.int64(matrix.shape[1])
-    rows = np.repeat(np.arange(matrix.shape[0], dtype=np.int64), np.diff(matrix.indptr))
-    keys = rows * width + matrix.indices
-    wanted = np.arange(anchors.shape[0], dtype=np.int64)[:, None] * width + np.where(anchors >= 0, anchors, 0)
-    position = np.clip(np.searchsorted(keys, wanted), 0, max(len(keys) - 1, 0))
-    found = (anchors >= 0) & (len(keys) > 0) & (keys[position] == wanted if len(keys) else False)
+    found, position = lookup(matrix, np.arange(anchors.shape[0]), anchors)
     codes = np.full(anchors.shape, -1, dtype=np.int64)
-    if len(keys):
-        codes[found] = matrix.data[position[found]].astype(np.int64) - 1
+    codes[found] = matrix.data[position[found]].astype(np.int64) - 1
     return codes
 
 

@@ -21,6 +21,8 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import sparse
 
+from ..models.base import pairs_in
+
 RANKING_METRICS: tuple[str, ...] = ("precision", "recall", "ndcg", "map", "hit_rate", "mrr")
 """Per-user metrics, in report order; each is keyed `"<name>@<k>"`."""
 
@@ -67,13 +69,7 @@ def hits_at_k(recommended: np.ndarray, truth: sparse.spmatrix | sparse.sparray, 
     valid = (top >= 0) & (top < truth.shape[1])
     if truth.nnz == 0:
         return np.zeros_like(valid)
-    # One flat key per (user, item), sorted because CSR rows are in order with sorted indices.
-    n_items = truth.shape[1]
-    rows = np.repeat(np.arange(truth.shape[0], dtype=np.int64), np.diff(truth.indptr))
-    truth_keys = rows * n_items + truth.indices.astype(np.int64)
-    rec_keys = np.arange(top.shape[0], dtype=np.int64)[:, None] * n_items + np.where(valid, top, 0)
-    pos = np.minimum(np.searchsorted(truth_keys, rec_keys), len(truth_keys) - 1)
-    return valid & (truth_keys[pos] == rec_keys)
+    return valid & pairs_in(truth, np.where(valid, top, -1))
 
 
 def _safe_divide(numerator: np.ndarray, denominator: np.ndarray) -> np.ndarray:

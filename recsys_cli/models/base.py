@@ -194,17 +194,27 @@ def ranges(starts: np.ndarray, stops: np.ndarray) -> np.ndarray:
     return offsets + np.arange(total)
 
 
+def lookup(matrix: sparse.csr_matrix, rows: np.ndarray, cols: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """For each (rows[i], cols[i, j]): whether `matrix` stores that entry, and its index in
+    `matrix.data` (meaningful where found). `matrix` needs sorted indices; negative cols are never
+    found. The one home of the sorted row * width + column key search."""
+    rows = np.asarray(rows, dtype=np.int64)
+    cols = np.asarray(cols, dtype=np.int64).reshape(len(rows), -1)
+    starts, stops = matrix.indptr[rows].astype(np.int64), matrix.indptr[rows + 1].astype(np.int64)
+    take = ranges(starts, stops)
+    if not len(take):
+        return np.zeros(cols.shape, dtype=bool), np.zeros(cols.shape, dtype=np.int64)
+    width = np.int64(max(matrix.shape[1], int(cols.max(initial=0)) + 1))
+    keys = np.repeat(np.arange(len(rows), dtype=np.int64), stops - starts) * width + matrix.indices[take]
+    wanted = np.arange(len(rows), dtype=np.int64)[:, None] * width + np.maximum(cols, 0)
+    where = np.minimum(np.searchsorted(keys, wanted), len(keys) - 1)
+    return (keys[where] == wanted) & (cols >= 0), take[where]
+
+
 def pairs_in(matrix: sparse.csr_matrix, ids: np.ndarray) -> np.ndarray:
     """True where ids[r, j] is a stored column of row r of `matrix` (rows aligned with `ids`)."""
     matrix = matrix if matrix.has_sorted_indices else matrix.sorted_indices()
-    width = np.int64(max(matrix.shape[1], int(ids.max(initial=0)) + 1))
-    rows = np.repeat(np.arange(matrix.shape[0], dtype=np.int64), np.diff(matrix.indptr))
-    keys = rows * width + matrix.indices
-    wanted = np.arange(ids.shape[0], dtype=np.int64)[:, None] * width + ids
-    if not len(keys):
-        return np.zeros(ids.shape, dtype=bool)
-    where = np.minimum(np.searchsorted(keys, wanted), len(keys) - 1)
-    return keys[where] == wanted
+    return lookup(matrix, np.arange(matrix.shape[0]), ids)[0]
 
 
 def mask_excluded(scores: np.ndarray, exclude: sparse.csr_matrix | None, rows: np.ndarray, space: ItemSpace | None = None) -> np.ndarray:

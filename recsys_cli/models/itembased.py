@@ -19,7 +19,7 @@ from threadpoolctl import threadpool_limits
 
 from ..dataset import Dataset, UserHistory
 from ..errors import InputError
-from .base import ItemSpace, Scorer, explain_by_affinity, ranges, rank_rows, take_rows, top_k
+from .base import ItemSpace, Scorer, explain_by_affinity, lookup, rank_rows, take_rows, top_k
 
 _BLOCK_ROWS = 512
 _USER_CHUNK = 4096
@@ -236,17 +236,8 @@ class ItemKNNModel(_ItemToItem):
 
     def _affinity(self, history: np.ndarray, items: np.ndarray) -> np.ndarray:
         """S[history][:, items] as a dense array, read from the CSR arrays (rows have sorted indices)."""
-        starts, stops = self.S.indptr[history], self.S.indptr[history + 1]
-        take = ranges(starts, stops)
-        width = np.int64(self.S.shape[1])
-        keys = np.repeat(np.arange(len(history), dtype=np.int64), stops - starts) * width + self.S.indices[take]
-        wanted = (np.arange(len(history), dtype=np.int64)[:, None] * width + items[None, :]).ravel()
-        out = np.zeros(len(wanted), dtype=np.float32)
-        if len(keys):
-            where = np.clip(np.searchsorted(keys, wanted), 0, len(keys) - 1)
-            found = keys[where] == wanted
-            out[found] = self.S.data[take[where[found]]]
-        return out.reshape(len(history), len(items))
+        found, position = lookup(self.S, history, np.broadcast_to(items, (len(history), len(items))))
+        return np.where(found, self.S.data[position], 0.0).astype(np.float32)
 
     def _factors(self, x: sparse.csr_matrix) -> tuple[sparse.csr_matrix, sparse.csr_matrix, np.ndarray]:
         """(left, right^T, item norms): similarity blocks are left^T[block] @ right."""
