@@ -3,7 +3,7 @@
 One cluster per test session (per xdist worker), started with the machine's own binaries
 (`pg_config --bindir`, else /usr/lib/postgresql/*/bin, else pg_ctl on PATH) in a temporary folder
 and stopped at the end; each test gets a fresh database. initdb refuses to run as root, so as
-root (CI containers) the cluster runs as the `postgres` user that Debian's package creates.
+root (CI containers) the cluster runs as the `postgres` user that Debian's package creates (else `nobody`).
 The tests are skipped, saying why, only when no PostgreSQL binaries exist at all.
 """
 
@@ -36,6 +36,16 @@ def _bindir() -> Path | None:
     return Path(on_path).resolve().parent if on_path else None
 
 
+def _unprivileged_user() -> pwd.struct_passwd:
+    """The user the cluster runs as when the tests run as root: Debian's `postgres`, else `nobody`."""
+    for name in ("postgres", "nobody"):
+        try:
+            return pwd.getpwnam(name)
+        except KeyError:
+            continue
+    raise RuntimeError("running as root with neither a 'postgres' nor a 'nobody' user: initdb refuses to run as root")
+
+
 def _free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -52,10 +62,10 @@ class Cluster:
         self.data = self.root / "data"
         self.prefix: list[str] = []
         if os.geteuid() == 0:
-            user = pwd.getpwnam("postgres")
+            user = _unprivileged_user()
             os.chmod(self.root, 0o755)
             os.chown(self.root, user.pw_uid, user.pw_gid)
-            self.prefix = ["runuser", "-u", "postgres", "--"]
+            self.prefix = ["runuser", "-u", user.pw_name, "--"]
 
     def _run(self, *args: str) -> None:
         result = subprocess.run([*self.prefix, *args], capture_output=True, text=True)
