@@ -642,6 +642,10 @@ def recommend(
     data: Annotated[
         Path | None, typer.Option("--data", "-d", help="Data folder whose live events count (optional).", envvar="RECSYS_DATA")
     ] = None,
+    shuffle: Annotated[
+        int | None,
+        typer.Option("--shuffle", help="A visit's seed: keep the top half, vary the rest among the next-best products."),
+    ] = None,
 ) -> None:
     """Recommend products for a customer, with the model that chose each one and why.
 
@@ -651,6 +655,7 @@ def recommend(
     JSON items have the same fields as the REST API's /recommendations.
 
     Examples: recsys recommend 123 -n 10 ;  recsys recommend visitor-1 --viewed 29757 ;
+    recsys recommend 123 --shuffle 7 (another seed on each visit: the top half stays, the rest varies) ;
     recsys recommend --customers-file ids.txt --format csv -o recs.csv
     """
     from .service import check_n
@@ -669,6 +674,8 @@ def recommend(
         raise InputError("--output writes json, jsonl or csv; add --format json, jsonl or csv")
     if batch and viewed:
         raise InputError("--viewed is for one customer's session; it does not apply to --customers-file")
+    if batch and shuffle is not None:
+        raise InputError("--shuffle varies one visit's list; it does not apply to --customers-file")
     if batch and data is not None and ctx.get_parameter_source("data") is click.core.ParameterSource.COMMANDLINE:
         raise InputError("batch mode routes on the training history; --data (live events) applies to one customer only")
     service = _service(artifacts, None if batch else data)
@@ -679,7 +686,7 @@ def recommend(
         if output:
             _log(f"wrote recommendations for {len(ids):,} customers to {output}")
         return
-    result = service.recommend(customer_id, n, viewed=_known_products(service, viewed or ()))
+    result = service.recommend(customer_id, n, viewed=_known_products(service, viewed or ()), shuffle=shuffle)
     if fmt is not OutputFormat.table:
         with _writer(output) as handle:
             _write_results(handle, [result], fmt, one=True)

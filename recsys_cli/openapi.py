@@ -217,6 +217,11 @@ _FILTERS = [
     _query("max_price", {"type": "number"}, "Highest price."),
     _query("exclude", {"type": "string"}, "Comma-separated product ids never to return."),
 ]
+_SHUFFLE = _query(
+    "shuffle",
+    {"type": "integer", "minimum": 0, "maximum": 2**32 - 1},
+    "A visit's seed: the top half of the list stays, the lower half is drawn from the next-best products (same seed, same list).",
+)
 _CUSTOMER = _path_param("customer_id", "The customer's id; may contain `/` (percent-encoded or not).")
 _PRODUCT = _path_param("product_id", "A product id from the catalog.")
 _OTHER = _path_param("other_id", "A second product id.")
@@ -231,7 +236,7 @@ def _get(summary: str, parameters: list, responses: dict, **extra: Any) -> dict[
 PATHS: dict[str, dict[str, Any]] = {
     "/recommendations/{customer_id}": _get(
         "Recommendations for a customer, with the model and reason behind each item. Unknown customers get popular products.",
-        [_CUSTOMER, N_PARAM, *_FILTERS],
+        [_CUSTOMER, N_PARAM, *_FILTERS, _SHUFFLE],
         {"200": _json(_ref("Recommendations"), "Recommendations."), "400": _error("Bad `n` or filter.")},
     ),
     "/products/{product_id}/similar": _get(

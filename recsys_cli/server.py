@@ -143,7 +143,8 @@ def _json_body() -> Any:
 
 @bp.get("/recommendations/<idpath:customer_id>")
 def recommendations(customer_id: str) -> Response:
-    return jsonify(_state().service.recommend(customer_id, _n(), filters=parse_filters()))
+    shuffle = request.args.get("shuffle")
+    return jsonify(_state().service.recommend(customer_id, _n(), filters=parse_filters(), shuffle=shuffle))
 
 
 @bp.get("/products/<idpath:product_id>/similar")

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import os
 import time
+import zlib
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -49,6 +50,33 @@ def check_n(n: Any) -> int:
     if not 1 <= value <= MAX_N:
         raise InputError(f"n must be from 1 to {MAX_N}, got {value}")
     return value
+
+
+def check_seed(seed: Any) -> int:
+    """A shuffle seed must be a whole number from 0 to 2**32 - 1."""
+    try:
+        value = int(str(seed).strip())
+    except (TypeError, ValueError):
+        raise InputError(f"shuffle must be a whole number (a visit's seed), got {str(seed)[:40]!r}") from None
+    if not 0 <= value < 2**32:
+        raise InputError(f"shuffle must be from 0 to {2**32 - 1}, got {value}")
+    return value
+
+
+def vary(result: dict, n: int, seed: int) -> dict:
+    """The first n items of `result` with the lower half varied by `seed`, the top half unchanged.
+
+    The top ceil(n / 2) items stay; the remaining slots are drawn, without replacement and in
+    their original order, from the next-best candidates (the rest of the top n and the half-list
+    after it), so repeat visits with other seeds see other products near the bottom while the
+    same seed always gives the same list.
+    """
+    items = result["items"]
+    keep = -(-n // 2)
+    pool = items[keep:]
+    chosen = sorted(np.random.default_rng([seed, zlib.crc32(result["customer_id"].encode())]).permutation(len(pool))[: n - keep])
+    varied = items[:keep] + [pool[i] for i in chosen]
+    return {**result, "items": [{**item, "rank": rank} for rank, item in enumerate(varied, start=1)]}
 
 
 @dataclass(frozen=True)
@@ -479,12 +507,24 @@ class RecommendationService:
             allowed[internal[internal >= 0]] = False
         return allowed
 
-    def recommend(self, customer_id: str, n: int = 10, *, filters: Filters | None = None, viewed: Sequence[str] = ()) -> dict:
+    def recommend(
+        self,
+        customer_id: str,
+        n: int = 10,
+        *,
+        filters: Filters | None = None,
+        viewed: Sequence[str] = (),
+        shuffle: int | None = None,
+    ) -> dict:
         """Recommendations for one customer: {customer_id, source, model_version, items: [...]}.
 
         `viewed` adds products seen in the current session (e.g. an anonymous visitor's) as views.
+        `shuffle` (a visit's seed) varies the lower half of the list: see `vary`.
         """
         n = check_n(n)
+        if shuffle is not None:
+            wider = self.recommend(customer_id, min(n + n // 2, MAX_N), filters=filters, viewed=viewed)
+            return vary(wider, n, check_seed(shuffle))
         customer_id = str(customer_id)
         live_rows = self.live_rows(customer_id, viewed)
         pre, user = self.precomputed, self.dataset.users.get(customer_id)

@@ -276,3 +276,20 @@ def test_customers_left_out_of_the_stored_lists_are_scored(service):
         _same_list(partial.recommend(customer, 10), scoring.recommend(customer, 10))
     for stored, scored in zip(partial.recommend_many(ids, 10), scoring.recommend_many(ids, 10)):
         _same_list(stored, scored)
+
+
+def test_a_visit_seed_varies_the_lower_half_and_keeps_the_top(service):
+    """?shuffle=SEED: repeat visits see other products near the bottom; the top stays; a seed repeats."""
+    customer = str(service.dataset.users.external_ids[customers_with(service, 5, 10_000)[0]])
+    plain = [i["product_id"] for i in service.recommend(customer, 10)["items"]]
+    wider = [i["product_id"] for i in service.recommend(customer, 15)["items"]]
+    lists = {seed: service.recommend(customer, 10, shuffle=seed) for seed in range(8)}
+    for result in lists.values():
+        ids = [i["product_id"] for i in result["items"]]
+        assert ids[:5] == plain[:5] and len(set(ids)) == 10 and set(ids) <= set(wider)
+        assert [i["rank"] for i in result["items"]] == list(range(1, 11))
+        assert [wider.index(p) for p in ids] == sorted(wider.index(p) for p in ids)  # still best first
+    assert len({tuple(i["product_id"] for i in r["items"]) for r in lists.values()}) > 1
+    assert service.recommend(customer, 10, shuffle=3) == lists[3]
+    with pytest.raises(InputError, match="shuffle"):
+        service.recommend(customer, 10, shuffle="tomorrow")

@@ -591,3 +591,12 @@ def test_the_original_training_trigger_starts_a_job_for_the_admin_only(client):
     assert client.get("/recommender/train").status_code in (401, 404)  # 404 when the server has no admin token
     assert client.get("/recommender/trainee?n=2").status_code == 200  # other ids are still customers
 
+
+
+def test_shuffle_varies_a_visit_over_rest(client, warm_customer):
+    first = client.get(f"/recommendations/{warm_customer}?n=10&shuffle=11").get_json()
+    again = client.get(f"/recommendations/{warm_customer}?n=10&shuffle=11").get_json()
+    plain = client.get(f"/recommendations/{warm_customer}?n=10").get_json()
+    assert first == again and [i["product_id"] for i in first["items"][:5]] == [i["product_id"] for i in plain["items"][:5]]
+    bad = client.get(f"/recommendations/{warm_customer}?shuffle=soon")
+    assert bad.status_code == 400 and "shuffle" in bad.get_json()["error"]["message"]
