@@ -24,6 +24,7 @@ from threadpoolctl import threadpool_limits
 
 from . import artifacts as artifact_store
 from .errors import ArtifactError, InputError
+from .live import open_live_store
 
 if TYPE_CHECKING:
     from flask import Flask
@@ -99,6 +100,7 @@ def serve(
     if name is None:
         raise ArtifactError(f"no trained model in {artifacts}: run `recsys train --data DATA_DIR --artifacts {artifacts}` first")
     artifact_store.verify(artifact_store.version_path(artifacts, name))
+    open_live_store(data, live_store)  # a malformed --live-store URL (or psycopg missing) fails here, not in every worker
     os.environ[SERVE_CONFIG_ENV] = json.dumps(
         {"ARTIFACTS": str(artifacts), "DATA": str(data), "POLL_SECONDS": poll_seconds, "LIVE_STORE": live_store}
     )
