@@ -862,6 +862,52 @@ def similar(
     out.print(table)
 
 
+@app.command("recently-viewed")
+def recently_viewed(
+    customer_id: Annotated[str, typer.Argument(help="The customer's id, as in events.csv.")],
+    n: Annotated[int, typer.Option("-n", "--n", help="How many products (1-1000).")] = 10,
+    output_format: OutputOpt = None,
+    artifacts: ArtifactsOpt = Path("artifacts"),
+    data: Annotated[
+        Path | None, typer.Option("--data", "-d", help="Data folder whose live events count (optional).", envvar="RECSYS_DATA")
+    ] = None,
+) -> None:
+    """The products CUSTOMER_ID interacted with, newest first, with the strongest event of each.
+
+    --format: table (default), json (as the REST API's /customers/ID/recently-viewed), jsonl or csv.
+
+    Examples: recsys recently-viewed 123 -n 5 ;  recsys recently-viewed 123 --data data --format json
+    """
+    import csv
+
+    fmt = _output_format(output_format, EVERY_FORMAT, default=OutputFormat.table, what="recently-viewed")
+    service = _service(artifacts, data)
+    items = service.recently_viewed(customer_id, n)
+    if fmt in (OutputFormat.json, OutputFormat.jsonl):
+        payload = {"customer_id": customer_id, "model_version": service.version, "items": items}
+        typer.echo(json.dumps(payload, indent=2 if fmt is OutputFormat.json else None))
+    elif fmt is OutputFormat.csv:
+        writer = csv.writer(sys.stdout, lineterminator="\n")
+        writer.writerow(("customer_id", "rank", "product_id", "last_seen", "event"))
+        writer.writerows((_cell(customer_id), i["rank"], _cell(i["product_id"]), i["last_seen"], i["event"]) for i in items)
+    else:
+        table = Table(title=f"Recently viewed by {customer_id}" + ("" if items else ": nothing yet"))
+        for column in ("rank", "product", "last seen", "event", "brand", "category", "price"):
+            table.add_column(column, justify="right" if column in ("rank", "price") else "left")
+        for item in items:
+            price = item.get("price")
+            table.add_row(
+                str(item["rank"]),
+                item["product_id"],
+                item["last_seen"],
+                item["event"],
+                str(item.get("brand", "")),
+                str(item.get("category_path", "")),
+                f"{price:.2f}" if price is not None else "",
+            )
+        out.print(table)
+
+
 def _describe(info: dict) -> str:
     return ", ".join(str(info[k]) for k in ("brand", "category_path", "gender") if k in info) or "no catalog data"
 

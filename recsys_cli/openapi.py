@@ -207,6 +207,29 @@ SCHEMAS: dict[str, dict[str, Any]] = {
         },
     },
     "ProductIds": {"type": "array", "items": {"type": "string"}},
+    "RecentItem": {
+        "type": "object",
+        "required": ["product_id", "rank", "last_seen", "event", "reason"],
+        "additionalProperties": False,
+        "properties": {
+            "product_id": {"type": "string"},
+            "rank": {"type": "integer", "minimum": 1},
+            "last_seen": {"type": "string", "format": "date-time"},
+            "event": {"type": "string", "enum": ["view_product", "add_to_cart", "purchase_item"]},
+            "reason": {"type": "string"},
+            **ATTRIBUTES,
+        },
+    },
+    "RecentlyViewed": {
+        "type": "object",
+        "required": ["customer_id", "model_version", "items"],
+        "additionalProperties": False,
+        "properties": {
+            "customer_id": {"type": "string"},
+            "model_version": {"type": "string"},
+            "items": {"type": "array", "items": _ref("RecentItem")},
+        },
+    },
 }
 
 _FILTERS = [
@@ -238,6 +261,11 @@ PATHS: dict[str, dict[str, Any]] = {
         "Recommendations for a customer, with the model and reason behind each item. Unknown customers get popular products.",
         [_CUSTOMER, N_PARAM, *_FILTERS, _SHUFFLE],
         {"200": _json(_ref("Recommendations"), "Recommendations."), "400": _error("Bad `n` or filter.")},
+    ),
+    "/customers/{customer_id}/recently-viewed": _get(
+        "The products a customer interacted with, newest first (training history and live events); empty for an unknown customer.",
+        [_CUSTOMER, N_PARAM],
+        {"200": _json(_ref("RecentlyViewed"), "Recently viewed products."), "400": _error("Bad `n`.")},
     ),
     "/products/{product_id}/similar": _get(
         "Products most similar to a product (category, brand, gender, price).",

@@ -147,6 +147,12 @@ def recommendations(customer_id: str) -> Response:
     return jsonify(_state().service.recommend(customer_id, _n(), filters=parse_filters(), shuffle=shuffle))
 
 
+@bp.get("/customers/<idpath:customer_id>/recently-viewed")
+def recently_viewed(customer_id: str) -> Response:
+    service = _state().service
+    return jsonify({"customer_id": customer_id, "model_version": service.version, "items": service.recently_viewed(customer_id, _n())})
+
+
 @bp.get("/products/<idpath:product_id>/similar")
 def similar(product_id: str) -> Response:
     service = _state().service

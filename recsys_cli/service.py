@@ -27,7 +27,7 @@ from threadpoolctl import threadpool_limits
 
 from . import artifacts
 from .config import Settings, load_settings
-from .data.schema import CATALOG_OPTIONAL, EVENT_CODE
+from .data.schema import CATALOG_OPTIONAL, EVENT_CODE, EVENT_TYPES
 from .dataset import Dataset, UserHistory, strongest_code
 from .errors import InputError, NotFoundError
 from .limits import MAX_N, SOURCES
@@ -170,7 +170,9 @@ class RecommendationService:
         self.version = version
         self.manifest = manifest or {}
         self.live = live
-        self.precomputed = precomputed if precomputed is not None and len(precomputed.row) == dataset.n_users else None
+        # stored lists from another layout (an older version of this code) are ignored: they are scored
+        row = getattr(precomputed, "row", None)
+        self.precomputed = precomputed if isinstance(row, np.ndarray) and len(row) == dataset.n_users else None
         self.loaded_at = time.time()
         router = settings["router"]
         self.warm_min = int(router["warm_min_products"])
@@ -661,6 +663,32 @@ class RecommendationService:
             return described
         buyers = int(self._purchasers[item])
         return f"popular: bought by {buyers:,} customer{'s' if buyers != 1 else ''}" if buyers else "popular"
+
+    def recently_viewed(self, customer_id: str, n: int = 10) -> list[dict]:
+        """The products a customer interacted with, newest first (training history and live events),
+        each with its strongest event and when it last happened; [] for an unknown customer."""
+        n = check_n(n)
+        _, history, _ = self.history_for(str(customer_id))
+        seen = history.last_seen.tocsr()
+        items, stamps = seen.indices, seen.data
+        order = np.lexsort((items, -stamps))[:n]
+        strongest = history.strongest.tocsr()
+        found, position = lookup(strongest, np.zeros(1, dtype=np.int64), items[order][None, :])
+        codes = np.where(found[0], strongest.data[position[0]].astype(np.int64) - 1, 0)
+        result = []
+        for rank, (item, stamp, code) in enumerate(zip(items[order].tolist(), stamps[order].tolist(), codes.tolist()), start=1):
+            when = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(stamp))
+            result.append(
+                {
+                    "product_id": str(self.dataset.items.external_ids[item]),
+                    "rank": rank,
+                    "last_seen": when,
+                    "event": EVENT_TYPES[code],
+                    "reason": f"you {VERBS[code]} this on {when[:10]}",
+                    **self._attributes(item),
+                }
+            )
+        return result
 
     def similar(self, product_id: str, n: int = 10) -> list[dict]:
         """Products most similar to `product_id` (content similarity, precomputed neighbours)."""

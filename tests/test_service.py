@@ -293,3 +293,17 @@ def test_a_visit_seed_varies_the_lower_half_and_keeps_the_top(service):
     assert service.recommend(customer, 10, shuffle=3) == lists[3]
     with pytest.raises(InputError, match="shuffle"):
         service.recommend(customer, 10, shuffle="tomorrow")
+
+
+def test_recently_viewed_folds_in_live_events_newest_first(service, tmp_path):
+    from recsys_cli.live import LiveStore
+
+    customer = str(service.dataset.users.external_ids[customers_with(service, 5, 10_000)[0]])
+    before = service.recently_viewed(customer, 50)
+    assert [i["last_seen"] for i in before] == sorted((i["last_seen"] for i in before), reverse=True)
+    live = LiveStore(tmp_path / "live.db")
+    fresh = str(service.dataset.items.external_ids[service.popularity.ranking[-1]])
+    live.append([(customer, fresh, 1, 2_000_000_000)])  # 1: add_to_cart, in 2033
+    after = _variant(service, live=live).recently_viewed(customer, 3)
+    assert after[0]["product_id"] == fresh and after[0]["event"] == "add_to_cart" and after[0]["last_seen"].startswith("2033")
+    assert service.recently_viewed("never-seen", 5) == []

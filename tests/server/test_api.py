@@ -570,6 +570,7 @@ def test_every_documented_operation_was_exercised(trained, tmp_path):
         ("get", "/admin/train/{job_id}", "/admin/train/0123456789abcdef", {"headers": AUTH}),
         ("get", "/recommender/{customer_id}", "/recommender/c-1?n=3", {}),
         ("get", "/recommender/train", "/recommender/train", {}),  # 401 without the token, as POST /admin/train
+        ("get", "/customers/{customer_id}/recently-viewed", "/customers/c-1/recently-viewed?n=3", {}),
         ("get", "/similarity/{product_id}", f"/similarity/{first}?n=3", {}),
         ("get", "/similarity/{product_id}/{other_id}", f"/similarity/{first}/{second}", {}),
     ]
@@ -592,7 +593,6 @@ def test_the_original_training_trigger_starts_a_job_for_the_admin_only(client):
     assert client.get("/recommender/trainee?n=2").status_code == 200  # other ids are still customers
 
 
-
 def test_shuffle_varies_a_visit_over_rest(client, warm_customer):
     first = client.get(f"/recommendations/{warm_customer}?n=10&shuffle=11").get_json()
     again = client.get(f"/recommendations/{warm_customer}?n=10&shuffle=11").get_json()
@@ -600,3 +600,13 @@ def test_shuffle_varies_a_visit_over_rest(client, warm_customer):
     assert first == again and [i["product_id"] for i in first["items"][:5]] == [i["product_id"] for i in plain["items"][:5]]
     bad = client.get(f"/recommendations/{warm_customer}?shuffle=soon")
     assert bad.status_code == 400 and "shuffle" in bad.get_json()["error"]["message"]
+
+
+def test_recently_viewed_lists_a_customers_products_newest_first(client, warm_customer):
+    body = client.get(f"/customers/{warm_customer}/recently-viewed?n=5").get_json()
+    stamps = [item["last_seen"] for item in body["items"]]
+    assert len(body["items"]) == 5 and stamps == sorted(stamps, reverse=True)
+    assert all(
+        item["reason"].startswith("you ") and item["event"] in ("view_product", "add_to_cart", "purchase_item") for item in body["items"]
+    )
+    assert client.get("/customers/nobody-here/recently-viewed").get_json()["items"] == []
