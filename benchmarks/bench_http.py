@@ -49,7 +49,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from bench_load import _loadable  # noqa: E402
 from bench_server import free_port, stop_server  # noqa: E402
-from common import OUT, ROOT, SEED, machine, metric, print_table, seed_data, write_results  # noqa: E402
+from common import OUT, ROOT, SEED, machine, metric, print_table, seed_data, update_doc, write_results  # noqa: E402
 from scale import SIZES  # noqa: E402
 
 NAME = "http"
@@ -475,6 +475,15 @@ def main() -> int:
         },
     )
     print(f"wrote {path}")
+    header = "| scale | scenario | req/s | p50 ms | p99 ms | errors | target | met | cores busy server / wrk |"
+    table = [
+        f"{wrk_version()}, {args.seconds:g} s per scenario; load average at start {at_start['load_average']}.",
+        "",
+        header,
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    table += ["| " + " | ".join(str(value) for value in row.values()) + " |" for row in rows]
+    update_doc(ROOT / "docs" / "performance.md", "http-table", "\n".join(table), "bench_http.py")
     return 0
 
 

@@ -28,7 +28,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from common import OUT, metric, metric_rows, percentile, print_table, seed_data, write_results  # noqa: E402
+from common import OUT, ROOT, machine, metric, metric_rows, percentile, print_table, seed_data, update_doc, write_results  # noqa: E402
 
 ARTIFACTS = OUT / "recommend-artifacts"
 
@@ -173,6 +173,29 @@ def main() -> None:
         },
     )
     print(f"wrote {path}")
+    load = machine()["load_average"]
+    lines = [
+        f"Seed preset, models `train` chose: {service.collaborative.name} (warm), {service.few.name} (few); load average at the end {load}.",
+        "",
+        "| path | recsys p50 / p99 ms | target | implicit ItemKNN p50 / p99 ms | implicit ALS p50 / p99 ms |",
+        "|---|---|---|---|---|",
+    ]
+    ref_knn, ref_als = references["implicit ItemKNN (cosine, K=100)"], references["implicit ALS (64 factors)"]
+    refs = f"{ref_knn['p50']:.3f} / {ref_knn['p99']:.3f} | {ref_als['p50']:.3f} / {ref_als['p99']:.3f}"
+    for name, target in (
+        ("warm, served", "0.15 / 0.5"),
+        ("warm, scored", "0.15 / 0.5"),
+        ("warm, brand + price filter", "0.15 / 0.5"),
+        ("unknown customer", "-"),
+    ):
+        r = results[name]
+        lines.append(f"| one recommendation, {name} | {r['p50']:.3f} / {r['p99']:.3f} | {target} | {refs} |")
+    scored_text = "-" if batch_scored is None else f"{batch_scored:.1f} s scored"
+    lines.append(
+        f"| batch, all {served:,} customers | {batch_served:.1f} s (stored lists), {scored_text} | 5 s "
+        f"| {ref_knn['batch_s']:.1f} s | {ref_als['batch_s']:.1f} s |"
+    )
+    update_doc(ROOT / "docs" / "performance.md", "recommend-table", "\n".join(lines), "bench_recommend.py")
 
 
 if __name__ == "__main__":
