@@ -862,7 +862,50 @@ def similar(
     out.print(table)
 
 
+@app.command()
+@handles_errors
+def trending(
+    n: Annotated[int, typer.Option("-n", "--n", help="How many products (1-1000).")] = 10,
+    window: Annotated[str, typer.Option("--window", "-w", help="How far back: a number and m, h, d or w (7d, 12h, 2w).")] = "7d",
+    output_format: OutputOpt = None,
+    artifacts: ArtifactsOpt = Path("artifacts"),
+) -> None:
+    """Products whose share of customers rose most in the last --window of the training history.
+
+    --format: table (default), json (as the REST API's /trending), jsonl or csv.
+
+    Examples: recsys trending ;  recsys trending --window 30d -n 20 --format json
+    """
+    import csv
+
+    fmt = _output_format(output_format, EVERY_FORMAT, default=OutputFormat.table, what="trending")
+    service = _service(artifacts, None)
+    items = service.trending(n, window=window)
+    if fmt in (OutputFormat.json, OutputFormat.jsonl):
+        payload = {"window": window, "model_version": service.version, "items": items}
+        typer.echo(json.dumps(payload, indent=2 if fmt is OutputFormat.json else None))
+    elif fmt is OutputFormat.csv:
+        writer = csv.writer(sys.stdout, lineterminator="\n")
+        writer.writerow(("rank", "product_id", "score", "customers"))
+        writer.writerows((i["rank"], _cell(i["product_id"]), i["score"], i["customers"]) for i in items)
+    else:
+        table = Table(title=f"Trending over the last {window}" + ("" if items else ": nothing qualifies"))
+        for column in ("rank", "product", "x usual share", "customers", "brand", "category"):
+            table.add_column(column, justify="right" if column in ("rank", "x usual share", "customers") else "left")
+        for item in items:
+            table.add_row(
+                str(item["rank"]),
+                item["product_id"],
+                f"{item['score']:.2f}",
+                str(item["customers"]),
+                str(item.get("brand", "")),
+                str(item.get("category_path", "")),
+            )
+        out.print(table)
+
+
 @app.command("recently-viewed")
+@handles_errors
 def recently_viewed(
     customer_id: Annotated[str, typer.Argument(help="The customer's id, as in events.csv.")],
     n: Annotated[int, typer.Option("-n", "--n", help="How many products (1-1000).")] = 10,

@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from .data.schema import EVENT_TYPES
-from .limits import MAX_BATCH, MAX_N, SOURCES
+from .limits import MAX_BATCH, MAX_N, SOURCES, WINDOW_PATTERN
 
 
 def _ref(name: str) -> dict[str, str]:
@@ -207,6 +207,29 @@ SCHEMAS: dict[str, dict[str, Any]] = {
         },
     },
     "ProductIds": {"type": "array", "items": {"type": "string"}},
+    "TrendingItem": {
+        "type": "object",
+        "required": ["product_id", "score", "rank", "customers", "reason"],
+        "additionalProperties": False,
+        "properties": {
+            "product_id": {"type": "string"},
+            "score": {"type": "number", "description": "Its share of customers in the window over its usual share."},
+            "rank": {"type": "integer", "minimum": 1},
+            "customers": {"type": "integer", "minimum": 0, "description": "Customers in the window."},
+            "reason": {"type": "string"},
+            **ATTRIBUTES,
+        },
+    },
+    "Trending": {
+        "type": "object",
+        "required": ["window", "model_version", "items"],
+        "additionalProperties": False,
+        "properties": {
+            "window": {"type": "string"},
+            "model_version": {"type": "string"},
+            "items": {"type": "array", "items": _ref("TrendingItem")},
+        },
+    },
     "RecentItem": {
         "type": "object",
         "required": ["product_id", "rank", "last_seen", "event", "reason"],
@@ -261,6 +284,11 @@ PATHS: dict[str, dict[str, Any]] = {
         "Recommendations for a customer, with the model and reason behind each item. Unknown customers get popular products.",
         [_CUSTOMER, N_PARAM, *_FILTERS, _SHUFFLE],
         {"200": _json(_ref("Recommendations"), "Recommendations."), "400": _error("Bad `n` or filter.")},
+    ),
+    "/trending": _get(
+        "Products whose share of customers rose most in the last `window` of the training history.",
+        [N_PARAM, _query("window", {"type": "string", "pattern": WINDOW_PATTERN}, "How far back, e.g. 7d (default), 12h, 2w.")],
+        {"200": _json(_ref("Trending"), "Trending products."), "400": _error("Bad `n` or window.")},
     ),
     "/customers/{customer_id}/recently-viewed": _get(
         "The products a customer interacted with, newest first (training history and live events); empty for an unknown customer.",

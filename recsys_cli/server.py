@@ -164,6 +164,13 @@ def similarity(product_id: str, other_id: str) -> Response:
     return jsonify(_state().service.similarity(product_id, other_id))
 
 
+@bp.get("/trending")
+def trending() -> Response:
+    service = _state().service
+    window = request.args.get("window", "7d")
+    return jsonify({"window": window, "model_version": service.version, "items": service.trending(_n(), window=window)})
+
+
 @bp.get("/popular")
 def popular() -> Response:
     service = _state().service

@@ -12,6 +12,7 @@ filters) is filled from popularity, without duplicates: the same fill the select
 from __future__ import annotations
 
 import os
+import re
 import time
 import zlib
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -30,7 +31,7 @@ from .config import Settings, load_settings
 from .data.schema import CATALOG_OPTIONAL, EVENT_CODE, EVENT_TYPES
 from .dataset import Dataset, UserHistory, strongest_code
 from .errors import InputError, NotFoundError
-from .limits import MAX_N, SOURCES
+from .limits import MAX_N, SOURCES, WINDOW_PATTERN
 from .live import LiveStore
 from .models.base import Covers, Explains, ExplainsWhileRanking, Ranking, Recommender, SimilarProducts, declares, lookup, take_rows
 from .weighting import pair_weights
@@ -50,6 +51,21 @@ def check_n(n: Any) -> int:
     if not 1 <= value <= MAX_N:
         raise InputError(f"n must be from 1 to {MAX_N}, got {value}")
     return value
+
+
+_WINDOW_UNITS = {"m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
+
+
+_WINDOW = re.compile(WINDOW_PATTERN)
+
+
+def parse_window(text: Any) -> int:
+    """A window such as `7d`, `12h`, `30m` or `2w`, in seconds (a longer one than the history covers all of it)."""
+    raw = str(text).strip().lower()
+    match = _WINDOW.match(raw)
+    if match is None:
+        raise InputError(f"window must be a number and a unit (m, h, d or w), e.g. 7d or 12h; got {raw[:40]!r}")
+    return int(float(match.group(1)) * _WINDOW_UNITS[match.group(2)])
 
 
 def check_seed(seed: Any) -> int:
@@ -663,6 +679,37 @@ class RecommendationService:
             return described
         buyers = int(self._purchasers[item])
         return f"popular: bought by {buyers:,} customer{'s' if buyers != 1 else ''}" if buyers else "popular"
+
+    def trending(self, n: int = 10, *, window: str = "7d", min_customers: int = 3) -> list[dict]:
+        """Products whose share of customers rose most in the last `window` (e.g. `7d`, `12h`) of
+        the training history against the whole history; each needs `min_customers` in the window.
+
+        score = (customers in the window / all customers in the window) / (customers overall / all
+        customers), with one customer of smoothing: how many times its usual share it now has.
+        """
+        n, seconds = check_n(n), parse_window(window)
+        pairs = self.dataset.pairs
+        stamps = pairs["last_ts"].to_numpy()
+        if not len(stamps):
+            return []
+        recent = stamps >= stamps.max() - seconds
+        items = pairs["item"].to_numpy()
+        in_window = np.bincount(items[recent], minlength=self.dataset.n_items).astype(np.float64)
+        overall = np.bincount(items, minlength=self.dataset.n_items).astype(np.float64)
+        lift = ((in_window + 1) / (recent.sum() + 1)) / ((overall + 1) / (len(items) + 1))
+        eligible = (in_window >= min_customers) & np.asarray(self.dataset.recommendable)
+        order = np.flatnonzero(eligible)[np.argsort(-lift[eligible], kind="stable")][:n]
+        return [
+            {
+                "product_id": str(self.dataset.items.external_ids[item]),
+                "score": round(float(lift[item]), 6),
+                "rank": rank,
+                "customers": int(in_window[item]),
+                "reason": f"trending: {int(in_window[item]):,} customers in the last {window}, {lift[item]:.1f}x its usual share",
+                **self._attributes(int(item)),
+            }
+            for rank, item in enumerate(order.tolist(), start=1)
+        ]
 
     def recently_viewed(self, customer_id: str, n: int = 10) -> list[dict]:
         """The products a customer interacted with, newest first (training history and live events),

@@ -307,3 +307,16 @@ def test_recently_viewed_folds_in_live_events_newest_first(service, tmp_path):
     after = _variant(service, live=live).recently_viewed(customer, 3)
     assert after[0]["product_id"] == fresh and after[0]["event"] == "add_to_cart" and after[0]["last_seen"].startswith("2033")
     assert service.recently_viewed("never-seen", 5) == []
+
+
+def test_trending_is_the_rise_of_a_products_share_in_the_window(service):
+    pairs = service.dataset.pairs
+    span = int(pairs["last_ts"].max() - pairs["last_ts"].min())
+    everything = service.trending(20, window=f"{span // 60 + 1440}m")  # a window over all history: nothing rises
+    assert all(abs(item["score"] - 1.0) < 0.2 for item in everything)
+    recent = service.trending(10, window=f"{max(span // 86400 // 4, 1)}d")
+    scores = [item["score"] for item in recent]
+    assert scores == sorted(scores, reverse=True) and all(item["customers"] >= 3 for item in recent)
+    for window in ("7", "d", "-3d", "7x", "1.2.3d"):
+        with pytest.raises(InputError, match="window"):
+            service.trending(5, window=window)

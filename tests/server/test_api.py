@@ -571,6 +571,7 @@ def test_every_documented_operation_was_exercised(trained, tmp_path):
         ("get", "/recommender/{customer_id}", "/recommender/c-1?n=3", {}),
         ("get", "/recommender/train", "/recommender/train", {}),  # 401 without the token, as POST /admin/train
         ("get", "/customers/{customer_id}/recently-viewed", "/customers/c-1/recently-viewed?n=3", {}),
+        ("get", "/trending", "/trending?window=30d&n=3", {}),
         ("get", "/similarity/{product_id}", f"/similarity/{first}?n=3", {}),
         ("get", "/similarity/{product_id}/{other_id}", f"/similarity/{first}/{second}", {}),
     ]
@@ -610,3 +611,11 @@ def test_recently_viewed_lists_a_customers_products_newest_first(client, warm_cu
         item["reason"].startswith("you ") and item["event"] in ("view_product", "add_to_cart", "purchase_item") for item in body["items"]
     )
     assert client.get("/customers/nobody-here/recently-viewed").get_json()["items"] == []
+
+
+def test_trending_ranks_products_by_their_rise_in_a_window(client):
+    body = client.get("/trending?window=3650d&n=5").get_json()
+    assert body["window"] == "3650d" and body["model_version"]
+    assert all(item["customers"] >= 3 and item["reason"].startswith("trending:") for item in body["items"])
+    bad = client.get("/trending?window=soon")
+    assert bad.status_code == 400 and "window" in bad.get_json()["error"]["message"]
