@@ -124,6 +124,12 @@ class Settings:
     def to_dict(self) -> dict[str, dict[str, Any]]:
         return copy.deepcopy(self.values)
 
+    def updated(self, changes: Mapping[str, Mapping[str, Any]], *, origin: str = "command line") -> "Settings":
+        """These settings with `changes` on top, checked like any other layer (the one merge)."""
+        values, sources = copy.deepcopy(self.values), dict(self.sources)
+        _apply(values, sources, {section: dict(entries) for section, entries in changes.items() if entries}, origin=origin)
+        return Settings(values, sources)
+
 
 def load_settings(
     config_file: Path | None = None,

@@ -46,3 +46,12 @@ def test_unknown_keys_and_wrong_types_are_errors_that_name_them(tmp_path, toml, 
     config.write_text(toml)
     with pytest.raises(InputError, match=named):
         load_settings(config, environ=environ)
+
+
+def test_updated_layers_changes_on_top_and_checks_them():
+    base = load_settings(environ={"RECSYS_ALS__FACTORS": "32"})
+    changed = base.updated({"als": {"alpha": 4}}, origin="tuning")
+    assert changed["als"]["factors"] == 32 and changed["als"]["alpha"] == 4.0 and base["als"]["alpha"] == 1.0
+    assert changed.sources["als.alpha"] == "tuning"
+    with pytest.raises(InputError, match="tuning: unknown setting als.alfa"):
+        base.updated({"als": {"alfa": 4}}, origin="tuning")

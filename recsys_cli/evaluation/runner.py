@@ -33,11 +33,7 @@ PEERS = ("als", "lightfm-plain", "ease", "itemknn")
 
 def deterministic(settings: Settings) -> Settings:
     """The same settings with LightFM on one thread: its parallel SGD is not reproducible run to run."""
-    from ..config import load_settings
-
-    values = settings.to_dict()
-    values["lightfm"]["num_threads"] = 1
-    return load_settings(environ={}, overrides=values)
+    return settings.updated({"lightfm": {"num_threads": 1}}, origin="evaluation")
 
 
 def make_split(events: pd.DataFrame, *, kind: str = "temporal", test_fraction: float = 0.2, test_days: float | None = None) -> Split:
@@ -265,7 +261,6 @@ def tune(
     Models are fitted once per model-level candidate; router candidates reuse them. The score
     is the routed hybrid's NDCG@k. Returns (winning overrides, all trials best first).
     """
-    from ..config import load_settings
 
     progress = progress or (lambda stage: None)
     settings = deterministic(settings)
@@ -274,15 +269,15 @@ def tune(
     customers = pd.unique(truth_pairs["customer_id"].astype(object))
     trials = []
     for model_overrides in TUNE_MODEL_GRID:
-        candidate = load_settings(environ={}, overrides=_merge_settings(settings.to_dict(), model_overrides))
+        candidate = settings.updated(model_overrides, origin="tuning")
         progress(f"tuning: fitting {model_overrides}")
         trained = fit_models(inner.train, catalog, candidate)
         users = trained.dataset.users.to_internal(customers)
         truth = truth_matrix(truth_pairs, customers, trained.dataset)
         share = popularity_share(np.bincount(trained.dataset.pairs["item"], minlength=trained.dataset.n_items))
         for router in TUNE_ROUTER_GRID:
-            overrides = _merge_settings(model_overrides, {"router": router})
-            trial_settings = load_settings(environ={}, overrides=_merge_settings(settings.to_dict(), overrides))
+            overrides = {**model_overrides, "router": {**model_overrides.get("router", {}), **router}}
+            trial_settings = settings.updated(overrides, origin="tuning")
             service = RecommendationService.from_trained(trained, trial_settings)
             history = service.history_rows(users)
             ids = service.route(users, history, k).ids
@@ -290,10 +285,3 @@ def tune(
             trials.append({"settings": overrides, f"ndcg@{k}": metrics[f"ndcg@{k}"], f"recall@{k}": metrics[f"recall@{k}"]})
     trials.sort(key=lambda t: -t[f"ndcg@{k}"])
     return trials[0]["settings"], trials
-
-
-def _merge_settings(base: dict, updates: dict) -> dict:
-    merged = {section: dict(values) for section, values in base.items()}
-    for section, values in updates.items():
-        merged.setdefault(section, {}).update(values)
-    return merged
