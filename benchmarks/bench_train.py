@@ -231,7 +231,9 @@ def main() -> None:
     metrics = [
         metric("train total seconds", train_total, "s", 60, how + ", selection included (TrainOutcome.seconds['total'])"),
         metric("train selection seconds", min(r["result"]["stages"]["selection"] for r in trained), "s", None, how),
-        metric("train fixed choices seconds", min(r["result"]["stages"]["total"] for r in fixed), "s", 10, how + f", {FIXED}, no selection"),
+        metric(
+            "train fixed choices seconds", min(r["result"]["stages"]["total"] for r in fixed), "s", 10, how + f", {FIXED}, no selection"
+        ),
         metric("train peak memory", max(r["peak_rss_mb"] for r in trained), "MB", 2048, "train process peak incl. imports, worst run"),
         metric("artifacts load seconds", min(r["result"]["load_seconds"] for r in loaded), "s", 1, how + " (RecommendationService.load)"),
     ]
