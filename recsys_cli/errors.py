@@ -79,3 +79,7 @@ class JobConflict(RecsysError):
     """A training job is already running (in any server worker, or as `recsys train`)."""
 
     exit_code = 3
+
+
+class SparkError(RecsysError):
+    """Spark could not start or a Spark job failed (`train --engine spark`)."""

@@ -36,7 +36,7 @@ from scipy import sparse
 
 from ..config import Settings
 from ..dataset import Dataset, IdMap, _align_catalog
-from ..errors import InputError, RecsysError
+from ..errors import InputError, SparkError
 from ..models.als import ALSModel
 from ..models.base import Recommender
 from ..models.content import ContentModel
@@ -62,10 +62,6 @@ SESSION_DEFAULTS = {
     "spark.sql.execution.arrow.pyspark.enabled": "true",
     "spark.sql.session.timeZone": "UTC",
 }
-
-
-class SparkError(RecsysError):
-    """Spark could not start or a Spark job failed."""
 
 
 @dataclass(frozen=True)
