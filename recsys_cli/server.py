@@ -46,7 +46,7 @@ from .live import LiveEvents, open_live_store
 from .metrics_prom import CONTENT_TYPE, Metrics
 from .openapi import document
 from .service import Filters, RecommendationService
-from .serving import serve
+from .serving import FastJSON, serve
 
 __all__ = ["create_app", "get", "serve"]  # serve is re-exported: `recsys serve` and the benchmarks start it from here
 
@@ -354,7 +354,7 @@ def create_app(config: dict | None = None) -> Flask:
     missing = [key for key in ("ARTIFACTS", "DATA") if not app.config.get(key)]
     if missing:
         raise InputError(f"create_app needs {' and '.join(missing)} in its config")
-    app.json.sort_keys = False
+    app.json = FastJSON(app)
     app.url_map.converters["idpath"] = IdPathConverter
     artifacts, data = Path(app.config["ARTIFACTS"]).resolve(), Path(app.config["DATA"]).resolve()
     live_store = app.config.get("LIVE_STORE") or None
