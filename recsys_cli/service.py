@@ -409,9 +409,9 @@ class RecommendationService:
             recent = recent[: self.session_items]
             if len(recent):
                 neighbour_ids, neighbour_scores = self.content.similar_items(recent, k=self.content.neighbour_count())
-                lookup = pd.Series(neighbour_scores.ravel(), index=neighbour_ids.ravel())
-                lookup = lookup[lookup.index >= 0].groupby(level=0).max()
-                boost = lookup.reindex(items).fillna(0.0).to_numpy()
+                nearest = pd.Series(neighbour_scores.ravel(), index=neighbour_ids.ravel())
+                nearest = nearest[nearest.index >= 0].groupby(level=0).max()
+                boost = nearest.reindex(items).fillna(0.0).to_numpy()
             blended = (1 - self.session_weight) * scaled + self.session_weight * boost
             order = np.argsort(-blended, kind="stable")[:k]
             out_ids[row, : len(order)] = items[order]
@@ -556,7 +556,7 @@ class RecommendationService:
         user, history, recent = self.history_for(customer_id, viewed, live_rows=live_rows)
         session = [recent] if len(recent) else None
         routed = self.route(np.array([user]), history, n, allowed=self.allowed(filters), session=session)
-        return next(iter(self._results([str(customer_id)], routed, anchor_codes(history.strongest, routed.anchors))))
+        return next(iter(self._results([customer_id], routed, anchor_codes(history.strongest, routed.anchors))))
 
     def _cold_list(self, n: int) -> tuple[Routed, np.ndarray]:
         """The first `n` of the list every unknown customer without live events gets (routed once)."""
@@ -716,12 +716,10 @@ class RecommendationService:
         each with its strongest event and when it last happened; [] for an unknown customer."""
         n = check_n(n)
         _, history, _ = self.history_for(str(customer_id))
-        seen = history.last_seen.tocsr()
-        items, stamps = seen.indices, seen.data
+        # a UserHistory's matrices share one sparsity pattern: entry j is the same product in each
+        items, stamps = history.last_seen.indices, history.last_seen.data
         order = np.lexsort((items, -stamps))[:n]
-        strongest = history.strongest.tocsr()
-        found, position = lookup(strongest, np.zeros(1, dtype=np.int64), items[order][None, :])
-        codes = np.where(found[0], strongest.data[position[0]].astype(np.int64) - 1, 0)
+        codes = history.strongest.data[order].astype(np.int64) - 1
         result = []
         for rank, (item, stamp, code) in enumerate(zip(items[order].tolist(), stamps[order].tolist(), codes.tolist()), start=1):
             when = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(stamp))
@@ -819,9 +817,7 @@ def _equals(encoded: tuple[np.ndarray, np.ndarray], value: str) -> np.ndarray:
 
 
 def _rows(history: UserHistory, rows: np.ndarray) -> UserHistory:
-    if take_rows(history.weights, rows) is history.weights:
-        return history
-    return UserHistory(history.weights[rows], history.last_seen[rows], history.strongest[rows])
+    return UserHistory(take_rows(history.weights, rows), take_rows(history.last_seen, rows), take_rows(history.strongest, rows))
 
 
 def anchor_codes(strongest: sparse.csr_matrix, anchors: np.ndarray) -> np.ndarray:

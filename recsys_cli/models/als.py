@@ -13,7 +13,7 @@ from threadpoolctl import threadpool_limits
 
 from ..dataset import Dataset, UserHistory
 from ..errors import InputError
-from .base import ItemSpace, Scorer, explain_by_affinity, pairs_in, rank_rows, take_rows
+from .base import explain_by_affinity, pairs_in, rank_rows, take_rows
 
 _TOPK_BLOCK = 100  # customers per call of implicit's top-k kernel (its own block size)
 _FILTERED = -np.finfo(np.float32).max
@@ -112,8 +112,8 @@ class ALSModel:
         """Top-k by user factors . item factors; customers with an empty history get all -1.
 
         Scores and selects with implicit's fused kernel (a dot product and a C++ heap selection
-        per block of 100 customers), the same results as `scorer(...).top(...)` at about half the
-        cost. A mask that allows under half the products scores only those (a filter's usual case).
+        per block of 100 customers), the same ranking as a dense score and `base.rank_rows` at
+        about half the cost. A mask that allows under half the products scores only those (a filter's usual case).
         """
         from implicit.cpu.topk import topk
 
@@ -150,15 +150,6 @@ class ALSModel:
             best[part, :k_eff] = np.where(found[:, :k_eff], scores[:, :k_eff], -np.inf)
         return ids, best
 
-    def scorer(self, users: np.ndarray, *, history: UserHistory | None = None) -> Scorer:
-        """user factors . item factors over the fitted products; empty histories are inactive."""
-        rows, vectors = self._vectors(users, history)
-
-        def score(part: np.ndarray) -> np.ndarray:
-            return vectors[part] @ self._active_factors.T
-
-        return Scorer(np.diff(rows.indptr) > 0, score, len(self.items), self._space)
-
     def _vectors(self, users: np.ndarray, history: UserHistory | None) -> tuple[sparse.csr_matrix, np.ndarray]:
         """(history rows, customer factors solved from them)."""
         rows = self._rows(np.asarray(users, dtype=np.int64), history)
@@ -166,17 +157,6 @@ class ALSModel:
             with threadpool_limits(1, "blas"):
                 return rows, self.user_factors(rows)
         return rows, self.user_factors(rows)
-
-    @property
-    def _space(self) -> ItemSpace:
-        """The fitted products as score columns (cached; not stored in the artifact)."""
-        cached = self.__dict__.get("_cached_space")
-        if cached is None:
-            cached = self.__dict__["_cached_space"] = ItemSpace(self.items, self.n_items)
-        return cached
-
-    def __getstate__(self) -> dict:
-        return {key: value for key, value in self.__dict__.items() if not key.startswith("_cached")}
 
     def similar_items(self, items: np.ndarray, *, k: int) -> tuple[np.ndarray, np.ndarray]:
         """Top-k items by cosine of item factors (the item itself excluded); unknown items get -1."""
