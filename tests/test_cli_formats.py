@@ -8,6 +8,7 @@ import io
 import json
 import shutil
 
+import numpy as np
 import pytest
 
 from recsys_cli.cli import OutputFormat
@@ -27,7 +28,8 @@ def shop(sample_artifacts, service, tmp_path_factory):
     ids.write_text("\n".join([*service.dataset.users.external_ids[:3], "ghost"]) + "\n")
     product = str(service.dataset.items.external_ids[service.popularity.ranking[0]])
     other = service.similar(product, 1)[0]["product_id"]
-    return {"data": data, "artifacts": artifacts, "ids": ids, "product": product, "other": other, "base": base}
+    regular = str(service.dataset.users.external_ids[int(np.argmax(np.diff(service.dataset.interactions.indptr)))])
+    return {"data": data, "artifacts": artifacts, "ids": ids, "product": product, "other": other, "base": base, "regular": regular}
 
 
 def _args(command: str, shop: dict, tmp_path) -> list:
@@ -39,6 +41,8 @@ def _args(command: str, shop: dict, tmp_path) -> list:
         "recommend-batch": ["recommend", "--customers-file", shop["ids"], "-n", "2", "--artifacts", a],
         "similar": ["similar", shop["product"], "-n", "3", "--artifacts", a],
         "similar-pair": ["similar", shop["product"], shop["other"], "--artifacts", a],
+        "trending": ["trending", "-n", "3", "--window", "3650d", "--artifacts", a],
+        "recently-viewed": ["recently-viewed", shop["regular"], "-n", "3", "--artifacts", a],
         "generate": ["generate", "--out", tmp_path / "g", *small],
         "ingest": ["ingest", "--data", shop["data"], "--artifacts", tmp_path / "ingest"],
         "train": ["train", "--data", shop["data"], "--artifacts", tmp_path / "train", *fast],
@@ -51,6 +55,8 @@ ACCEPTS = {
     "recommend-batch": ["json", "jsonl", "csv"],
     "similar": FORMATS,
     "similar-pair": FORMATS,
+    "trending": FORMATS,
+    "recently-viewed": FORMATS,
     "generate": ["table", "json"],
     "ingest": ["table", "json"],
     "train": ["table", "json"],
@@ -72,6 +78,8 @@ def _check_shape(command: str, fmt: str, stdout: str) -> None:
             "recommend": RECOMMEND_KEYS,
             "similar": {"product_id", "model_version", "items"},
             "similar-pair": {"product_id", "other_id", "similarity", "parts", "model_version"},
+            "trending": {"window", "model_version", "items"},
+            "recently-viewed": {"customer_id", "model_version", "items"},
             "generate": {"events", "customers", "products", "by_type", "pairs"},
             "ingest": {"fingerprint", "reused", "summary", "rejected"},
             "train": {"version", "skipped", "seconds", "segments"},
@@ -93,6 +101,10 @@ def _check_shape(command: str, fmt: str, stdout: str) -> None:
         assert len(rows) == 1 and {"product_id", "other_id", "similarity"} <= set(rows[0])
     elif command == "similar":
         assert len(rows) == 3 and {"similar_to", "rank", "product_id", "score"} <= set(rows[0])
+    elif command == "trending":
+        assert len(rows) == 3 and {"rank", "product_id", "score", "customers"} <= set(rows[0])
+    elif command == "recently-viewed":
+        assert len(rows) == 3 and {"customer_id", "rank", "product_id", "last_seen", "event"} <= set(rows[0])
     else:
         assert len(rows) == (2 * 4 if command == "recommend-batch" else 3)
         assert {"customer_id", "rank", "product_id", "score", "source", "reason", "model_version"} <= set(rows[0])
