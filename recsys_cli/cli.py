@@ -437,6 +437,8 @@ def _print_selection(selection: dict) -> None:
         runner = f"{row['runner_up']} ({row['runner_up_ndcg']:.4f})" if row["runner_up"] else "-"
         table.add_row(row["segment"], row["chosen"], f"{row['ndcg']:.4f}", f"{row['best_popularity']:.4f}", runner)
     out.print(table)
+    if any(row["chosen"].startswith("popularity") and row["ndcg"] < row["best_popularity"] for row in rows):
+        out.print("A popularity ranking that leads the simplest one by no more than two standard errors does not replace it.")
     out.print(
         f"{len(selection.get('table', []))} candidates scored in {selection.get('seconds', 0):.1f} s; all of them are in the version's manifest.json."
     )

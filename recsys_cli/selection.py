@@ -10,6 +10,12 @@ customers did next, and returns the winner of each segment:
   each with the best recency decay of the history, optionally blended with that popularity ranking;
   a segment whose best model scores below popularity is sent to popularity.
 
+Validation scores are means over a sample of customers, so a small lead can be noise. The
+popularity ranking that serves a segment on its own is therefore the simplest one (all-time before
+trending, longer windows before shorter) that the best does not lead by more than LEAD_SE standard
+errors of the paired per-customer difference: a trending window must earn its place. Blends use
+each segment's best-scoring ranking, and a model must score above every popularity ranking.
+
 The validation split mirrors how a shop is judged: a global cutoff at 80% of the events by time
 (what customers do next), or each customer's last distinct product when timestamps carry no
 global time (absent, constant, or per-customer positions, as in review datasets).
@@ -39,7 +45,8 @@ from .service import merge_candidates
 K = 10
 POOL = 50  # candidates each model proposes to a blend (as BlendModel's pool)
 SEGMENTS = ("cold", "few", "warm")
-WINDOWS = (None, 0.05, 0.1, 0.25)  # trending windows tried, as shares of the validation period
+LEAD_SE = 2.0  # a lead counts when it exceeds two standard errors (about 98% one-sided confidence)
+WINDOWS = (None, 0.25, 0.1, 0.05)  # trending windows tried, as shares of the validation period, simplest first
 Progress = Callable[[str], None]
 
 
@@ -230,21 +237,28 @@ def select(
     rows = {s: np.flatnonzero(labels == s) for s in SEGMENTS}
     table: list[dict[str, Any]] = []
 
-    def ndcg(ids: np.ndarray, segment: str, fallback: PopularityModel | None) -> float:
+    per_customer: dict[str, dict[str, np.ndarray]] = {}  # candidate -> segment -> NDCG@10 of each customer
+
+    def ndcg(ids: np.ndarray, segment: str, fallback: PopularityModel | None) -> np.ndarray:
         r = rows[segment]
         if fallback is not None:  # short lists are filled from popularity, as the router does
             ids = merge_candidates(
                 ids, np.zeros(ids.shape, dtype=np.float32), lambda short, k: fallback.recommend(short, k=k, exclude=seen[r][short])[0]
             )
-        return float(ndcg_at_k(ids, truth[r], K).mean())
+        return ndcg_at_k(ids, truth[r], K)
 
-    def score(model: Recommender, segments: tuple[str, ...], fallback: PopularityModel | None) -> dict[str, float]:
+    def record(name: str, arrays: dict[str, np.ndarray]) -> dict[str, float]:
+        """Keep each customer's score for the standard-error rule; the table shows the means."""
+        per_customer.setdefault(name, {}).update(arrays)
+        return {s: float(a.mean()) for s, a in arrays.items()}
+
+    def score(name: str, model: Recommender, segments: tuple[str, ...], fallback: PopularityModel | None) -> dict[str, float]:
         result = {}
         for s in segments:
             r = rows[s]
             if len(r):
                 result[s] = ndcg(model.recommend(users[r], k=K, exclude=seen[r], history=_history_rows(history, r))[0], s, fallback)
-        return result
+        return record(name, result)
 
     # blends reuse each model's candidate lists and typical best score across weights
     lists: dict[tuple[str, str], tuple[np.ndarray, np.ndarray]] = {}
@@ -261,12 +275,12 @@ def select(
             scales[name] = typical_best(model, users, history)
         return scales[name]
 
-    def blended(parts: list[tuple[str, Recommender]], weight: float, segment: str) -> dict[str, float]:
+    def blended(name: str, parts: list[tuple[str, Recommender]], weight: float, segment: str) -> dict[str, float]:
         if not len(rows[segment]):
             return {}
         (a, left), (b, right) = parts
         ids, _ = combine(candidates(a, left, segment), candidates(b, right, segment), weight, (scale(a, left), scale(b, right)), K)
-        return {segment: ndcg(ids, segment, best_pop)}
+        return record(name, {segment: ndcg(ids, segment, best_pop)})
 
     # 1. popularity: the floor for every segment, and what cold customers get
     fixed_pop = _fixed_popularity(settings)
@@ -278,18 +292,28 @@ def select(
     pop_options = (
         [fixed_pop]
         if fixed_pop
-        else [{"mode": m, "window_days": round(w * span_days, 3) if w and span_days > 0 else None} for m in MODES for w in windows]
+        else [{"mode": m, "window_days": round(w * span_days, 3) if w and span_days > 0 else None} for w in windows for m in MODES]
     )
     pops = []
     for options in pop_options:
         model = PopularityModel(**options).fit(dataset)
-        result = score(model, SEGMENTS, None)
+        name = f"popularity ({model.label})"
+        result = score(name, model, SEGMENTS, None)
         pops.append((options, model, result))
-        table.append({"candidate": f"popularity ({model.label})", "role": "popularity", **result})
+        table.append({"candidate": name, "role": "popularity", **result})
+
+    def simplest_popularity(segments: tuple[str, ...]) -> tuple[dict[str, Any], PopularityModel, dict[str, float]]:
+        """The simplest ranking that the best does not lead on these segments' customers."""
+        def scores(p: tuple) -> np.ndarray:
+            arrays = per_customer[f"popularity ({p[1].label})"]
+            return np.concatenate([arrays[s] for s in segments if s in arrays] or [np.zeros(0)])
+
+        best = max(pops, key=lambda p: scores(p).mean() if len(scores(p)) else 0.0)
+        return next(p for p in pops if not _leads(scores(best), scores(p)))
+
     # cold customers get the ranking that did best on cold customers (on everyone when there are none)
-    cold_key = (lambda p: p[2]["cold"]) if len(rows["cold"]) else (lambda p: _weighted(p[2], rows))
-    best_pop_options, best_pop, pop_result = max(pops, key=cold_key)
-    segment_pop = {s: max(pops, key=lambda p, s=s: p[2].get(s, 0.0)) for s in ("few", "warm")}
+    best_pop_options, best_pop, _ = simplest_popularity(("cold",) if len(rows["cold"]) else SEGMENTS)
+    segment_pop = {s: max(pops, key=lambda p, s=s: p[2].get(s, 0.0)) for s in ("few", "warm")}  # for blends and the floor
     progress(f"selection: popularity by {best_pop.label}")
 
     # 2. collaborative candidates for the few and warm segments
@@ -312,7 +336,7 @@ def select(
             spec = {"kind": kind, "decay": decay, **({"params": params} if params else {})}
             fitted[_candidate_key(spec)] = model
             name = describe(spec)
-            specs[name], results[name] = spec, score(model, ("few", "warm"), best_pop)
+            specs[name], results[name] = spec, score(name, model, ("few", "warm"), best_pop)
             table.append({"candidate": name, "role": "model", **results[name]})
 
     # 3. blends of each segment's best models with that segment's best popularity ranking
@@ -331,7 +355,7 @@ def select(
                 if segment in results.get(blend_name, {}):
                     continue
                 specs[blend_name] = blend_spec
-                result = blended([(name, model), (f"popularity {pop_model.label}", pop_model)], weight, segment)
+                result = blended(blend_name, [(name, model), (f"popularity {pop_model.label}", pop_model)], weight, segment)
                 if blend_name in results:  # scored for the other segment already: one row for both
                     results[blend_name].update(result)
                     next(row for row in table if row["candidate"] == blend_name).update(result)
@@ -358,7 +382,7 @@ def select(
             pair_spec = {**first, "pair": second, "mix": weight}
             pair_name = describe(pair_spec)
             specs[pair_name] = pair_spec
-            results[pair_name] = blended([(describe(first), left), (describe(second), right)], weight, segment)
+            results[pair_name] = blended(pair_name, [(describe(first), left), (describe(second), right)], weight, segment)
             table.append({"candidate": pair_name, "role": "blend", **results[pair_name]})
 
     choice = {}
@@ -368,12 +392,12 @@ def select(
         if fixed is not None:
             choice[segment] = {**fixed, "popularity": best_pop_options} if fixed["kind"] == "popularity" else fixed
             continue
-        pop_options, pop_model, pop_scores = segment_pop[segment]
         scored = [(results[n][segment], n) for n in results if segment in results[n]]
         best_score, best_name = max(scored, default=(-1.0, ""))
-        floor = pop_scores.get(segment, 0.0)
+        floor = segment_pop[segment][2].get(segment, 0.0)
         # never send a segment to a model that did worse than popularity on it
-        choice[segment] = specs[best_name] if best_name and best_score > floor else {"kind": "popularity", "popularity": pop_options}
+        fallback = simplest_popularity((segment,))[0] if len(rows[segment]) else best_pop_options
+        choice[segment] = specs[best_name] if best_name and best_score > floor else {"kind": "popularity", "popularity": fallback}
     labels_chosen = {"cold": f"popularity ({best_pop.label})"}
     for segment in ("few", "warm"):
         spec = choice[segment]
@@ -408,10 +432,13 @@ def check_model_names(settings: Settings) -> None:
             raise InputError(f"selection.candidates: '{candidate}' is not a model (choose from {', '.join(KINDS[:5])})")
 
 
-def _weighted(result: dict[str, float], rows: dict[str, np.ndarray]) -> float:
-    """Mean NDCG over every validation customer (segments weighted by their size)."""
-    total = sum(len(rows[s]) for s in result)
-    return sum(result[s] * len(rows[s]) for s in result) / total if total else 0.0
+def _leads(a: np.ndarray, b: np.ndarray) -> bool:
+    """True when `a` beats `b` (each customer's score, same customers) by more than LEAD_SE standard
+    errors of the paired difference; never on fewer than two customers."""
+    if len(a) < 2:
+        return False
+    difference = a - b
+    return float(difference.mean()) > LEAD_SE * float(difference.std(ddof=1)) / np.sqrt(len(difference))
 
 
 def _fixed_popularity(settings: Settings) -> dict[str, Any] | None:

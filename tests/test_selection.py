@@ -128,3 +128,31 @@ def test_a_segment_served_by_another_popularity_ranking_is_labelled_popularity()
     service = RecommendationService.from_trained(trained, settings)
     result = service.recommend("visitor", 3, viewed=["a1"])
     assert result["source"] == "popularity" and all(item["reason"].startswith("popular") for item in result["items"])
+
+
+def test_a_trending_ranking_must_beat_all_time_popularity_by_more_than_noise():
+    """Without any change in demand, a trending window's lead on validation is noise: cold customers
+    keep the all-time ranking (the simplest) unless a window leads it by more than two standard errors."""
+    rng = np.random.default_rng(5)
+    weights = 1.0 / np.arange(1, 201) ** 1.2
+    rows = []
+    for c in range(1500):  # steady demand; customers arrive all through the period, so many are new at the cut
+        start = 1_700_000_000 + int(rng.integers(0, 1_000_000))
+        for j, p in enumerate(rng.choice(200, int(rng.integers(1, 9)), replace=False, p=weights / weights.sum())):
+            rows.append((f"c{c}", f"p{p}", 0, start + j * 60))
+    chosen = _select(pd.DataFrame(rows, columns=["customer_id", "product_id", "type", "timestamp"]))
+    cold = {row["candidate"]: row["cold"] for row in chosen.table if row["role"] == "popularity"}
+    simplest = "popularity (customers)"
+    assert simplest in cold and chosen.popularity == {"mode": "customers", "window_days": None}
+    assert max(cold.values()) > cold[simplest], "some variant led by chance, so the rule was exercised"
+
+
+def test_lead_needs_more_than_two_standard_errors():
+    from recsys_cli.selection import _leads
+
+    rng = np.random.default_rng(0)
+    base = rng.random(400)
+    assert _leads(base + 0.05, base)  # every customer gains: a clear lead
+    noisy = base + rng.normal(0.0, 1.0, 400)  # spread 1: a standard error of 0.05, five times the 0.01 gain
+    assert not _leads(noisy - noisy.mean() + base.mean() + 0.01, base)
+    assert not _leads(np.array([1.0]), np.array([0.0])), "one customer is no evidence"
