@@ -55,6 +55,14 @@ ArtifactsOpt = Annotated[
     Path, typer.Option("--artifacts", "-a", help="Artifacts folder (versions, current, snapshots).", envvar="RECSYS_ARTIFACTS")
 ]
 ConfigOpt = Annotated[Path | None, typer.Option("--config", "-c", help="Settings file (TOML); default ./recsys.toml if present.")]
+SetOpt = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--set",
+        metavar="SECTION.KEY=VALUE",
+        help="Change one setting (repeatable), e.g. --set router.precomputed=50; beats the settings file and RECSYS_SECTION__KEY.",
+    ),
+]
 LiveStoreOpt = Annotated[
     str | None,
     typer.Option(
@@ -269,10 +277,11 @@ def _print_summary(summary: dict, *, title: str) -> None:
         out.print(f"note: {note}", markup=False, highlight=False)
 
 
-def _settings(config: Path | None, overrides: dict[str, dict[str, Any]] | None = None) -> Any:
+def _settings(config: Path | None, assignments: list[str] | None, overrides: dict[str, dict[str, Any]] | None = None) -> Any:
     from .config import load_settings
 
-    return load_settings(config, overrides={s: {k: v for k, v in e.items() if v is not None} for s, e in (overrides or {}).items()})
+    overrides = {s: {k: v for k, v in e.items() if v is not None} for s, e in (overrides or {}).items()}
+    return load_settings(config, assignments=assignments or (), overrides=overrides)
 
 
 @app.command()
@@ -281,6 +290,7 @@ def train(
     data: DataOpt = Path("data"),
     artifacts: ArtifactsOpt = Path("artifacts"),
     config: ConfigOpt = None,
+    assignments: SetOpt = None,
     fmt: InputFormatOpt = InputFormat.canonical,
     collaborative: Annotated[
         str | None,
@@ -345,6 +355,7 @@ def train(
 
     settings = _settings(
         config,
+        assignments,
         {
             "router": {"collaborative": collaborative, "few": few, "warm_min_products": warm_min_products},
             "lightfm": {"epochs": epochs, "no_components": components},
@@ -455,6 +466,7 @@ def evaluate(
     data: DataOpt = Path("data"),
     artifacts: ArtifactsOpt = Path("artifacts"),
     config: ConfigOpt = None,
+    assignments: SetOpt = None,
     fmt: InputFormatOpt = InputFormat.canonical,
     split: Annotated[
         SplitKind, typer.Option(help="temporal: the newest events are test (as the shared harness); last: each customer's last product.")
@@ -512,7 +524,7 @@ def evaluate(
         _log(f"deprecated: --tune --config {config} writes the winner there; say --write-config {config}")
         write_config = config
         config = config if config.exists() else None
-    settings = _settings(config)
+    settings = _settings(config, assignments)
     if write_config is not None:
         _check_writable_config(write_config)
     for target in (json_file, report):

@@ -27,7 +27,7 @@ from scipy import sparse
 from threadpoolctl import threadpool_limits
 
 from . import artifacts
-from .config import Settings, load_settings
+from .config import Settings
 from .data.schema import CATALOG_OPTIONAL, EVENT_CODE, EVENT_TYPES
 from .dataset import Dataset, UserHistory, strongest_code
 from .errors import InputError, NotFoundError
@@ -221,7 +221,8 @@ class RecommendationService:
     def load(cls, artifacts_dir: Path, *, version: str | None = None, live: LiveStore | None = None) -> "RecommendationService":
         """Load and verify `current` (or `version`) from an artifacts folder."""
         loaded = artifacts.load(artifacts_dir, version)
-        settings = load_settings(environ={}, overrides=loaded.manifest.get("settings"))
+        # the version's own settings, whatever ./recsys.toml or the environment say now
+        settings = Settings(loaded.manifest.get("settings") or {}, loaded.manifest.get("settings_sources"))
         parts = loaded.parts
         # a segment model may be stored as the name of another part it shares
         resolve = {name: parts[part] if isinstance(part, str) else part for name, part in parts.items()}

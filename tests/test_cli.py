@@ -99,7 +99,7 @@ def test_bad_config_is_a_clear_error(tmp_path, sample_artifacts, run_cli):
     config.write_text("[router]\nwarm_min_products = 'many'\n")
     result = run_cli("train", "--data", sample_artifacts[0], "--artifacts", tmp_path / "a", "--config", config)
     assert result.exit_code == 2
-    assert "router.warm_min_products must be a number" in result.stderr
+    assert "router.warm_min_products must be a whole number, got 'many'" in result.stderr
 
 
 def test_generate_small(tmp_path, run_cli):
