@@ -12,9 +12,10 @@ customers did next, and returns the winner of each segment:
 
 Validation scores are means over a sample of customers, so a small lead can be noise. The
 popularity ranking that serves a segment on its own is therefore the simplest one (all-time before
-trending, longer windows before shorter) that the best does not lead by more than LEAD_SE standard
-errors of the paired per-customer difference: a trending window must earn its place. Blends use
-each segment's best-scoring ranking, and a model must score above every popularity ranking.
+trending, longer windows before shorter) that the segment's best does not lead by more than
+LEAD_SE standard errors of the paired per-customer difference, on the segment's customers or on
+all of them: a trending window must earn its place. Blends use each segment's best-scoring
+ranking, and a model must score above every popularity ranking.
 
 The validation split mirrors how a shop is judged: a global cutoff at 80% of the events by time
 (what customers do next), or each customer's last distinct product when timestamps carry no
@@ -303,13 +304,16 @@ def select(
         table.append({"candidate": name, "role": "popularity", **result})
 
     def simplest_popularity(segments: tuple[str, ...]) -> tuple[dict[str, Any], PopularityModel, dict[str, float]]:
-        """The simplest ranking that the best does not lead on these segments' customers."""
-        def scores(p: tuple) -> np.ndarray:
-            arrays = per_customer[f"popularity ({p[1].label})"]
-            return np.concatenate([arrays[s] for s in segments if s in arrays] or [np.zeros(0)])
+        """The simplest ranking that the best on these segments' customers does not lead by more than
+        noise, neither on them nor on every validation customer (a shift in demand shows in what
+        everyone does next, so the larger pool is evidence too)."""
 
-        best = max(pops, key=lambda p: scores(p).mean() if len(scores(p)) else 0.0)
-        return next(p for p in pops if not _leads(scores(best), scores(p)))
+        def scores(p: tuple, among: tuple[str, ...]) -> np.ndarray:
+            arrays = per_customer[f"popularity ({p[1].label})"]
+            return np.concatenate([arrays[s] for s in among if s in arrays] or [np.zeros(0)])
+
+        best = max(pops, key=lambda p: scores(p, segments).mean() if len(scores(p, segments)) else 0.0)
+        return next(p for p in pops if not any(_leads(scores(best, among), scores(p, among)) for among in (segments, SEGMENTS)))
 
     # cold customers get the ranking that did best on cold customers (on everyone when there are none)
     best_pop_options, best_pop, _ = simplest_popularity(("cold",) if len(rows["cold"]) else SEGMENTS)
