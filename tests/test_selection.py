@@ -156,3 +156,22 @@ def test_lead_needs_more_than_two_standard_errors():
     noisy = base + rng.normal(0.0, 1.0, 400)  # spread 1: a standard error of 0.05, five times the 0.01 gain
     assert not _leads(noisy - noisy.mean() + base.mean() + 0.01, base)
     assert not _leads(np.array([1.0]), np.array([0.0])), "one customer is no evidence"
+
+
+def test_a_shift_in_demand_seen_in_everyone_moves_cold_customers_to_the_trending_ranking():
+    """Demand moves from one set of products to another; regular customers show it, the handful of
+    new customers at the end are too few to show it on their own."""
+    rng = np.random.default_rng(11)
+    start, span = 1_700_000_000, 1_000_000
+    rows = []
+    for c in range(300):
+        for t in np.sort(rng.integers(0, span, 10)):
+            shifted = t > 0.6 * span
+            product = int(rng.integers(20, 40)) if shifted else int(rng.integers(0, 20))
+            if rng.random() < 0.3:  # steady sellers keep the all-time ranking plausible
+                product = int(rng.integers(40, 45))
+            rows.append((f"c{c}", f"p{product}", 2, start + int(t)))
+    for c in range(6):  # new at the end, one product each
+        rows.append((f"new{c}", f"p{int(rng.integers(20, 40))}", 2, start + span - 1000 * c))
+    chosen = _select(pd.DataFrame(rows, columns=["customer_id", "product_id", "type", "timestamp"]))
+    assert chosen.popularity["window_days"] is not None, chosen.table
