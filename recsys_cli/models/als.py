@@ -123,13 +123,17 @@ class ALSModel:
         best = np.full((n_rows, k), -np.inf, dtype=np.float32)
         columns, factors, blocked = self.items, self._active_factors, None
         if allowed is not None:
-            kept = allowed[self.items]
-            if not kept.any():
+            wanted_items = np.flatnonzero(allowed)
+            if len(wanted_items) * 2 < len(self.items):  # score only the allowed products with factors
+                at = np.minimum(np.searchsorted(self.items, wanted_items), len(self.items) - 1)
+                at = at[self.items[at] == wanted_items]
+                columns, factors = self.items[at], self._active_factors[at]
+            else:
+                kept = allowed[self.items]
+                if not kept.all():
+                    blocked = np.flatnonzero(~kept).astype(np.int32)
+            if not len(columns) or (blocked is not None and len(blocked) == len(self.items)):
                 return ids, best
-            if kept.sum() * 2 < len(kept):
-                columns, factors = self.items[kept], self._active_factors[kept]
-            elif not kept.all():
-                blocked = np.flatnonzero(~kept).astype(np.int32)
         exclude = sparse.csr_matrix(exclude) if exclude is not None and exclude.nnz else None
         excluded = np.diff(exclude.indptr) if exclude is not None else np.zeros(n_rows, dtype=np.int64)
         k_eff = min(k, len(columns))

@@ -165,6 +165,28 @@ def test_excluded_items_are_never_returned(case, dataset):
     assert exclude[rows, ids[rows, cols]].sum() == 0
 
 
+@pytest.mark.parametrize("share", [0.25, 0.75], ids=["narrow-filter", "wide-filter"])
+def test_an_allowed_mask_keeps_the_order_among_allowed_products(case, dataset, share):
+    """A filter returns only allowed products, each with the score it has unfiltered, best first."""
+    name, model = case
+    allowed = np.random.default_rng(1).random(dataset.n_items) < share
+    users = np.arange(dataset.n_users)
+    ids, scores = model.recommend(users, k=3, exclude=seen(dataset), allowed=allowed)
+    check_shape_and_padding(name, ids, scores, len(users), 3, dataset.n_items)
+    assert allowed[ids[ids >= 0]].all(), "a product outside the mask was returned"
+    every_id, every_score = model.recommend(users, k=dataset.n_items, exclude=seen(dataset))
+    for row in range(len(users)):
+        unfiltered = dict(zip(every_id[row].tolist(), every_score[row].tolist()))
+        if name == "content":  # content's round-robin order has no per-item score to compare
+            continue
+        returned = ids[row][ids[row] >= 0]
+        for item, score in zip(returned, scores[row]):
+            assert score == pytest.approx(unfiltered[item], rel=1e-5, abs=1e-6)
+        passed_over = [v for i, v in unfiltered.items() if i >= 0 and allowed[i] and i not in set(returned.tolist())]
+        if len(returned) == 3 and passed_over:
+            assert max(passed_over) <= scores[row][-1] + 1e-6, "a better allowed product was passed over"
+
+
 def test_recommendations_stay_in_the_customers_group(case, dataset):
     name, model = case
     if not MODELS[name][1]:
