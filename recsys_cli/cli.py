@@ -63,6 +63,15 @@ SetOpt = Annotated[
         help="Change one setting (repeatable), e.g. --set router.precomputed=50; beats the settings file and RECSYS_SECTION__KEY.",
     ),
 ]
+ServedSetOpt = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--set",
+        metavar="SECTION.KEY=VALUE",
+        help="Change a setting read while serving (repeatable): router.exclude, router.session_items, router.session_weight "
+        "or router.warm_min_products, e.g. --set router.session_weight=0.5; the others are fixed when training.",
+    ),
+]
 LiveStoreOpt = Annotated[
     str | None,
     typer.Option(
@@ -624,12 +633,14 @@ def _finite(value: Any) -> Any:
     return value
 
 
-def _service(artifacts: Path, data: Path | None) -> Any:
+def _service(artifacts: Path, data: Path | None, assignments: list[str] | None = None) -> Any:
+    from .config import serving_changes
     from .live import LiveStore
     from .service import RecommendationService
 
+    changes = serving_changes(assignments or ())
     live = LiveStore.in_folder(data) if data is not None and LiveStore.in_folder(data).exists() else None
-    return RecommendationService.load(artifacts, live=live)
+    return RecommendationService.load(artifacts, live=live, changes=changes)
 
 
 RECOMMEND_CSV = ("customer_id", "rank", "product_id", "score", "source", "reason", "model_version")
@@ -656,6 +667,7 @@ def recommend(
     data: Annotated[
         Path | None, typer.Option("--data", "-d", help="Data folder whose live events count (optional).", envvar="RECSYS_DATA")
     ] = None,
+    assignments: ServedSetOpt = None,
     shuffle: Annotated[
         int | None,
         typer.Option("--shuffle", help="A visit's seed: keep the top half, vary the rest among the next-best products."),
@@ -692,7 +704,7 @@ def recommend(
         raise InputError("--shuffle varies one visit's list; it does not apply to --customers-file")
     if batch and data is not None and ctx.get_parameter_source("data") is click.core.ParameterSource.COMMANDLINE:
         raise InputError("batch mode routes on the training history; --data (live events) applies to one customer only")
-    service = _service(artifacts, None if batch else data)
+    service = _service(artifacts, None if batch else data, assignments)
     if batch:
         ids = _read_ids(customers_file)
         with _writer(output) as handle:
@@ -982,16 +994,19 @@ def serve(
     get_path: Annotated[
         str | None, typer.Option("--get", help="Perform one GET request in-process, print the JSON, exit non-zero unless 2xx.")
     ] = None,
+    assignments: ServedSetOpt = None,
 ) -> None:
     """Serve recommendations over HTTP (granian), with live events and hot model swaps.
 
     Examples: recsys serve --port 5000 ;  recsys serve --get /recommendations/186788?n=3
     """
+    from .config import serving_changes
     from .server import get
     from .server import serve as run
 
+    changes = serving_changes(assignments or ()) or None
     if get_path is not None:
-        status, body = get(get_path, artifacts, data, live_store=live_store)
+        status, body = get(get_path, artifacts, data, live_store=live_store, settings=changes)
         _print_json(body) if not isinstance(body, str) else out.print(body, markup=False)
         if not 200 <= status < 300:
             raise typer.Exit(1)
@@ -1000,7 +1015,7 @@ def serve(
         raise InputError(f"--port must be 1..65535, got {port}")
     if workers < 1 or threads < 1:
         raise InputError("--workers and --threads must be at least 1")
-    run(artifacts, data, host=host, port=port, workers=workers, threads=threads, live_store=live_store)
+    run(artifacts, data, host=host, port=port, workers=workers, threads=threads, live_store=live_store, settings=changes)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -410,6 +410,29 @@ def parse_assignment(text: str) -> dict[str, dict[str, str]]:
     return {section: {key: value.strip()}}
 
 
+SERVED = {"router": ("warm_min_products", "exclude", "session_items", "session_weight")}
+"""The settings a trained version reads while answering (RecommendationService): `recommend` and
+`serve` may change these with --set; the others act in training and are fixed in the version."""
+
+
+def serving_changes(assignments: Sequence[str]) -> dict[str, dict[str, Any]]:
+    """`--set section.key=value` for `recommend` and `serve`: settings in SERVED only, each checked."""
+    changes: dict[str, dict[str, Any]] = {}
+    served = ", ".join(f"{section}.{key}" for section, keys in SERVED.items() for key in keys)
+    for text in assignments:
+        assignment = parse_assignment(text)
+        checked = Settings().updated(assignment, origin=f"--set {text}")  # unknown or ill-typed: the usual error
+        for section, entries in assignment.items():
+            for key in entries:
+                if key not in SERVED.get(section, ()):
+                    raise InputError(
+                        f"--set {text}: {section}.{key} acts in training and is fixed in the trained version; "
+                        f"give it to `recsys train` (served settings: {served})"
+                    )
+                changes.setdefault(section, {})[key] = checked[section][key]
+    return changes
+
+
 def write_settings(path: Path, updates: Mapping[str, Mapping[str, Any]]) -> None:
     """Merge `updates` into the TOML file at `path` (created if absent)."""
     existing: dict[str, dict[str, Any]] = {}

@@ -54,12 +54,14 @@ class ServiceHolder:
         *,
         poll_seconds: float,
         on_refused: Callable[[], None] = lambda: None,
+        changes: dict | None = None,
     ):
         self.artifacts = artifacts
         self.live = live
         self.poll_seconds = float(poll_seconds)
         self.on_refused = on_refused
-        self.service = RecommendationService.load(artifacts, live=live)
+        self.changes = changes  # served settings given at start (`serve --set`), kept across reloads
+        self.service = RecommendationService.load(artifacts, live=live, changes=changes)
         self.last_reload_error: str | None = None
         self._refused: str | None = None
         self._reload_lock = threading.Lock()
@@ -85,7 +87,7 @@ class ServiceHolder:
             if name == self._refused and not retry_refused:
                 raise ReloadRefused(self.last_reload_error or f"version {name} was refused")
             try:
-                fresh = RecommendationService.load(self.artifacts, version=name, live=self.live)
+                fresh = RecommendationService.load(self.artifacts, version=name, live=self.live, changes=self.changes)
             except Exception as error:  # any failure to load keeps the old model serving
                 reason = str(error) if isinstance(error, RecsysError) else f"{type(error).__name__}: {error}"
                 self.last_reload_error, self._refused = f"version {name} refused: {reason}", name

@@ -341,7 +341,8 @@ def create_app(config: dict | None = None) -> Flask:
     Config: ARTIFACTS, DATA (required paths), POLL_SECONDS (5; 0 = no polling), ADMIN_TOKEN
     (default $RECSYS_ADMIN_TOKEN; unset = no admin routes), MAX_CONTENT_LENGTH (1 MB),
     EVENTS_MAX_FUTURE_SECONDS (86400: events later than this after now are refused), LIVE_STORE
-    (a postgresql:// URL shared by replicas; default: the SQLite store in DATA).
+    (a postgresql:// URL shared by replicas; default: the SQLite store in DATA), SETTINGS (served
+    settings changed at start, config.serving_changes: {"router": {"session_weight": 0.5}}).
     """
     app = Flask(__name__)
     app.config.update(
@@ -362,7 +363,13 @@ def create_app(config: dict | None = None) -> Flask:
     app.extensions["recsys"] = ServerState(
         artifacts=artifacts,
         data=data,
-        holder=ServiceHolder(artifacts, live, poll_seconds=float(app.config["POLL_SECONDS"]), on_refused=metrics.count_reload_failure),
+        holder=ServiceHolder(
+            artifacts,
+            live,
+            poll_seconds=float(app.config["POLL_SECONDS"]),
+            on_refused=metrics.count_reload_failure,
+            changes=app.config.get("SETTINGS"),
+        ),
         live=live,
         metrics=metrics,
         jobs=TrainJobs(artifacts / JOBS_DIR, data=data, artifacts=artifacts, live_store=live_store),
@@ -379,8 +386,10 @@ def create_app(config: dict | None = None) -> Flask:
     return app
 
 
-def get(path: str, artifacts: Path, data: Path, *, live_store: str | None = None) -> tuple[int, dict | list | str]:
+def get(
+    path: str, artifacts: Path, data: Path, *, live_store: str | None = None, settings: dict | None = None
+) -> tuple[int, dict | list | str]:
     """Run one GET request in-process (`recsys serve --get PATH`): (status, JSON body or text)."""
-    app = create_app({"ARTIFACTS": artifacts, "DATA": data, "POLL_SECONDS": 0, "LIVE_STORE": live_store})
+    app = create_app({"ARTIFACTS": artifacts, "DATA": data, "POLL_SECONDS": 0, "LIVE_STORE": live_store, "SETTINGS": settings})
     response = app.test_client().get(path)
     return response.status_code, response.get_json() if response.is_json else response.get_data(as_text=True)

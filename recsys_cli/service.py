@@ -218,11 +218,21 @@ class RecommendationService:
     # --- construction ------------------------------------------------------------------------
 
     @classmethod
-    def load(cls, artifacts_dir: Path, *, version: str | None = None, live: LiveStore | None = None) -> "RecommendationService":
-        """Load and verify `current` (or `version`) from an artifacts folder."""
+    def load(
+        cls,
+        artifacts_dir: Path,
+        *,
+        version: str | None = None,
+        live: LiveStore | None = None,
+        changes: dict[str, dict[str, Any]] | None = None,
+    ) -> "RecommendationService":
+        """Load and verify `current` (or `version`) from an artifacts folder; `changes` are served settings (`--set`)."""
         loaded = artifacts.load(artifacts_dir, version)
         # the version's own settings, whatever ./recsys.toml or the environment say now
-        settings = Settings(loaded.manifest.get("settings") or {}, loaded.manifest.get("settings_sources"))
+        trained = Settings(loaded.manifest.get("settings") or {}, loaded.manifest.get("settings_sources"))
+        settings = trained.updated(changes or {})
+        # stored lists were routed with the version's segments and exclusions: other ones mean scoring on request
+        stored = [(s.router.warm_min_products, s.router.exclude) for s in (trained, settings)]
         parts = loaded.parts
         # a segment model may be stored as the name of another part it shares
         resolve = {name: parts[part] if isinstance(part, str) else part for name, part in parts.items()}
@@ -236,7 +246,7 @@ class RecommendationService:
             version=loaded.version,
             manifest=loaded.manifest,
             live=live,
-            precomputed=resolve.get("precomputed"),
+            precomputed=resolve.get("precomputed") if stored[0] == stored[1] else None,
         )
 
     @classmethod

@@ -90,6 +90,7 @@ def serve(
     threads: int = 8,
     poll_seconds: float = 5.0,
     live_store: str | None = None,
+    settings: dict | None = None,
 ) -> None:
     """Serve the API with granian until SIGTERM or SIGINT (see the module's docstring)."""
     from granian.constants import HTTPModes, Interfaces
@@ -105,7 +106,7 @@ def serve(
     artifact_store.verify(artifact_store.version_path(artifacts, name))
     open_live_store(data, live_store)  # a malformed --live-store URL (or psycopg missing) fails here, not in every worker
     os.environ[SERVE_CONFIG_ENV] = json.dumps(
-        {"ARTIFACTS": str(artifacts), "DATA": str(data), "POLL_SECONDS": poll_seconds, "LIVE_STORE": live_store}
+        {"ARTIFACTS": str(artifacts), "DATA": str(data), "POLL_SECONDS": poll_seconds, "LIVE_STORE": live_store, "SETTINGS": settings}
     )
     configure_logging()
     log.info("serving on http://%s:%s workers=%d threads=%d", host, port, workers, threads)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -74,6 +75,8 @@ def _changed(value: object) -> object:
     if isinstance(value, float):
         return value + 0.5
     if isinstance(value, list):
+        if not value:  # an empty list of names (rules.boost, rules.pin)
+            return ["changed"]
         return [7.0, 8.0] if all(isinstance(v, float) for v in value) else list(reversed(value))
     return f"{value}-changed"
 
@@ -255,3 +258,71 @@ def test_a_served_version_uses_its_own_settings_not_the_working_folders(tmp_path
     service = RecommendationService.load(sample_artifacts[1])
     assert service.settings.router.session_items == DEFAULTS["router"]["session_items"]
     assert service.settings.sources == {}  # trained with the defaults
+
+
+# --- served settings: recommend and serve --set --------------------------------------------------
+
+
+def _top_customer(data: Path) -> tuple[str, set[str]]:
+    """The customer with the most distinct products, and those products."""
+    import pandas as pd
+
+    events = pd.read_csv(data / "events.csv", dtype=str)
+    customer = events.groupby("customer_id")["product_id"].nunique().idxmax()
+    return customer, set(events.loc[events["customer_id"] == customer, "product_id"])
+
+
+def test_recommend_set_changes_a_served_setting(sample_artifacts, run_cli):
+    data, artifacts = sample_artifacts
+    customer, seen = _top_customer(data)
+    default = json.loads(run_cli("recommend", customer, "-n", "10", "--format", "json", "--artifacts", artifacts).stdout)
+    assert not seen & {item["product_id"] for item in default["items"]}  # every event type is excluded by default
+    result = run_cli(
+        "recommend", customer, "-n", "10", "--format", "json", "--artifacts", artifacts, "--set", "router.exclude=purchase_item"
+    )
+    assert result.exit_code == 0, result.stderr
+    assert seen & {item["product_id"] for item in json.loads(result.stdout)["items"]}  # viewed products may come back
+
+
+def test_serve_set_reaches_every_worker_and_survives_reloads(sample_artifacts, tmp_path, monkeypatch, run_cli):
+    from recsys_cli.serving import SERVE_CONFIG_ENV, app_from_environment
+
+    data, artifacts = sample_artifacts
+    customer, seen = _top_customer(data)
+    result = run_cli(
+        "serve",
+        "--get",
+        f"/recommendations/{customer}?n=10",
+        "--artifacts",
+        artifacts,
+        "--data",
+        tmp_path,
+        "--set",
+        "router.exclude=purchase_item",
+    )
+    assert result.exit_code == 0, result.stderr
+    assert seen & {item["product_id"] for item in json.loads(result.stdout)["items"]}
+    changes = {"router": {"session_weight": 0.75}}  # what `serve --set router.session_weight=0.75` hands each granian worker
+    monkeypatch.setenv(
+        SERVE_CONFIG_ENV, json.dumps({"ARTIFACTS": str(artifacts), "DATA": str(tmp_path), "POLL_SECONDS": 0, "SETTINGS": changes})
+    )
+    holder = app_from_environment().extensions["recsys"].holder
+    assert holder.service.settings.router.session_weight == 0.75 and holder.changes == changes
+
+
+@pytest.mark.parametrize(
+    ("assignment", "message"),
+    [
+        (
+            "lightfm.epochs=3",
+            "--set lightfm.epochs=3: lightfm.epochs acts in training and is fixed in the trained version; give it to `recsys train`",
+        ),
+        ("router.session_weight=heavy", "--set router.session_weight=heavy: router.session_weight must be a number, got 'heavy'"),
+        ("router.sesion_weight=0.5", "--set router.sesion_weight=0.5: unknown setting router.sesion_weight"),
+    ],
+)
+@pytest.mark.parametrize("command", ["recommend", "serve"])
+def test_recommend_and_serve_refuse_settings_they_do_not_read(sample_artifacts, tmp_path, run_cli, command, assignment, message):
+    target = ["c1"] if command == "recommend" else ["--get", "/health", "--data", tmp_path]
+    result = run_cli(command, *target, "--artifacts", sample_artifacts[1], "--set", assignment)
+    assert result.exit_code == 2 and result.stderr.startswith(f"Error: {message}"), result.stderr
