@@ -285,7 +285,7 @@ def test_recommend_set_changes_a_served_setting(sample_artifacts, run_cli):
 
 
 def test_serve_set_reaches_every_worker_and_survives_reloads(sample_artifacts, tmp_path, monkeypatch, run_cli):
-    from recsys_cli.serving import SERVE_CONFIG_ENV, app_from_environment
+    from recsys_cli import serving
 
     data, artifacts = sample_artifacts
     customer, seen = _top_customer(data)
@@ -303,10 +303,12 @@ def test_serve_set_reaches_every_worker_and_survives_reloads(sample_artifacts, t
     assert result.exit_code == 0, result.stderr
     assert seen & {item["product_id"] for item in json.loads(result.stdout)["items"]}
     changes = {"router": {"session_weight": 0.75}}  # what `serve --set router.session_weight=0.75` hands each granian worker
+    for process_wide in ("configure_logging", "threadpool_limits", "_limit_malloc_arenas"):  # a worker's, not this test process's
+        monkeypatch.setattr(serving, process_wide, lambda *args: None)
     monkeypatch.setenv(
-        SERVE_CONFIG_ENV, json.dumps({"ARTIFACTS": str(artifacts), "DATA": str(tmp_path), "POLL_SECONDS": 0, "SETTINGS": changes})
+        serving.SERVE_CONFIG_ENV, json.dumps({"ARTIFACTS": str(artifacts), "DATA": str(tmp_path), "POLL_SECONDS": 0, "SETTINGS": changes})
     )
-    holder = app_from_environment().extensions["recsys"].holder
+    holder = serving.app_from_environment().extensions["recsys"].holder
     assert holder.service.settings.router.session_weight == 0.75 and holder.changes == changes
 
 
