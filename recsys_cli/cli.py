@@ -230,6 +230,7 @@ def ingest(
     encoding: Annotated[str, typer.Option(help="Text encoding of the CSV files.")] = "utf8",
     force: Annotated[bool, typer.Option("--force", help="Rebuild the snapshot even if the inputs are unchanged.")] = False,
     output_format: OutputOpt = None,
+    live_store: LiveStoreOpt = None,
 ) -> None:
     """Validate the CSVs and write a fingerprinted snapshot that train and evaluate reuse.
 
@@ -242,7 +243,8 @@ def ingest(
     from .data.ingest import ingest as run
 
     output = _output_format(output_format, TABLE_OR_JSON, default=OutputFormat.table, what="ingest")
-    snapshot = run(data, artifacts, fmt=fmt.value, strict=strict, encoding=encoding, force=force, log=_log)
+    forgotten = _forgotten(data, live_store)
+    snapshot = run(data, artifacts, fmt=fmt.value, strict=strict, encoding=encoding, force=force, log=_log, forgotten=forgotten)
     if output is OutputFormat.json:
         _print_json(
             {
@@ -263,6 +265,13 @@ def ingest(
         err.print(f"{len(snapshot.rejects):,} rows rejected (first {len(shown)} below; all in {snapshot.path / 'rejects.csv'}):")
         for row in shown.itertuples():
             err.print(f"  {row.file}:{row.line}: {row.reason}", markup=False, highlight=False)
+
+
+def _forgotten(data: Path, live_store: str | None) -> dict[str, int]:
+    """The live store's deletion list (forgotten customers' hashes), which every snapshot honours."""
+    from .live import open_live_store
+
+    return open_live_store(data, live_store).forgotten()
 
 
 def _print_summary(summary: dict, *, title: str) -> None:
@@ -539,7 +548,7 @@ def evaluate(
     for target in (json_file, report):
         if target is not None and not target.parent.is_dir():
             raise InputError(f"cannot write {target}: folder {target.parent} does not exist")
-    snapshot = run_ingest(data, artifacts, fmt=fmt.value, log=_log)
+    snapshot = run_ingest(data, artifacts, fmt=fmt.value, log=_log, forgotten=_forgotten(data, None))
     events, catalog = snapshot.events(), snapshot.catalog()
     chosen = make_split(events, kind=split.value, test_fraction=test_fraction, test_days=test_days)
     with _status("evaluating") as progress:
@@ -672,6 +681,13 @@ def recommend(
         int | None,
         typer.Option("--shuffle", help="A visit's seed: keep the top half, vary the rest among the next-best products."),
     ] = None,
+    category: Annotated[
+        list[str] | None, typer.Option("--category", help="Only products whose category path starts with this (repeatable: any of them).")
+    ] = None,
+    brand: Annotated[list[str] | None, typer.Option("--brand", help="Only this brand (repeatable: any of them).")] = None,
+    gender: Annotated[str | None, typer.Option("--gender", help="Only this gender (Man, Woman, Child, Unisex, Other).")] = None,
+    min_price: Annotated[float | None, typer.Option("--min-price", help="Lowest price.")] = None,
+    max_price: Annotated[float | None, typer.Option("--max-price", help="Highest price.")] = None,
 ) -> None:
     """Recommend products for a customer, with the model that chose each one and why.
 
@@ -682,11 +698,13 @@ def recommend(
 
     Examples: recsys recommend 123 -n 10 ;  recsys recommend visitor-1 --viewed 29757 ;
     recsys recommend 123 --shuffle 7 (another seed on each visit: the top half stays, the rest varies) ;
+    recsys recommend 123 --category Women --category Men --brand Acme (filters, as the REST API's) ;
     recsys recommend --customers-file ids.txt --format csv -o recs.csv
     """
-    from .service import check_n
+    from .service import Filters, check_n
 
     n = check_n(n)
+    filters = Filters(category=tuple(category or ()), brand=tuple(brand or ()), gender=gender, min_price=min_price, max_price=max_price)
     if (customer_id is None) == (customers_file is None):
         raise InputError("give either a CUSTOMER_ID or --customers-file FILE")
     batch = customers_file is not None
@@ -700,6 +718,10 @@ def recommend(
         raise InputError("--output writes json, jsonl or csv; add --format json, jsonl or csv")
     if batch and viewed:
         raise InputError("--viewed is for one customer's session; it does not apply to --customers-file")
+    if batch and filters.active():
+        raise InputError("filters apply to one customer's list; they do not apply to --customers-file")
+    if min_price is not None and max_price is not None and min_price > max_price:
+        raise InputError(f"--min-price ({min_price}) is greater than --max-price ({max_price})")
     if batch and shuffle is not None:
         raise InputError("--shuffle varies one visit's list; it does not apply to --customers-file")
     if batch and data is not None and ctx.get_parameter_source("data") is click.core.ParameterSource.COMMANDLINE:
@@ -712,7 +734,7 @@ def recommend(
         if output:
             _log(f"wrote recommendations for {len(ids):,} customers to {output}")
         return
-    result = service.recommend(customer_id, n, viewed=_known_products(service, viewed or ()), shuffle=shuffle)
+    result = service.recommend(customer_id, n, filters=filters, viewed=_known_products(service, viewed or ()), shuffle=shuffle)
     if fmt is not OutputFormat.table:
         with _writer(output) as handle:
             _write_results(handle, [result], fmt, one=True)
@@ -975,6 +997,151 @@ def recently_viewed(
                 f"{price:.2f}" if price is not None else "",
             )
         out.print(table)
+
+
+def _shop_service(artifacts: Path, data: Path, live_store: str | None) -> Any:
+    """The service with the live store the server uses (created when absent): for commands that change it."""
+    from .live import open_live_store
+    from .service import RecommendationService
+
+    return RecommendationService.load(artifacts, live=open_live_store(data, live_store))
+
+
+@app.command()
+@handles_errors
+def availability(
+    product_ids: Annotated[list[str], typer.Argument(help="Product ids, as in catalog.csv.")],
+    available: Annotated[
+        bool | None, typer.Option("--on/--off", help="Make them available (--on) or unavailable (--off); neither: show.")
+    ] = None,
+    output_format: OutputOpt = None,
+    artifacts: ArtifactsOpt = Path("artifacts"),
+    data: DataOpt = Path("data"),
+    live_store: LiveStoreOpt = None,
+) -> None:
+    """Make products unavailable (never recommended; their events still train) or available again, or show it.
+
+    Written to the live store a running server reads (SQLite in --data, or --live-store), so it
+    counts from the server's next request, without retraining; it overrides the catalog's
+    `available` column. --format: table (default) or json.
+
+    Examples: recsys availability SKU-17 --off ;  recsys availability SKU-17 SKU-18 --on ;  recsys availability SKU-17
+    """
+    fmt = _output_format(output_format, TABLE_OR_JSON, default=OutputFormat.table, what="availability")
+    service = _shop_service(artifacts, data, live_store)
+    if available is not None:
+        service.set_availability(product_ids, available)
+    states = [service.availability(product_id) for product_id in dict.fromkeys(product_ids)]
+    if fmt is OutputFormat.json:
+        _print_json(states)
+        return
+    for state in states:
+        out.print(f"{state['product_id']}: {'available' if state['available'] else 'unavailable'}", markup=False, highlight=False)
+
+
+@app.command("bought-together")
+@handles_errors
+def bought_together(
+    product_id: Annotated[str, typer.Argument(help="The product's id, as in catalog.csv.")],
+    n: Annotated[int, typer.Option("-n", "--n", help="How many products (1-1000).")] = 10,
+    output_format: OutputOpt = None,
+    artifacts: ArtifactsOpt = Path("artifacts"),
+    data: Annotated[
+        Path | None,
+        typer.Option("--data", "-d", help="Data folder whose live store says what is unavailable (optional).", envvar="RECSYS_DATA"),
+    ] = None,
+) -> None:
+    """Products bought in the same basket (same customer, same day) as PRODUCT_ID, most often first.
+
+    Counted at train time (a pair needs bought_together.min_support baskets). --format: table
+    (default), json (as the REST API's /products/ID/bought-together), jsonl or csv.
+
+    Examples: recsys bought-together 29757 ;  recsys bought-together 29757 -n 5 --format json
+    """
+    import csv
+
+    fmt = _output_format(output_format, EVERY_FORMAT, default=OutputFormat.table, what="bought-together")
+    service = _service(artifacts, data)
+    items = service.bought_together(product_id, n)
+    if fmt in (OutputFormat.json, OutputFormat.jsonl):
+        payload = {"product_id": product_id, "model_version": service.version, "items": items}
+        typer.echo(json.dumps(payload, indent=2 if fmt is OutputFormat.json else None))
+    elif fmt is OutputFormat.csv:
+        writer = csv.writer(sys.stdout, lineterminator="\n")
+        writer.writerow(("bought_with", "rank", "product_id", "score", "baskets"))
+        writer.writerows((_cell(product_id), i["rank"], _cell(i["product_id"]), i["score"], i["baskets"]) for i in items)
+    else:
+        table = Table(title=f"Bought together with {product_id}" + ("" if items else ": nothing often enough"))
+        for column in ("rank", "product", "share", "baskets", "brand", "category"):
+            table.add_column(column, justify="right" if column in ("rank", "share", "baskets") else "left")
+        for item in items:
+            table.add_row(
+                str(item["rank"]),
+                item["product_id"],
+                f"{item['score']:.2f}",
+                str(item["baskets"]),
+                str(item.get("brand", "")),
+                str(item.get("category_path", "")),
+            )
+        out.print(table)
+
+
+@app.command()
+@handles_errors
+def forget(
+    customer_id: Annotated[str, typer.Argument(help="The customer's id.")],
+    output_format: OutputOpt = None,
+    artifacts: ArtifactsOpt = Path("artifacts"),
+    data: DataOpt = Path("data"),
+    live_store: LiveStoreOpt = None,
+) -> None:
+    """Forget a customer (a deletion request): live events and hide list removed now, events dropped from the next snapshot and model.
+
+    Their hash joins the deletion list in the live store (SQLite in --data, or --live-store);
+    `ingest`, `train` and `evaluate` drop their events up to now from every later snapshot, and a
+    running server answers them as an unknown customer from its next request. The log names
+    them by hash only. Same as DELETE /customers/ID. --format: table (default) or json.
+
+    Example: recsys forget cust-1 ;  then, to rebuild the model without them: recsys train
+    """
+    fmt = _output_format(output_format, TABLE_OR_JSON, default=OutputFormat.table, what="forget")
+    result = _shop_service(artifacts, data, live_store).forget(customer_id)
+    if fmt is OutputFormat.json:
+        _print_json(result)
+        return
+    out.print(
+        f"forgotten (sha256 {result['customer_hash']}): {result['live_events_removed']:,} live events removed; "
+        "their other events leave the next snapshot and model at the next `recsys train`",
+        markup=False,
+        highlight=False,
+    )
+
+
+@app.command()
+@handles_errors
+def hide(
+    customer_id: Annotated[str, typer.Argument(help="The customer's id.")],
+    product_ids: Annotated[list[str] | None, typer.Argument(help="Products never to recommend to them; none: show the list.")] = None,
+    output_format: OutputOpt = None,
+    artifacts: ArtifactsOpt = Path("artifacts"),
+    data: DataOpt = Path("data"),
+    live_store: LiveStoreOpt = None,
+) -> None:
+    """Hide products from one customer for good (their recommendations and recently-viewed), or show their hide list.
+
+    Written to the live store a running server reads (SQLite in --data, or --live-store): counts
+    from the server's next request. Same as POST /customers/ID/hidden. --format: table (default) or json.
+
+    Examples: recsys hide cust-1 SKU-17 SKU-18 ;  recsys hide cust-1
+    """
+    fmt = _output_format(output_format, TABLE_OR_JSON, default=OutputFormat.table, what="hide")
+    service = _shop_service(artifacts, data, live_store)
+    result = service.hide(customer_id, product_ids) if product_ids else service.hidden(customer_id)
+    if fmt is OutputFormat.json:
+        _print_json(result)
+        return
+    hidden = result["product_ids"]
+    out.print(f"{customer_id}: {', '.join(hidden) if hidden else 'nothing hidden'}", markup=False, highlight=False)
 
 
 def _describe(info: dict) -> str:

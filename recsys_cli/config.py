@@ -132,6 +132,13 @@ class TrainingSettings(Section):
     engine: str = "local"
 
 
+class RulesSettings(Section):
+    """Business rules on every personal list (README: Business rules); a request can add its own."""
+
+    boost: Names = []  # FIELD:VALUE:FACTOR, e.g. "category:Women|Shoes:1.5", "brand:Acme:2", "price:0-50:0.5" (< 1 buries)
+    pin: Names = []  # PRODUCT:SLOT, e.g. "SKU-17:1": that product in that slot whenever the customer may see it
+
+
 class SparkSettings(Section):
     """Spark's master URL, and any Spark property passed through as written ("spark.executor.memory" = "8g")."""
 
@@ -184,6 +191,7 @@ def _model_sections() -> dict[str, type[Section]]:
     from .models.collaborative import LightFMModel
     from .models.content import ContentConfig
     from .models.itembased import EASEModel, ItemKNNModel, RP3betaModel
+    from .models.together import BoughtTogetherModel
 
     content_hints = typing.get_type_hints(ContentConfig)
     return {
@@ -193,6 +201,7 @@ def _model_sections() -> dict[str, type[Section]]:
         "itemknn": _section_from("ItemKNNSettings", _keywords(ItemKNNModel, skip=("binary",))),
         "rp3beta": _section_from("RP3betaSettings", _keywords(RP3betaModel)),
         "als": _section_from("ALSSettings", _keywords(ALSModel)),
+        "bought_together": _section_from("BoughtTogetherSettings", _keywords(BoughtTogetherModel)),
         "content": _section_from(
             "ContentSettings", {field.name: (content_hints[field.name], field.default) for field in dataclasses.fields(ContentConfig)}
         ),
@@ -202,6 +211,7 @@ def _model_sections() -> dict[str, type[Section]]:
 _MODELS = _model_sections()
 LightFMSettings, EASESettings, ItemKNNSettings = _MODELS["lightfm"], _MODELS["ease"], _MODELS["itemknn"]
 RP3betaSettings, ALSSettings, ContentSettings = _MODELS["rp3beta"], _MODELS["als"], _MODELS["content"]
+BoughtTogetherSettings = _MODELS["bought_together"]
 SECTIONS: dict[str, type[Section]] = {
     "weighting": WeightingSettings,
     "router": RouterSettings,
@@ -216,6 +226,8 @@ SECTIONS: dict[str, type[Section]] = {
     "rp3beta": RP3betaSettings,
     "als": ALSSettings,
     "content": ContentSettings,
+    "bought_together": BoughtTogetherSettings,
+    "rules": RulesSettings,
 }
 """Every settings section, in the order they are written out."""
 
@@ -245,6 +257,8 @@ class Settings(BaseModel):
     rp3beta: RP3betaSettings = Field(default_factory=RP3betaSettings)  # type: ignore[valid-type]
     als: ALSSettings = Field(default_factory=ALSSettings)  # type: ignore[valid-type]
     content: ContentSettings = Field(default_factory=ContentSettings)  # type: ignore[valid-type]
+    bought_together: BoughtTogetherSettings = Field(default_factory=BoughtTogetherSettings)  # type: ignore[valid-type]
+    rules: RulesSettings = Field(default_factory=RulesSettings)
 
     _sources: dict[str, str] = PrivateAttr(default_factory=dict)
 

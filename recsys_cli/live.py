@@ -13,10 +13,12 @@ Two backends behind one interface (`LiveEvents`), chosen by `open_live_store`:
 
 from __future__ import annotations
 
+import json
 import logging
 import sqlite3
 import threading
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
@@ -40,7 +42,43 @@ CREATE TABLE IF NOT EXISTS events (
     timestamp INTEGER NOT NULL
 );
 CREATE INDEX IF NOT EXISTS events_customer ON events (customer_id, id);
+CREATE TABLE IF NOT EXISTS availability (
+    product_id TEXT PRIMARY KEY,
+    available INTEGER NOT NULL,
+    updated_at INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS hidden (
+    customer_id TEXT NOT NULL,
+    product_id TEXT NOT NULL,
+    hidden_at INTEGER NOT NULL,
+    PRIMARY KEY (customer_id, product_id)
+);
+CREATE TABLE IF NOT EXISTS forgotten (
+    customer_hash TEXT PRIMARY KEY,
+    forgotten_at INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS generation (
+    id INTEGER PRIMARY KEY CHECK (id = 1),
+    value INTEGER NOT NULL
+);
 """
+
+_BUMP = "INSERT INTO generation (id, value) VALUES (1, 1) ON CONFLICT (id) DO UPDATE SET value = value + 1"
+
+
+@dataclass(frozen=True)
+class Controls:
+    """What a request needs from the shop's own controls, read in one query.
+
+    `generation` changes whenever availability or the deletion list changes (the service then
+    re-reads them); `hidden` is the customer's hide list.
+    """
+
+    generation: int
+    hidden: tuple[str, ...] = ()
+
+
+NO_CONTROLS = Controls(0)
 
 
 class LiveEvents(Protocol):
@@ -68,11 +106,30 @@ class LiveEvents(Protocol):
 
     def to_frame(self) -> pd.DataFrame:
         """All live events as canonical events (type as code)."""
-        if not self.path.exists():
-            return frame_of([])
-        return frame_of(self._query("SELECT customer_id, product_id, type, timestamp FROM events ORDER BY id"))
 
     def close(self) -> None: ...
+
+    def controls(self, customer_id: str) -> Controls:
+        """The controls generation and the customer's hidden products; NO_CONTROLS (and `read_error`) when unreadable."""
+
+    def set_availability(self, product_ids: list[str], available: bool, *, at: int) -> None:
+        """Record that `product_ids` are (un)available from now on, durably; overrides the catalog."""
+
+    def availability(self) -> dict[str, bool]:
+        """Every recorded availability override: product_id -> available."""
+
+    def hide(self, customer_id: str, product_ids: list[str], *, at: int) -> int:
+        """Add products to a customer's hide list, durably; how many were new."""
+
+    def hidden(self, customer_id: str) -> list[str]:
+        """A customer's hidden products, oldest first."""
+
+    def forget(self, customer_id: str, customer_hash: str, *, at: int) -> int:
+        """Remove a customer's live events and hide list and add their hash to the deletion list,
+        in one transaction; how many live events were removed."""
+
+    def forgotten(self) -> dict[str, int]:
+        """The deletion list: customer hash -> when they were forgotten (unix seconds)."""
 
 
 def open_live_store(data_dir: Path, url: str | None = None) -> LiveEvents:
@@ -169,12 +226,16 @@ class LiveStore:
         except sqlite3.Error as error:
             raise LiveStoreError(f"live event store {self.path}: {error}") from None
 
-    def append(self, events: list[tuple[str, str, int, int]]) -> int:
-        """Store (customer_id, product_id, type code, timestamp) rows in one transaction."""
+    def _write(self, steps: list[tuple[str, list[tuple]]], what: str) -> list[int]:
+        """Run each (sql, rows) with executemany in one durable transaction; rows changed per step."""
         connection = self._connection()
+        changed = []
         try:
             connection.execute("BEGIN IMMEDIATE")
-            connection.executemany("INSERT INTO events (customer_id, product_id, type, timestamp) VALUES (?, ?, ?, ?)", events)
+            for sql, rows in steps:
+                before = connection.total_changes
+                connection.executemany(sql, rows)
+                changed.append(connection.total_changes - before)
             connection.execute("COMMIT")
         except sqlite3.Error as error:
             if connection.in_transaction:
@@ -182,8 +243,82 @@ class LiveStore:
                     connection.execute("ROLLBACK")
                 except sqlite3.Error:
                     pass  # SQLite rolls the transaction back itself when it cannot; the batch is not committed
-            raise LiveStoreError(f"live event store {self.path}: could not store events ({error}); nothing was written") from None
+            raise LiveStoreError(f"live event store {self.path}: could not store {what} ({error}); nothing was written") from None
+        return changed
+
+    def append(self, events: list[tuple[str, str, int, int]]) -> int:
+        """Store (customer_id, product_id, type code, timestamp) rows in one transaction."""
+        self._write([("INSERT INTO events (customer_id, product_id, type, timestamp) VALUES (?, ?, ?, ?)", events)], "events")
         return len(events)
+
+    def controls(self, customer_id: str) -> Controls:
+        """The controls generation and the customer's hidden products, in one query (every request
+        reads it). Like `for_customer`, an unreadable store gives NO_CONTROLS and sets `read_error`."""
+        if not self.path.exists():
+            return NO_CONTROLS
+        try:
+            generation, hidden = self._query(
+                "SELECT (SELECT value FROM generation WHERE id = 1),"
+                " (SELECT json_group_array(product_id) FROM (SELECT product_id FROM hidden WHERE customer_id = ? ORDER BY hidden_at))",
+                (customer_id,),
+            )[0]
+        except LiveStoreError as error:
+            if self.read_error is None:
+                log.error("live store unreadable, serving without its controls: %s", error)
+            self.read_error = str(error)
+            self.close()
+            return NO_CONTROLS
+        return Controls(int(generation or 0), tuple(json.loads(hidden)) if hidden and hidden != "[]" else ())
+
+    def set_availability(self, product_ids: list[str], available: bool, *, at: int) -> None:
+        rows = [(product_id, int(bool(available)), int(at)) for product_id in product_ids]
+        self._write(
+            [
+                (
+                    "INSERT INTO availability (product_id, available, updated_at) VALUES (?, ?, ?) ON CONFLICT (product_id)"
+                    " DO UPDATE SET available = excluded.available, updated_at = excluded.updated_at",
+                    rows,
+                ),
+                (_BUMP, [()]),
+            ],
+            "availability",
+        )
+
+    def availability(self) -> dict[str, bool]:
+        if not self.path.exists():
+            return {}
+        return {product_id: bool(flag) for product_id, flag in self._query("SELECT product_id, available FROM availability")}
+
+    def hide(self, customer_id: str, product_ids: list[str], *, at: int) -> int:
+        rows = [(customer_id, product_id, int(at)) for product_id in product_ids]
+        sql = "INSERT INTO hidden (customer_id, product_id, hidden_at) VALUES (?, ?, ?) ON CONFLICT DO NOTHING"
+        return self._write([(sql, rows)], "hidden products")[0]
+
+    def hidden(self, customer_id: str) -> list[str]:
+        if not self.path.exists():
+            return []
+        return [row[0] for row in self._query("SELECT product_id FROM hidden WHERE customer_id = ? ORDER BY hidden_at", (customer_id,))]
+
+    def forget(self, customer_id: str, customer_hash: str, *, at: int) -> int:
+        removed, _, _, _ = self._write(
+            [
+                ("DELETE FROM events WHERE customer_id = ?", [(customer_id,)]),
+                ("DELETE FROM hidden WHERE customer_id = ?", [(customer_id,)]),
+                (
+                    "INSERT INTO forgotten (customer_hash, forgotten_at) VALUES (?, ?) ON CONFLICT (customer_hash)"
+                    " DO UPDATE SET forgotten_at = excluded.forgotten_at",
+                    [(customer_hash, int(at))],
+                ),
+                (_BUMP, [()]),
+            ],
+            "the deletion",
+        )
+        return removed
+
+    def forgotten(self) -> dict[str, int]:
+        if not self.path.exists():
+            return {}
+        return {digest: int(at) for digest, at in self._query("SELECT customer_hash, forgotten_at FROM forgotten")}
 
     def for_customer(self, customer_id: str, *, limit: int = 500) -> list[tuple[str, int, int]]:
         """The customer's most recent live events as (product_id, type code, timestamp), newest first.
@@ -254,4 +389,15 @@ def type_code(name: str) -> int:
     return EVENT_CODE[name]
 
 
-__all__ = ["LiveEvents", "LiveStore", "LiveStoreError", "LIVE_DB", "EVENT_TYPES", "frame_of", "open_live_store", "type_code"]
+__all__ = [
+    "Controls",
+    "NO_CONTROLS",
+    "LiveEvents",
+    "LiveStore",
+    "LiveStoreError",
+    "LIVE_DB",
+    "EVENT_TYPES",
+    "frame_of",
+    "open_live_store",
+    "type_code",
+]

@@ -20,7 +20,7 @@ from urllib.parse import urlsplit, urlunsplit
 import pandas as pd
 
 from .errors import InputError, LiveStoreError
-from .live import frame_of
+from .live import NO_CONTROLS, Controls, frame_of
 
 log = logging.getLogger("recsys.live")
 
@@ -38,7 +38,28 @@ CREATE TABLE IF NOT EXISTS {TABLE} (
     timestamp BIGINT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS {TABLE}_customer ON {TABLE} (customer_id, id);
+CREATE TABLE IF NOT EXISTS recsys_availability (
+    product_id TEXT PRIMARY KEY,
+    available BOOLEAN NOT NULL,
+    updated_at BIGINT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS recsys_hidden (
+    customer_id TEXT NOT NULL,
+    product_id TEXT NOT NULL,
+    hidden_at BIGINT NOT NULL,
+    PRIMARY KEY (customer_id, product_id)
+);
+CREATE TABLE IF NOT EXISTS recsys_forgotten (
+    customer_hash TEXT PRIMARY KEY,
+    forgotten_at BIGINT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS recsys_generation (
+    id INTEGER PRIMARY KEY CHECK (id = 1),
+    value BIGINT NOT NULL
+);
 """
+
+_BUMP = "INSERT INTO recsys_generation (id, value) VALUES (1, 1) ON CONFLICT (id) DO UPDATE SET value = recsys_generation.value + 1"
 
 
 def redact(url: str) -> str:
@@ -128,6 +149,30 @@ class PostgresLiveStore:
             self.close()  # a broken connection is reopened on the next call
             raise LiveStoreError(f"live event store {self.where}: {_message(error)}") from None
 
+    def _write(self, steps: list[tuple[str, list[tuple]]], what: str) -> list[int]:
+        """Run each (sql, rows) in one committed transaction; rows changed per step."""
+        import psycopg
+
+        try:
+            connection = self._connection()
+        except LiveStoreError as error:
+            raise LiveStoreError(f"{error}; nothing was written") from None
+        changed = []
+        try:
+            with connection.transaction(), connection.cursor() as cursor:
+                for sql, rows in steps:
+                    total = 0
+                    for params in rows:  # executemany's rowcount is not the sum on every psycopg version
+                        cursor.execute(sql, params)
+                        total += max(cursor.rowcount, 0)
+                    changed.append(total)
+        except psycopg.Error as error:
+            self.close()
+            raise LiveStoreError(
+                f"live event store {self.where}: could not store {what} ({_message(error)}); nothing was written"
+            ) from None
+        return changed
+
     def append(self, events: list[tuple[str, str, int, int]]) -> int:
         """Store (customer_id, product_id, type code, timestamp) rows in one committed transaction."""
         import psycopg
@@ -147,6 +192,60 @@ class PostgresLiveStore:
                 f"live event store {self.where}: could not store events ({_message(error)}); nothing was written"
             ) from None
         return len(events)
+
+    def controls(self, customer_id: str) -> Controls:
+        """The controls generation and the customer's hidden products in one round trip; NO_CONTROLS when unreachable."""
+        try:
+            generation, hidden = self._query(
+                "SELECT (SELECT value FROM recsys_generation WHERE id = 1),"
+                " ARRAY(SELECT product_id FROM recsys_hidden WHERE customer_id = %s ORDER BY hidden_at)",
+                (customer_id,),
+            )[0]
+        except LiveStoreError as error:
+            if self.read_error is None:
+                log.error("live store unreadable, serving without its controls: %s", error)
+            self.read_error = str(error)
+            return NO_CONTROLS
+        return Controls(int(generation or 0), tuple(hidden or ()))
+
+    def set_availability(self, product_ids: list[str], available: bool, *, at: int) -> None:
+        rows = [(product_id, bool(available), int(at)) for product_id in product_ids]
+        upsert = (
+            "INSERT INTO recsys_availability (product_id, available, updated_at) VALUES (%s, %s, %s) ON CONFLICT (product_id)"
+            " DO UPDATE SET available = excluded.available, updated_at = excluded.updated_at"
+        )
+        self._write([(upsert, rows), (_BUMP, [()])], "availability")
+
+    def availability(self) -> dict[str, bool]:
+        return {product_id: bool(flag) for product_id, flag in self._query("SELECT product_id, available FROM recsys_availability")}
+
+    def hide(self, customer_id: str, product_ids: list[str], *, at: int) -> int:
+        rows = [(customer_id, product_id, int(at)) for product_id in product_ids]
+        sql = "INSERT INTO recsys_hidden (customer_id, product_id, hidden_at) VALUES (%s, %s, %s) ON CONFLICT DO NOTHING"
+        return self._write([(sql, rows)], "hidden products")[0]
+
+    def hidden(self, customer_id: str) -> list[str]:
+        rows = self._query("SELECT product_id FROM recsys_hidden WHERE customer_id = %s ORDER BY hidden_at", (customer_id,))
+        return [row[0] for row in rows]
+
+    def forget(self, customer_id: str, customer_hash: str, *, at: int) -> int:
+        upsert = (
+            "INSERT INTO recsys_forgotten (customer_hash, forgotten_at) VALUES (%s, %s) ON CONFLICT (customer_hash)"
+            " DO UPDATE SET forgotten_at = excluded.forgotten_at"
+        )
+        removed, _, _, _ = self._write(
+            [
+                (f"DELETE FROM {TABLE} WHERE customer_id = %s", [(customer_id,)]),
+                ("DELETE FROM recsys_hidden WHERE customer_id = %s", [(customer_id,)]),
+                (upsert, [(customer_hash, int(at))]),
+                (_BUMP, [()]),
+            ],
+            "the deletion",
+        )
+        return removed
+
+    def forgotten(self) -> dict[str, int]:
+        return {digest: int(at) for digest, at in self._query("SELECT customer_hash, forgotten_at FROM recsys_forgotten")}
 
     def for_customer(self, customer_id: str, *, limit: int = 500) -> list[tuple[str, int, int]]:
         """The customer's most recent live events, newest first; [] (and `read_error`) when the database is unreachable."""

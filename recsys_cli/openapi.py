@@ -232,13 +232,14 @@ SCHEMAS: dict[str, dict[str, Any]] = {
     },
     "RecentItem": {
         "type": "object",
-        "required": ["product_id", "rank", "last_seen", "event", "reason"],
+        "required": ["product_id", "rank", "last_seen", "event", "available", "reason"],
         "additionalProperties": False,
         "properties": {
             "product_id": {"type": "string"},
             "rank": {"type": "integer", "minimum": 1},
             "last_seen": {"type": "string", "format": "date-time"},
             "event": {"type": "string", "enum": ["view_product", "add_to_cart", "purchase_item"]},
+            "available": {"type": "boolean", "description": "false: unavailable now (history keeps it; no other list shows it)."},
             "reason": {"type": "string"},
             **ATTRIBUTES,
         },
@@ -253,11 +254,86 @@ SCHEMAS: dict[str, dict[str, Any]] = {
             "items": {"type": "array", "items": _ref("RecentItem")},
         },
     },
+    "TogetherItem": {
+        "type": "object",
+        "required": ["product_id", "score", "rank", "baskets", "reason"],
+        "additionalProperties": False,
+        "properties": {
+            "product_id": {"type": "string"},
+            "score": {"type": "number", "minimum": 0, "maximum": 1, "description": "Share of the product's baskets that held this one."},
+            "rank": {"type": "integer", "minimum": 1},
+            "baskets": {"type": "integer", "minimum": 1, "description": "Baskets (one customer, one day) with both products."},
+            "reason": {"type": "string"},
+            **ATTRIBUTES,
+        },
+    },
+    "BoughtTogether": {
+        "type": "object",
+        "required": ["product_id", "model_version", "items"],
+        "additionalProperties": False,
+        "properties": {
+            "product_id": {"type": "string"},
+            "model_version": {"type": "string"},
+            "items": {"type": "array", "items": _ref("TogetherItem")},
+        },
+    },
+    "Forgotten": {
+        "type": "object",
+        "required": ["customer_hash", "live_events_removed"],
+        "additionalProperties": False,
+        "properties": {
+            "customer_hash": {"type": "string", "description": "sha256 of the customer id: how the deletion list and the log name them."},
+            "live_events_removed": {"type": "integer", "minimum": 0},
+        },
+    },
+    "Availability": {
+        "type": "object",
+        "required": ["product_id", "available"],
+        "additionalProperties": False,
+        "properties": {"product_id": {"type": "string"}, "available": {"type": "boolean"}},
+    },
+    "Hidden": {
+        "type": "object",
+        "required": ["customer_id", "product_ids"],
+        "additionalProperties": False,
+        "properties": {"customer_id": {"type": "string"}, "product_ids": {"type": "array", "items": {"type": "string"}}},
+    },
+    "HideProducts": {
+        "type": "object",
+        "required": ["product_ids"],
+        "additionalProperties": False,
+        "properties": {
+            "product_ids": {
+                "type": "array",
+                "items": {"type": "string", "minLength": 1, "pattern": "\\S"},
+                "minItems": 1,
+                "maxItems": MAX_BATCH,
+            }
+        },
+    },
+    "AvailabilityChange": {
+        "type": "object",
+        "required": ["available"],
+        "additionalProperties": False,
+        "properties": {"available": {"type": "boolean"}},
+    },
 }
 
 _FILTERS = [
-    _query("category", {"type": "string"}, "Only products whose category path starts with this (e.g. `Women|Women's Footwear`)."),
-    _query("brand", {"type": "string"}, "Only this brand."),
+    {
+        **_query(
+            "category",
+            {"type": "array", "items": {"type": "string"}},
+            "Only products whose category path starts with one of these (repeat: `category=A&category=B`).",
+        ),
+        "style": "form",
+        "explode": True,
+    },
+    {
+        **_query("brand", {"type": "array", "items": {"type": "string"}}, "Only these brands (repeat: `brand=A&brand=B`)."),
+        "style": "form",
+        "explode": True,
+    },
     _query("gender", {"type": "string"}, "Only this gender (Man, Woman, Child, Unisex, Other)."),
     _query("min_price", {"type": "number"}, "Lowest price."),
     _query("max_price", {"type": "number"}, "Highest price."),
@@ -277,6 +353,16 @@ _ADMIN_ERRORS = {"401": _error("Missing or wrong bearer token."), "404": _error(
 
 def _get(summary: str, parameters: list, responses: dict, **extra: Any) -> dict[str, Any]:
     return {"get": {"summary": summary, "parameters": parameters, "responses": {**responses, **_DEFAULT}, **extra}}
+
+
+def _admin(summary: str, parameters: list, body: dict | None, responses: dict) -> dict[str, Any]:
+    """An admin operation: bearer token, a JSON body when `body` is its schema."""
+    operation: dict[str, Any] = {"summary": summary, "security": ADMIN, "parameters": parameters}
+    if body is not None:
+        operation["requestBody"] = {"required": True, "content": {"application/json": {"schema": body}}}
+    bad = {"400": _error("Malformed JSON or a body of the wrong shape.")} if body is not None else {}
+    operation["responses"] = {**bad, **_ADMIN_ERRORS, **responses, **_DEFAULT}
+    return operation
 
 
 PATHS: dict[str, dict[str, Any]] = {
@@ -305,6 +391,61 @@ PATHS: dict[str, dict[str, Any]] = {
         [_PRODUCT, _OTHER],
         {"200": _json(_ref("Similarity"), "Similarity."), "404": _error("Unknown product.")},
     ),
+    "/products/{product_id}/bought-together": _get(
+        "Products bought in the same basket (one customer, one calendar day, UTC) as this one, most shared baskets first; "
+        "each shared at least `bought_together.min_support` times. Unavailable products are left out.",
+        [_PRODUCT, N_PARAM],
+        {
+            "200": _json(_ref("BoughtTogether"), "Bought together (may be empty)."),
+            "400": _error("Bad `n`."),
+            "404": _error("Unknown product."),
+        },
+    ),
+    "/products/{product_id}/availability": {
+        **_get(
+            "Whether a product may be recommended now: the catalog's `available` column, overridden by PUT.",
+            [_PRODUCT],
+            {"200": _json(_ref("Availability"), "Availability."), "404": _error("Unknown product.")},
+        ),
+        "put": _admin(
+            "Make a product available or unavailable from the next request on, in every worker; its events still train models. "
+            "Overrides the catalog's `available` column until changed again.",
+            [_PRODUCT],
+            _ref("AvailabilityChange"),
+            {
+                "200": _json(_ref("Availability"), "Changed (durable)."),
+                "404": _error("Unknown product, or admin routes are off."),
+                "503": _error("The live store cannot be written; nothing changed."),
+            },
+        ),
+    },
+    "/customers/{customer_id}": {
+        "delete": _admin(
+            "Forget a customer: their live events and hide list are removed at once, their sha256 joins the deletion list "
+            "(ingest drops their events up to now from every later snapshot, so the next model has never seen them), "
+            "and they get popular products from now on. The log names them by hash only.",
+            [_CUSTOMER],
+            None,
+            {
+                "200": _json(_ref("Forgotten"), "Forgotten (durable)."),
+                "503": _error("The live store cannot be written; nothing changed."),
+            },
+        )
+    },
+    "/customers/{customer_id}/hidden": {
+        "get": _admin("A customer's hide list, oldest first.", [_CUSTOMER], None, {"200": _json(_ref("Hidden"), "The hide list.")}),
+        "post": _admin(
+            "Hide products from a customer: never recommended to them again (recently-viewed leaves them out too), "
+            "from the next request on. Called by the shop's backend on the customer's behalf, hence the admin token.",
+            [_CUSTOMER],
+            _ref("HideProducts"),
+            {
+                "200": _json(_ref("Hidden"), "The whole hide list after the change (durable)."),
+                "404": _error("Unknown product, or admin routes are off."),
+                "503": _error("The live store cannot be written; nothing changed."),
+            },
+        ),
+    },
     "/popular": _get(
         "The most popular products.", [N_PARAM], {"200": _json(_ref("Popular"), "Popular products."), "400": _error("Bad `n`.")}
     ),

@@ -9,21 +9,17 @@ become HTTP statuses here, once (`HTTP_STATUS`).
 
 from __future__ import annotations
 
-import hmac
 import json
 import logging
-import math
 import os
 import re
 import time
 import uuid
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from flask import Blueprint, Flask, Response, current_app, g, jsonify, request
-from werkzeug.exceptions import HTTPException, MethodNotAllowed, NotFound, RequestEntityTooLarge, Unauthorized
-from werkzeug.routing import PathConverter
+from werkzeug.exceptions import HTTPException, MethodNotAllowed, NotFound, RequestEntityTooLarge
 
 from . import __version__
 from .data.events import DEFAULT_MAX_FUTURE_SECONDS, EventRules, from_json
@@ -42,100 +38,18 @@ from .errors import (
 from .holder import ServiceHolder
 from .jobs import JOBS_DIR, TrainJobs
 from .limits import MAX_BATCH, MAX_BODY
-from .live import LiveEvents, open_live_store
+from .live import open_live_store
 from .metrics_prom import CONTENT_TYPE, Metrics
 from .openapi import document
-from .service import Filters, RecommendationService
+from .routes_shop import shop
 from .serving import FastJSON, serve
+from .web import IdPathConverter, ServerState, json_body, n_arg, parse_filters, require_admin, server_state
 
 __all__ = ["create_app", "get", "serve"]  # serve is re-exported: `recsys serve` and the benchmarks start it from here
 
-_ABSOLUTE_PATH = re.compile(r"(?<![\w.<>])(?:/[^\s'\"/:;,()]+)+/([^\s'\"/:;,()]+)")
 access_log = logging.getLogger("recsys.access")
 log = logging.getLogger("recsys.server")
 bp = Blueprint("recsys", __name__)
-
-
-class IdPathConverter(PathConverter):
-    """werkzeug's `path` (slashes allowed) that also matches line breaks: `path`'s `.` stops at a `%0A` in a customer id."""
-
-    regex = "[^/](?s:.)*?"
-
-
-@dataclass
-class ServerState:
-    """What the routes share: the served model's holder, the live store, metrics, jobs, the API document."""
-
-    artifacts: Path
-    data: Path
-    holder: ServiceHolder
-    live: LiveEvents
-    metrics: Metrics
-    jobs: TrainJobs
-    openapi: dict
-    admin_token: str | None
-    event_rules: EventRules
-
-    @property
-    def service(self) -> RecommendationService:
-        return self.holder.service
-
-    def public(self, message: str) -> str:
-        """`message` without absolute paths, for clients: the artifacts and data folders become
-        <artifacts> and <data>, any other absolute path its last component. The log keeps them."""
-        for root, label in ((self.artifacts, "<artifacts>"), (self.data, "<data>")):
-            message = message.replace(str(root), label)
-        return _ABSOLUTE_PATH.sub(lambda match: match.group(1), message)
-
-
-def _state() -> ServerState:
-    return current_app.extensions["recsys"]
-
-
-# --- request parsing ------------------------------------------------------------------------------
-
-
-def _n() -> str | int:
-    return request.args.get("n", 10)  # service.check_n validates it
-
-
-def _price(name: str) -> float | None:
-    if name not in request.args:
-        return None
-    raw = request.args[name].strip()
-    try:
-        value = float(raw)
-    except ValueError:
-        value = math.nan
-    if not math.isfinite(value):
-        raise InputError(f"{name} must be a number, got {raw[:40]!r}")
-    return value
-
-
-def parse_filters() -> Filters:
-    """Filters from the query string: category (prefix), brand, gender, min_price, max_price, exclude (comma-separated)."""
-    low, high = _price("min_price"), _price("max_price")
-    if low is not None and high is not None and low > high:
-        raise InputError(f"min_price ({low}) is greater than max_price ({high})")
-    exclude = tuple(dict.fromkeys(p.strip() for value in request.args.getlist("exclude") for p in value.split(",") if p.strip()))
-    return Filters(
-        category=request.args.get("category") or None,
-        brand=request.args.get("brand") or None,
-        gender=request.args.get("gender") or None,
-        min_price=low,
-        max_price=high,
-        exclude=exclude,
-    )
-
-
-def _json_body() -> Any:
-    raw = request.get_data(cache=False)  # over MAX_CONTENT_LENGTH: RequestEntityTooLarge (413)
-    if not raw.strip():
-        raise InputError("the request body is empty: send a JSON event object or an array of them")
-    try:
-        return json.loads(raw)
-    except (ValueError, RecursionError) as error:  # JSONDecodeError and UnicodeDecodeError are ValueErrors
-        raise InputError(f"the request body is not valid JSON: {str(error)[:200]}") from None
 
 
 # --- routes -----------------------------------------------------------------------------------------
@@ -144,50 +58,50 @@ def _json_body() -> Any:
 @bp.get("/recommendations/<idpath:customer_id>")
 def recommendations(customer_id: str) -> Response:
     shuffle = request.args.get("shuffle")
-    return jsonify(_state().service.recommend(customer_id, _n(), filters=parse_filters(), shuffle=shuffle))
+    return jsonify(server_state().service.recommend(customer_id, n_arg(), filters=parse_filters(), shuffle=shuffle))
 
 
 @bp.get("/customers/<idpath:customer_id>/recently-viewed")
 def recently_viewed(customer_id: str) -> Response:
-    service = _state().service
-    return jsonify({"customer_id": customer_id, "model_version": service.version, "items": service.recently_viewed(customer_id, _n())})
+    service = server_state().service
+    return jsonify({"customer_id": customer_id, "model_version": service.version, "items": service.recently_viewed(customer_id, n_arg())})
 
 
 @bp.get("/products/<idpath:product_id>/similar")
 def similar(product_id: str) -> Response:
-    service = _state().service
-    return jsonify({"product_id": product_id, "model_version": service.version, "items": service.similar(product_id, _n())})
+    service = server_state().service
+    return jsonify({"product_id": product_id, "model_version": service.version, "items": service.similar(product_id, n_arg())})
 
 
 @bp.get("/products/<idpath:product_id>/similarity/<idpath:other_id>")
 def similarity(product_id: str, other_id: str) -> Response:
-    return jsonify(_state().service.similarity(product_id, other_id))
+    return jsonify(server_state().service.similarity(product_id, other_id))
 
 
 @bp.get("/trending")
 def trending() -> Response:
-    service = _state().service
+    service = server_state().service
     window = request.args.get("window", "7d")
-    return jsonify({"window": window, "model_version": service.version, "items": service.trending(_n(), window=window)})
+    return jsonify({"window": window, "model_version": service.version, "items": service.trending(n_arg(), window=window)})
 
 
 @bp.get("/popular")
 def popular() -> Response:
-    service = _state().service
-    return jsonify({"model_version": service.version, "items": service.popular(_n())})
+    service = server_state().service
+    return jsonify({"model_version": service.version, "items": service.popular(n_arg())})
 
 
 @bp.post("/events")
 def events() -> tuple[Response, int]:
-    state = _state()
-    rows = from_json(_json_body(), now=time.time(), rules=state.event_rules, max_batch=MAX_BATCH)
+    state = server_state()
+    rows = from_json(json_body(), now=time.time(), rules=state.event_rules, max_batch=MAX_BATCH)
     return jsonify({"accepted": state.live.append(rows)}), 201
 
 
 @bp.get("/health")
 def health() -> Response:
     """Always 200 while a model is served: problems show as status "degraded" with their reason."""
-    state = _state()
+    state = server_state()
     body = state.holder.health()
     if body["last_reload_error"]:
         body["last_reload_error"] = state.public(body["last_reload_error"])
@@ -196,40 +110,30 @@ def health() -> Response:
 
 @bp.get("/metrics")
 def metrics() -> Response:
-    state = _state()
+    state = server_state()
     return Response(state.metrics.render(model_version=state.service.version, live_events=state.live.count()), content_type=CONTENT_TYPE)
 
 
 @bp.get("/openapi.json")
 def openapi() -> Response:
-    return jsonify(_state().openapi)
-
-
-def _require_admin() -> ServerState:
-    state = _state()
-    if state.admin_token is None:
-        raise NotFound(f"no route {request.path[:200]!r}; the API is described at /openapi.json")  # no token: no admin routes
-    scheme, _, given = request.headers.get("Authorization", "").partition(" ")
-    if scheme.lower() != "bearer" or not hmac.compare_digest(given.strip().encode(), state.admin_token.encode()):
-        raise Unauthorized("admin routes need the header 'Authorization: Bearer <token>' with the server's admin token")
-    return state
+    return jsonify(server_state().openapi)
 
 
 @bp.post("/admin/reload")
 def admin_reload() -> Response:
-    state = _require_admin()
+    state = require_admin()
     status = state.holder.reload()
     return jsonify({"status": status, "model_version": state.service.version})
 
 
 @bp.post("/admin/train")
 def admin_train() -> tuple[Response, int]:
-    return jsonify(_require_admin().jobs.start()), 202
+    return jsonify(require_admin().jobs.start()), 202
 
 
 @bp.get("/admin/train/<job_id>")
 def admin_train_status(job_id: str) -> Response:
-    return jsonify(_require_admin().jobs.status(job_id))
+    return jsonify(require_admin().jobs.status(job_id))
 
 
 @bp.get("/recommender/train")
@@ -240,17 +144,17 @@ def compat_train() -> tuple[Response, int]:
 
 @bp.get("/recommender/<idpath:customer_id>")
 def compat_recommender(customer_id: str) -> Response:
-    return jsonify([item["product_id"] for item in _state().service.recommend(customer_id, _n())["items"]])
+    return jsonify([item["product_id"] for item in server_state().service.recommend(customer_id, n_arg())["items"]])
 
 
 @bp.get("/similarity/<product_id>")
 def compat_similar(product_id: str) -> Response:
-    return jsonify([item["product_id"] for item in _state().service.similar(product_id, _n())])
+    return jsonify([item["product_id"] for item in server_state().service.similar(product_id, n_arg())])
 
 
 @bp.get("/similarity/<product_id>/<other_id>")
 def compat_similarity(product_id: str, other_id: str) -> Response:
-    return jsonify(_state().service.similarity(product_id, other_id)["similarity"])
+    return jsonify(server_state().service.similarity(product_id, other_id)["similarity"])
 
 
 # --- errors, access log, metrics ---------------------------------------------------------------------
@@ -282,9 +186,13 @@ def _recsys_error(error: RecsysError) -> Response:
     status = http_status(error)
     if status >= 500:  # the server's problem, not the client's: operators need to see it
         log.warning(
-            "request failed status=%s method=%s path=%s error=%s", status, request.method, json.dumps(request.path), json.dumps(str(error))
+            "request failed status=%s method=%s path=%s error=%s",
+            status,
+            request.method,
+            json.dumps(_logged_path()),
+            json.dumps(str(error)),
         )
-    message = _state().public(str(error)) if status >= 500 else str(error)  # a 4xx quotes the client's own input
+    message = server_state().public(str(error)) if status >= 500 else str(error)  # a 4xx quotes the client's own input
     return _error(status, message, details=error.details if isinstance(error, EventsError) else None)
 
 
@@ -309,8 +217,13 @@ def _unexpected(error: Exception) -> Response:
     if isinstance(error, HTTPException):
         return _http_error(error)
     error_id = uuid.uuid4().hex[:12]
-    log.error("unhandled error error_id=%s method=%s path=%s", error_id, request.method, json.dumps(request.path), exc_info=error)
+    log.error("unhandled error error_id=%s method=%s path=%s", error_id, request.method, json.dumps(_logged_path()), exc_info=error)
     return _error(500, f"internal error {error_id}; the server log has its details under this id", id=error_id)
+
+
+def _logged_path() -> str:
+    """The request path for logs: a route that must not log its ids in clear (forgetting a customer) sets another."""
+    return g.get("recsys_logged_path") or request.path
 
 
 def _logfmt_value(value: Any) -> str:
@@ -327,7 +240,7 @@ def _after(response: Response) -> Response:
     seconds = time.perf_counter() - g.get("recsys_started", time.perf_counter())
     endpoint = request.endpoint.rpartition(".")[2] if request.endpoint else "unmatched"
     current_app.extensions["recsys"].metrics.observe(endpoint, response.status_code, seconds)
-    fields = {"method": request.method, "path": request.path, "status": response.status_code, "ms": f"{seconds * 1000:.2f}"}
+    fields = {"method": request.method, "path": _logged_path(), "status": response.status_code, "ms": f"{seconds * 1000:.2f}"}
     access_log.info(" ".join(f"{k}={_logfmt_value(v)}" for k, v in fields.items()))
     return response
 
@@ -378,6 +291,7 @@ def create_app(config: dict | None = None) -> Flask:
         event_rules=EventRules(max_future_seconds=float(app.config["EVENTS_MAX_FUTURE_SECONDS"])),
     )
     app.register_blueprint(bp)
+    app.register_blueprint(shop)
     app.register_error_handler(RecsysError, _recsys_error)
     app.register_error_handler(HTTPException, _http_error)
     app.register_error_handler(Exception, _unexpected)

@@ -11,8 +11,10 @@ filters) is filled from popularity, without duplicates: the same fill the select
 
 from __future__ import annotations
 
+import logging
 import os
 import re
+import threading
 import time
 import zlib
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -28,13 +30,19 @@ from threadpoolctl import threadpool_limits
 
 from . import artifacts
 from .config import Settings
+from .controls import ShopState, catalog_unavailable, shop_state
+from .data.events import check_ids
 from .data.schema import CATALOG_OPTIONAL, EVENT_CODE, EVENT_TYPES
 from .dataset import Dataset, UserHistory, strongest_code
-from .errors import InputError, NotFoundError
-from .limits import MAX_N, SOURCES, WINDOW_PATTERN
-from .live import LiveStore
+from .errors import ArtifactError, InputError, LiveStoreError, NotFoundError
+from .limits import MAX_BATCH, MAX_N, SOURCES, WINDOW_PATTERN
+from .live import NO_CONTROLS, LiveEvents
 from .models.base import Covers, Explains, ExplainsWhileRanking, Ranking, Recommender, SimilarProducts, declares, lookup, take_rows
+from .models.together import BoughtTogetherModel
+from .privacy import customer_hash
 from .weighting import pair_weights
+
+log = logging.getLogger("recsys.service")
 
 COLD_LIST = 100  # unknown customers' list is routed once per version up to this length
 ITEM_ATTRIBUTES = ("brand", "category_path", "price")  # catalog fields every returned product carries, where known
@@ -97,14 +105,24 @@ def vary(result: dict, n: int, seed: int) -> dict:
 
 @dataclass(frozen=True)
 class Filters:
-    """Restrictions applied before the cut, so `n` items still come back when the catalog allows."""
+    """Restrictions applied before the cut, so `n` items still come back when the catalog allows.
 
-    category: str | None = None
-    brand: str | None = None
+    `category` (path prefixes) and `brand` take several values: a product passing any one of them
+    passes (a single string is one value).
+    """
+
+    category: tuple[str, ...] | str | None = ()
+    brand: tuple[str, ...] | str | None = ()
     gender: str | None = None
     min_price: float | None = None
     max_price: float | None = None
     exclude: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        for name in ("category", "brand"):
+            value = getattr(self, name)
+            values = (value,) if isinstance(value, str) else tuple(value or ())
+            object.__setattr__(self, name, tuple(dict.fromkeys(v for v in values if v)))
 
     def active(self) -> bool:
         return any(v not in (None, ()) for v in (self.category, self.brand, self.gender, self.min_price, self.max_price, self.exclude))
@@ -174,8 +192,9 @@ class RecommendationService:
         few: Recommender | None = None,
         version: str = "in-memory",
         manifest: dict | None = None,
-        live: LiveStore | None = None,
+        live: LiveEvents | None = None,
         precomputed: Precomputed | None = None,
+        together: BoughtTogetherModel | None = None,
     ):
         self.dataset = dataset
         self.popularity = popularity
@@ -186,6 +205,7 @@ class RecommendationService:
         self.version = version
         self.manifest = manifest or {}
         self.live = live
+        self.together = together
         # stored lists from another layout (an older version of this code) are ignored: they are scored
         row = getattr(precomputed, "row", None)
         self.precomputed = precomputed if isinstance(row, np.ndarray) and len(row) == dataset.n_users else None
@@ -214,6 +234,10 @@ class RecommendationService:
         # filters compare a request's value with the few distinct values, then map to items by code
         self._category, self._brand, self._gender = (_codes(catalog[column]) for column in ("category_path", "brand", "gender"))
         self._price = catalog["price"].to_numpy(dtype=float)
+        self._catalog_unavailable = catalog_unavailable(catalog)
+        # generation 0 is a store nobody has changed: the catalog's availability alone
+        self._shop = shop_state(0, dataset.items, self._recommendable, self._catalog_unavailable, {}, {})
+        self._shop_lock = threading.Lock()
 
     # --- construction ------------------------------------------------------------------------
 
@@ -223,7 +247,7 @@ class RecommendationService:
         artifacts_dir: Path,
         *,
         version: str | None = None,
-        live: LiveStore | None = None,
+        live: LiveEvents | None = None,
         changes: dict[str, dict[str, Any]] | None = None,
     ) -> "RecommendationService":
         """Load and verify `current` (or `version`) from an artifacts folder; `changes` are served settings (`--set`)."""
@@ -247,6 +271,7 @@ class RecommendationService:
             manifest=loaded.manifest,
             live=live,
             precomputed=resolve.get("precomputed") if stored[0] == stored[1] else None,
+            together=resolve.get("together"),
         )
 
     @classmethod
@@ -259,6 +284,7 @@ class RecommendationService:
             settings,
             few=trained.few,
             precomputed=trained.precomputed,
+            together=trained.together,
             **kwargs,
         )
 
@@ -308,12 +334,90 @@ class RecommendationService:
         indptr = np.concatenate([[0], np.cumsum(counts)])
         return sparse.csr_matrix((np.ones(int(mask.sum()), dtype=np.int8), strongest.indices[mask], indptr), shape=strongest.shape)
 
-    def allowed(self, filters: Filters | None = None) -> np.ndarray | None:
-        """Products that may be recommended under `filters` (None: every product)."""
+    def allowed(self, filters: Filters | None = None, shop: ShopState | None = None) -> np.ndarray | None:
+        """Products that may be recommended under `filters` (None: every product): listed in the
+        catalog, available (catalog and live overrides, as of `shop`) and passing the filters."""
+        base = (shop or self._shop).allowed
         if filters is None or not filters.active():
-            return self._recommendable
+            return base
         mask = self.filter_mask(filters)
-        return mask if self._recommendable is None else mask & self._recommendable
+        return mask if base is None else mask & base
+
+    # --- the shop's controls: availability, hide lists, the deletion list ------------------------
+
+    def shop(self, customer_id: str = "") -> tuple[ShopState, np.ndarray]:
+        """The current availability and deletion list, and `customer_id`'s hidden products (internal, sorted).
+
+        One read of the live store per call; availability and the deletion list are re-read only
+        when its controls generation has moved since the last call.
+        """
+        if self.live is None:
+            return self._shop, _NO_ITEMS
+        controls = self.live.controls(customer_id)
+        state = self._shop
+        if controls is not NO_CONTROLS and controls.generation != state.generation:
+            state = self._refresh_shop(controls.generation)
+        if not controls.hidden:
+            return state, _NO_ITEMS
+        hidden = self.dataset.items.to_internal(list(controls.hidden))
+        return state, np.unique(hidden[hidden >= 0])
+
+    def _refresh_shop(self, generation: int) -> ShopState:
+        with self._shop_lock:
+            if self._shop.generation == generation:
+                return self._shop
+            try:
+                overrides, forgotten = self.live.availability(), self.live.forgotten()
+            except LiveStoreError as error:  # keep serving with what we knew
+                log.error("live store controls unreadable, keeping generation %s: %s", self._shop.generation, error)
+                return self._shop
+            self._shop = shop_state(generation, self.dataset.items, self._recommendable, self._catalog_unavailable, overrides, forgotten)
+            return self._shop
+
+    def _store(self) -> LiveEvents:
+        if self.live is None:
+            raise InputError("this needs the live store (the server's, or --data / --live-store on the command line)")
+        return self.live
+
+    def set_availability(self, product_ids: Sequence[str], available: bool) -> dict:
+        """Make products (un)available from the next request on, in every process that shares the
+        live store; their events still train the models. Unknown products: NotFoundError."""
+        store, ids = self._store(), _ids(product_ids, "product_ids")
+        for product_id in ids:
+            self._item(product_id)
+        store.set_availability(ids, bool(available), at=int(time.time()))
+        return {"product_ids": ids, "available": bool(available)}
+
+    def hide(self, customer_id: str, product_ids: Sequence[str]) -> dict:
+        """Add products to a customer's hide list: never recommended to them again (recently-viewed
+        leaves them out too), from the next request on. Unknown products: NotFoundError."""
+        store, ids = self._store(), _ids(product_ids, "product_ids")
+        for product_id in ids:
+            self._item(product_id)
+        customer_id = _ids([customer_id], "customer_id")[0]
+        store.hide(customer_id, ids, at=int(time.time()))
+        return self.hidden(customer_id)
+
+    def hidden(self, customer_id: str) -> dict:
+        """A customer's hide list, oldest first."""
+        return {"customer_id": str(customer_id), "product_ids": self._store().hidden(str(customer_id))}
+
+    def forget(self, customer_id: str) -> dict:
+        """Forget a customer at once: their live events and hide list are removed, their hash joins the
+        deletion list (ingest drops their events up to now from every later snapshot, so the next
+        model has never seen them), and they are answered as an unknown customer from now on.
+        Logged with the hash only."""
+        store, customer_id = self._store(), _ids([customer_id], "customer_id")[0]
+        digest = customer_hash(customer_id)
+        removed = store.forget(customer_id, digest, at=int(time.time()))
+        log.info("customer forgotten customer_hash=%s live_events_removed=%d", digest, removed)
+        return {"customer_hash": digest, "live_events_removed": removed}
+
+    def availability(self, product_id: str) -> dict:
+        """Whether a product may be recommended now (catalog column and live overrides)."""
+        item = self._item(product_id)
+        state, _ = self.shop()
+        return {"product_id": str(product_id), "available": state.is_available(item)}
 
     def covered(self, users: np.ndarray) -> np.ndarray:
         """Customers the warm model can score: every known one, unless it declares `Covers`."""
@@ -332,17 +436,22 @@ class RecommendationService:
         *,
         allowed: np.ndarray | None = None,
         session: list[np.ndarray] | None = None,
+        hidden: sparse.csr_matrix | None = None,
     ) -> Routed:
         """Route every customer, then fill short lists from the next model; no duplicates.
 
-        `allowed` (one flag per product, as from `allowed(filters)`) limits every model and the fill.
+        `allowed` (one flag per product, as from `allowed(filters)`; default: every available
+        product) limits every model and the fill; `hidden` (rows aligned with `users`) marks
+        products a customer asked never to see, excluded like their purchases.
         """
         users = np.asarray(users, dtype=np.int64)
         n = len(users)
         distinct = np.diff(history.weights.indptr)
         exclude = self.exclusions(history)
+        if hidden is not None and hidden.nnz:
+            exclude = ((exclude + hidden) > 0).astype(np.int8).tocsr()
         if allowed is None:
-            allowed = self._recommendable
+            allowed = self._shop.allowed
         warm = (distinct >= self.warm_min) & self.covered(users)
         few = (distinct >= 1) & ~warm
         route = np.full(n, POPULARITY, dtype=np.int8)
@@ -432,12 +541,13 @@ class RecommendationService:
     # --- external ids in, dictionaries out -----------------------------------------------------
 
     def history_for(
-        self, customer_id: str, viewed: Sequence[str] = (), *, live_rows: list | None = None
+        self, customer_id: str, viewed: Sequence[str] = (), *, live_rows: list | None = None, forgotten: bool = False
     ) -> tuple[int, UserHistory, np.ndarray]:
         """A customer's history: training rows merged with their live events (and `viewed`, the
         current session's products, newest last); also their recent live items, newest first.
-        `live_rows` passes what `live_rows(customer_id, viewed)` already returned."""
-        user = self.dataset.users.get(customer_id)
+        `live_rows` passes what `live_rows(customer_id, viewed)` already returned; a `forgotten`
+        customer has no training history (only what they did since)."""
+        user = -1 if forgotten else self.dataset.users.get(customer_id)
         base = self._history_row(user) if user >= 0 else self._empty_history
         if live_rows is None:
             live_rows = self.live_rows(customer_id, viewed)
@@ -520,11 +630,11 @@ class RecommendationService:
         """Items that pass the filters."""
         allowed = np.ones(self.dataset.n_items, dtype=bool)
         if filters.category:
-            prefix = filters.category
             codes, values = self._category
-            allowed &= np.char.startswith(values, prefix)[codes]
+            allowed &= np.logical_or.reduce([np.char.startswith(values, prefix) for prefix in filters.category])[codes]
         if filters.brand:
-            allowed &= _equals(self._brand, filters.brand)
+            codes, values = self._brand
+            allowed &= np.isin(values, list(filters.brand))[codes]
         if filters.gender:
             allowed &= _equals(self._gender, filters.gender)
         if filters.min_price is not None:
@@ -556,26 +666,40 @@ class RecommendationService:
             return vary(wider, n, check_seed(shuffle))
         customer_id = str(customer_id)
         live_rows = self.live_rows(customer_id, viewed)
-        pre, user = self.precomputed, self.dataset.users.get(customer_id)
+        shop, hidden = self.shop(customer_id)
+        forgotten = shop.forgets(customer_id)
+        pre, user = self.precomputed, -1 if forgotten else self.dataset.users.get(customer_id)
         plain = not live_rows and (filters is None or not filters.active())
         if plain and pre is not None and user >= 0 and n <= pre.k and pre.row[user] >= 0:
-            routed, codes = pre.routed(np.array([user]), n)  # the list train stored: nothing changed since
-            return next(iter(self._results([customer_id], routed, codes)))
+            # the list train stored; products made unavailable or hidden since are dropped (scored when too few remain)
+            stored = pre.routed(np.array([user]), n if shop.unavailable is None and not len(hidden) else pre.k)
+            kept = _served(*stored, n, shop.unavailable, hidden)
+            if kept is not None:
+                return next(iter(self._results([customer_id], *kept)))
         if plain and user < 0 and n <= COLD_LIST:
-            routed, codes = self._cold_list(n)  # everyone unknown gets the same list
-            return next(iter(self._results([customer_id], routed, codes)))
-        user, history, recent = self.history_for(customer_id, viewed, live_rows=live_rows)
+            kept = _served(*self._cold_list(shop, COLD_LIST if len(hidden) else n), n, None, hidden)  # everyone unknown: the same list
+            if kept is not None:
+                return next(iter(self._results([customer_id], *kept)))
+        user, history, recent = self.history_for(customer_id, viewed, live_rows=live_rows, forgotten=forgotten)
         session = [recent] if len(recent) else None
-        routed = self.route(np.array([user]), history, n, allowed=self.allowed(filters), session=session)
+        routed = self.route(
+            np.array([user]), history, n, allowed=self.allowed(filters, shop), session=session, hidden=self._hidden_row(hidden)
+        )
         return next(iter(self._results([customer_id], routed, anchor_codes(history.strongest, routed.anchors))))
 
-    def _cold_list(self, n: int) -> tuple[Routed, np.ndarray]:
-        """The first `n` of the list every unknown customer without live events gets (routed once)."""
+    def _hidden_row(self, hidden: np.ndarray) -> sparse.csr_matrix | None:
+        if not len(hidden):
+            return None
+        return sparse.csr_matrix((np.ones(len(hidden), dtype=np.int8), hidden, np.array([0, len(hidden)])), shape=(1, self.dataset.n_items))
+
+    def _cold_list(self, shop: ShopState, n: int) -> tuple[Routed, np.ndarray]:
+        """The first `n` of the list every unknown customer without live events gets (routed once per
+        version and availability)."""
         cached = self.__dict__.get("_cold_cache")
-        if cached is None:
-            routed = self.route(np.array([-1]), self._empty_history, COLD_LIST)
-            cached = self.__dict__["_cold_cache"] = (routed, np.full((1, COLD_LIST), -1, dtype=np.int64))
-        routed, codes = cached
+        if cached is None or cached[0] != shop.generation:
+            routed = self.route(np.array([-1]), self._empty_history, COLD_LIST, allowed=shop.allowed)
+            cached = self.__dict__["_cold_cache"] = (shop.generation, routed, np.full((1, COLD_LIST), -1, dtype=np.int64))
+        _, routed, codes = cached
         head = Routed(routed.ids[:, :n], routed.scores[:, :n], routed.sources[:, :n], routed.anchors[:, :n], routed.route)
         return head, codes[:, :n]
 
@@ -592,6 +716,9 @@ class RecommendationService:
         n = check_n(n)
         ids = [str(c) for c in customer_ids]
         users = self.dataset.users.to_internal(ids)
+        shop, _ = self.shop()
+        if shop.forgotten:
+            users = np.where([shop.forgets(c) for c in ids], -1, users) if ids else users
         for part, (routed, codes) in self._route_batches(users, n, batch_size=batch_size, workers=workers):
             yield from self._results([ids[i] for i in part], routed, codes)
 
@@ -603,10 +730,14 @@ class RecommendationService:
         parts = [np.arange(start, min(start + batch_size, len(users))) for start in range(0, len(users), batch_size)]
         workers = workers or min(4, os.cpu_count() or 1)
         pre = self.precomputed if self.precomputed is not None and k <= self.precomputed.k else None
+        unavailable = self._shop.unavailable
 
         def run(part: np.ndarray) -> tuple[Routed, np.ndarray]:
             batch = users[part]
             known = pre.has(batch) if pre is not None else np.zeros(len(batch), dtype=bool)
+            if unavailable is not None and known.any():  # stored lists with a product unavailable since are scored
+                stored = pre.ids[pre.row[batch[known]], :k]
+                known[np.flatnonzero(known)[(unavailable[np.maximum(stored, 0)] & (stored >= 0)).any(axis=1)]] = False
             if known.all():
                 return pre.routed(batch, k)
             scored = np.flatnonzero(~known)
@@ -708,7 +839,8 @@ class RecommendationService:
         in_window = np.bincount(items[recent], minlength=self.dataset.n_items).astype(np.float64)
         overall = np.bincount(items, minlength=self.dataset.n_items).astype(np.float64)
         lift = ((in_window + 1) / (recent.sum() + 1)) / ((overall + 1) / (len(items) + 1))
-        eligible = (in_window >= min_customers) & np.asarray(self.dataset.recommendable)
+        allowed = self.shop()[0].allowed
+        eligible = (in_window >= min_customers) & (np.asarray(self.dataset.recommendable) if allowed is None else allowed)
         order = np.flatnonzero(eligible)[np.argsort(-lift[eligible], kind="stable")][:n]
         return [
             {
@@ -724,12 +856,15 @@ class RecommendationService:
 
     def recently_viewed(self, customer_id: str, n: int = 10) -> list[dict]:
         """The products a customer interacted with, newest first (training history and live events),
-        each with its strongest event and when it last happened; [] for an unknown customer."""
+        each with its strongest event, when it last happened and whether it is available now; [] for
+        an unknown customer. A history, so unavailable products stay (marked); hidden ones do not."""
         n = check_n(n)
-        _, history, _ = self.history_for(str(customer_id))
+        shop, hidden = self.shop(str(customer_id))
+        _, history, _ = self.history_for(str(customer_id), forgotten=shop.forgets(str(customer_id)))
         # a UserHistory's matrices share one sparsity pattern: entry j is the same product in each
         items, stamps = history.last_seen.indices, history.last_seen.data
-        order = np.lexsort((items, -stamps))[:n]
+        order = np.lexsort((items, -stamps))
+        order = order[~np.isin(items[order], hidden)][:n] if len(hidden) else order[:n]
         codes = history.strongest.data[order].astype(np.int64) - 1
         result = []
         for rank, (item, stamp, code) in enumerate(zip(items[order].tolist(), stamps[order].tolist(), codes.tolist()), start=1):
@@ -740,6 +875,7 @@ class RecommendationService:
                     "rank": rank,
                     "last_seen": when,
                     "event": EVENT_TYPES[code],
+                    "available": shop.is_available(item),
                     "reason": f"you {VERBS[code]} this on {when[:10]}",
                     **self._attributes(item),
                 }
@@ -750,13 +886,44 @@ class RecommendationService:
         """Products most similar to `product_id` (content similarity, precomputed neighbours)."""
         n = check_n(n)
         item = self._item(product_id)
-        ids, scores = self.content.similar_items(np.array([item]), k=n)
+        unavailable = self.shop()[0].unavailable
+        ids, scores = self.content.similar_items(np.array([item]), k=n if unavailable is None else max(n, self.content.neighbour_count()))
         valid = ids[0] >= 0
+        if unavailable is not None:
+            valid &= ~unavailable[np.maximum(ids[0], 0)]
+            valid &= np.cumsum(valid) <= n
         return [
             {"product_id": str(pid), "score": round(float(score), 6), "rank": rank, **self._attributes(int(item))}
             for rank, (pid, item, score) in enumerate(
                 zip(self.dataset.items.to_external(ids[0][valid]), ids[0][valid], scores[0][valid]), start=1
             )
+        ]
+
+    def bought_together(self, product_id: str, n: int = 10) -> list[dict]:
+        """Products bought in the same basket (one customer, one calendar day) as `product_id`, most
+        shared baskets first, each seen together at least `bought_together.min_support` times;
+        unavailable products left out."""
+        n = check_n(n)
+        item = self._item(product_id)
+        if self.together is None:
+            raise ArtifactError(f"model version {self.version} has no bought-together table: retrain with this version of recsys")
+        unavailable = self.shop()[0].unavailable
+        ids, support, confidence = self.together.together(np.array([item]), k=self.together.neighbours)
+        ids, support, confidence = ids[0], support[0], confidence[0]
+        keep = ids >= 0
+        if unavailable is not None:
+            keep &= ~unavailable[np.maximum(ids, 0)]
+        chosen = np.flatnonzero(keep)[:n]
+        return [
+            {
+                "product_id": str(self.dataset.items.external_ids[other]),
+                "score": round(float(confidence[j]), 6),
+                "rank": rank,
+                "baskets": int(support[j]),
+                "reason": f"bought with {product_id} on the same day {int(support[j]):,} times",
+                **self._attributes(int(other)),
+            }
+            for rank, (j, other) in enumerate(zip(chosen.tolist(), ids[chosen].tolist()), start=1)
         ]
 
     def similarity(self, a: str, b: str) -> dict:
@@ -770,8 +937,15 @@ class RecommendationService:
         }
 
     def popular(self, n: int = 10) -> list[dict]:
+        """The most popular available products."""
         n = check_n(n)
-        ranking, scores = self.popularity.ranked(n)
+        unavailable = self.shop()[0].unavailable
+        if unavailable is None:
+            ranking, scores = self.popularity.ranked(n)
+        else:
+            ranking, scores = self.popularity.ranked(n + int(unavailable.sum()))
+            keep = ~unavailable[ranking]
+            ranking, scores = ranking[keep][:n], scores[keep][:n]
         return [
             {
                 "product_id": str(pid),
@@ -813,6 +987,40 @@ class RecommendationService:
 
     def counts(self) -> dict:
         return {"customers": self.dataset.n_users, "products": self.dataset.n_items, "pairs": int(len(self.dataset.pairs))}
+
+
+_NO_ITEMS = np.zeros(0, dtype=np.int64)
+
+
+def _ids(values: Sequence[str], name: str) -> list[str]:
+    """Distinct ids in order: 1 to MAX_BATCH usable strings, or InputError."""
+    if isinstance(values, str) or not isinstance(values, Sequence) or not all(isinstance(v, str) for v in values):
+        raise InputError(f"{name} must be a list of id strings")
+    ids = list(dict.fromkeys(check_ids(values, name)))
+    if not 1 <= len(ids) <= MAX_BATCH:
+        raise InputError(f"{name} must have 1 to {MAX_BATCH:,} ids, got {len(ids):,}")
+    return ids
+
+
+def _served(
+    routed: Routed, codes: np.ndarray, n: int, unavailable: np.ndarray | None, hidden: np.ndarray
+) -> tuple[Routed, np.ndarray] | None:
+    """A one-customer stored list without unavailable and hidden products, cut to `n`; None when
+    fewer than `n` remain (the caller scores instead). O(length of the list)."""
+    if unavailable is None and not len(hidden):
+        return routed, codes
+    ids = routed.ids[0]
+    bad = ids < 0
+    if unavailable is not None:
+        bad |= unavailable[np.maximum(ids, 0)]
+    if len(hidden):
+        bad |= np.isin(ids, hidden)
+    keep = np.flatnonzero(~bad)[:n]
+    if len(keep) < n:
+        return None
+    sources = routed.sources[:, keep]
+    route = np.where(sources[:, 0] >= 0, sources[:, 0], routed.route).astype(np.int8)
+    return Routed(routed.ids[:, keep], routed.scores[:, keep], sources, routed.anchors[:, keep], route), codes[:, keep]
 
 
 def _codes(column: pd.Series) -> tuple[np.ndarray, np.ndarray]:

@@ -29,13 +29,14 @@ from .models.base import Recommender
 from .models.blend import BlendModel
 from .models.content import ContentConfig, ContentModel
 from .models.popularity import PopularityModel
+from .models.together import BoughtTogetherModel
 from .publish_guard import GuardConfig
 from .selection import build_model, check_model_names, select, wrap_blend
 from .service import Precomputed, RecommendationService
 from .weighting import WeightingConfig
 
 Progress = Callable[[str], None]
-STAGES = ("ingest", "selection", "dataset", "popularity", "content", "collaborative", "lists", "write")
+STAGES = ("ingest", "selection", "dataset", "popularity", "content", "collaborative", "lists", "together", "write")
 ENGINES = ("local", "spark")
 
 
@@ -55,6 +56,7 @@ class Trained:
     selection: dict = field(default_factory=dict)
     seconds: dict[str, float] = field(default_factory=dict)
     precomputed: Precomputed | None = None  # every known customer's first lists (router.precomputed)
+    together: BoughtTogetherModel | None = None  # products bought in the same basket (bought_together)
 
     def parts(self) -> dict[str, Any]:
         """What a version stores; a segment model that is another part is stored as that part's name."""
@@ -63,7 +65,22 @@ class Trained:
         parts["few"] = self._reference(self.few, parts)
         if self.precomputed is not None:
             parts["precomputed"] = self.precomputed
+        if self.together is not None:
+            parts["together"] = self.together
         return parts
+
+    def fit_together(self, events: pd.DataFrame, settings: Settings, progress: Progress | None = None) -> None:
+        """Count the products bought in the same basket (one customer, one day) in `events` (bought_together)."""
+        (progress or (lambda stage: None))("together")
+        started = time.perf_counter()
+        self.together = BoughtTogetherModel(**settings["bought_together"]).fit_purchases(
+            self.dataset.n_items,
+            self.dataset.users.to_internal(events["customer_id"].to_numpy(dtype=object)),
+            self.dataset.items.to_internal(events["product_id"].to_numpy(dtype=object)),
+            events["type"].to_numpy(),
+            events["timestamp"].to_numpy(),
+        )
+        self.seconds["together"] = round(time.perf_counter() - started, 3)
 
     def precompute(self, settings: Settings, progress: Progress | None = None) -> None:
         """Store every known customer's first `router.precomputed` recommendations (0: none)."""
@@ -216,9 +233,11 @@ def train(
     started = time.perf_counter()
     with artifacts.train_lock(artifacts_dir, wait=wait):
         progress("ingest")
-        snapshot = ingest(data_dir, artifacts_dir, fmt=fmt, strict=strict, encoding=encoding, log=log, locked=True)
-        ingest_seconds = round(time.perf_counter() - started, 3)
         live = open_live_store(data_dir, live_store)
+        snapshot = ingest(
+            data_dir, artifacts_dir, fmt=fmt, strict=strict, encoding=encoding, log=log, locked=True, forgotten=live.forgotten()
+        )
+        ingest_seconds = round(time.perf_counter() - started, 3)
         watermark = live.watermark()
         fingerprint = training_fingerprint(snapshot.fingerprint, watermark, settings)
         current = artifacts.current_version(artifacts_dir)
@@ -248,6 +267,9 @@ def train(
             trained = fit_models(events, snapshot.catalog(), settings, progress)
             n_events = len(events)
         trained.precompute(settings, progress)
+        if engine == "spark":  # Spark read the snapshot itself; baskets need the events on the driver
+            events = pd.concat([snapshot.events(), live_events], ignore_index=True) if len(live_events) else snapshot.events()
+        trained.fit_together(events, settings, progress)
         progress("write")
         write_started = time.perf_counter()
         seconds = {"ingest": ingest_seconds, **trained.seconds}

@@ -41,6 +41,7 @@ def test_manifest_records_what_was_trained(sample_artifacts):
         "collaborative.joblib",
         "few.joblib",
         "precomputed.joblib",
+        "together.joblib",
     }
     assert manifest["settings"]["router"]["collaborative"] == "auto"
     # the selection table says what was tried and what won each segment

@@ -8,11 +8,13 @@ import json
 
 import pytest
 
+import typer
+
 from recsys_cli.cli import app
 
 from .conftest import ROOT
 
-COMMANDS = ["generate", "ingest", "train", "evaluate", "recommend", "similar", "serve"]
+COMMANDS = sorted(typer.main.get_command(app).commands)  # every command, so a new one needs help and a README entry
 
 
 def test_help_lists_every_command(run_cli):

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from recsys_cli.errors import InputError, LiveStoreError
-from recsys_cli.live import LiveStore, open_live_store
+from recsys_cli.live import Controls, LiveStore, open_live_store
 from recsys_cli.live_postgres import PostgresLiveStore, redact
 
 ODD_IDS = ["'; DROP TABLE events; --", "ümlaut-ü", "a/b?c=d", "x" * 300]
@@ -94,6 +94,34 @@ class TestLiveStoreContract:
 
 
 @pytest.mark.postgres
+class TestControlsContract:
+    """Availability overrides, hide lists and the deletion list: durable, and one generation that moves with them."""
+
+    def test_availability_overrides_move_the_generation(self, store):
+        assert store.controls("c1") == Controls(0, ()) and store.availability() == {}
+        store.set_availability(["p1", "p2"], False, at=10)
+        first = store.controls("c1").generation
+        assert first > 0 and store.availability() == {"p1": False, "p2": False}
+        store.set_availability(["p1"], True, at=11)
+        assert store.availability() == {"p1": True, "p2": False} and store.controls("c1").generation > first
+
+    def test_a_hide_list_is_per_customer_and_reads_with_the_controls(self, store):
+        assert store.hide("c1", ["p2", "p1"], at=1) == 2
+        assert store.hide("c1", ["p1", "p3"], at=2) == 1  # p1 was already hidden
+        assert store.controls("c1").hidden[2] == "p3"  # oldest first
+        assert sorted(store.controls("c1").hidden) == ["p1", "p2", "p3"] and store.hidden("c2") == []
+        assert store.controls("c2").hidden == ()
+
+    def test_forget_removes_events_and_hide_list_and_keeps_only_a_hash(self, store):
+        store.append([("c1", "p1", 0, 1), ("c1", "p2", 2, 2), ("c2", "p1", 0, 3)])
+        store.hide("c1", ["p9"], at=1)
+        before = store.controls("c1").generation
+        assert store.forget("c1", "hash-of-c1", at=100) == 2
+        assert store.for_customer("c1") == [] and store.hidden("c1") == [] and len(store.for_customer("c2")) == 1
+        assert store.forgotten() == {"hash-of-c1": 100} and store.controls("c2").generation > before
+        assert "c1" not in set(store.to_frame()["customer_id"])
+
+
 def test_an_unreachable_database_fails_writes_and_serves_reads_without_live_events():
     import socket
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from contextlib import nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,9 +21,10 @@ import pandas as pd
 from ..artifacts import train_lock
 from ..errors import ArtifactWriteError, DataError, InputError
 from ..fsutil import TEMP_PREFIX, atomic_folder, prune, sweep_temporaries, update_digest
+from ..privacy import drop_forgotten
 from .events import EventRules, check_events
 from .readers import MALFORMED, RawInput, empty_rejects, read_canonical, rejected_lines
-from .schema import CATALOG_COLUMNS, CATALOG_FILE, EVENT_TYPES, EVENTS_GLOB, GENDERS
+from .schema import AVAILABLE_WORDS, CATALOG_AVAILABLE, CATALOG_COLUMNS, CATALOG_FILE, EVENT_TYPES, EVENTS_GLOB, GENDERS
 
 SNAPSHOT_FORMAT = 2  # 2: the summary counts physical event lines read and rejected
 SNAPSHOTS_DIR = "snapshots"
@@ -83,17 +84,22 @@ def ingest(
     log: Callable[[str], None] | None = None,
     locked: bool = False,
     rules: EventRules | None = None,
+    forgotten: Mapping[str, int] | None = None,
 ) -> Snapshot:
     """Read, validate and snapshot `data_dir`; reuse the snapshot when the inputs are unchanged.
 
     Writing takes the artifacts folder's lock (waiting for a running train) unless the caller
     already holds it (`locked`), so cleaning up a killed run's temporaries never hits a live one.
+    `forgotten` is the live store's deletion list (customer hash -> when): those customers' events
+    up to then never reach the snapshot, and a change of the list is a change of the inputs.
     """
     log = log or (lambda message: None)
     reader = _reader(fmt, encoding)
     if not data_dir.exists():
         raise InputError(f"data directory {data_dir} does not exist")
     options = {"strict": strict, "encoding": encoding, "max_future_seconds": (rules or EventRules()).max_future_seconds}
+    if forgotten:
+        options["forgotten"] = hashlib.sha256(json.dumps(sorted(forgotten.items())).encode()).hexdigest()
     fingerprint = fingerprint_inputs(data_dir, fmt, options)
     target = artifacts_dir / SNAPSHOTS_DIR / fingerprint[:16]
     if not force and (target / "snapshot.json").exists():
@@ -106,6 +112,12 @@ def ingest(
     raw = reader(data_dir)
     log(f"validating {len(raw.events):,} event rows")
     events, catalog, rejects, summary = validate(raw, strict=strict, rules=rules)
+    events, dropped = drop_forgotten(events, forgotten or {})
+    if dropped:
+        # the counts describe the snapshot; the line counts (event_lines...) still describe the input
+        summary.update(summarize(events, catalog, rejects, duplicates=summary["duplicates_collapsed"], notes=summary["notes"]))
+        log(f"dropped {dropped:,} events of {len(forgotten or {}):,} forgotten customers")
+    summary["forgotten_events_dropped"] = dropped
     summary["format"] = fmt
     summary["seconds"] = round(time.perf_counter() - started, 3)
     with nullcontext() if locked else train_lock(artifacts_dir, wait=True):
@@ -273,12 +285,28 @@ def _validate_catalog(catalog: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame
             }
         )
     )
+    flag = frame[CATALOG_AVAILABLE].astype(str).str.strip().str.lower() if CATALOG_AVAILABLE in frame.columns else None
+    bad_flag = (flag != "") & ~flag.isin(list(AVAILABLE_WORDS)) if flag is not None else None
+    if flag is not None:
+        problems.append(
+            pd.DataFrame(
+                {
+                    "file": frame.loc[bad_flag, "file"],
+                    "line": frame.loc[bad_flag, "line"],
+                    "reason": "bad available '"
+                    + frame.loc[bad_flag, CATALOG_AVAILABLE].astype(str).str.slice(0, 40)
+                    + "' (use true/false, yes/no or 1/0; product kept as available)",
+                }
+            )
+        )
     out = pd.DataFrame({"product_id": frame["product_id"].to_numpy(dtype=object)})
     for column in ("category_id", "category_path", "brand", "description"):
         values = frame[column].astype(object).where(frame[column].astype(str).str.strip() != "", None)
         out[column] = values.to_numpy(dtype=object)
     out["gender"] = gender.where(gender.isin(GENDERS), None).to_numpy(dtype=object)
     out["price"] = price.where(~bad_price & (price >= 0)).to_numpy(dtype=float)
+    if flag is not None:
+        out[CATALOG_AVAILABLE] = (~flag.map(AVAILABLE_WORDS).eq(False)).to_numpy(dtype=bool)
     rejects = pd.concat([p for p in problems if len(p)] or [empty_rejects()], ignore_index=True)
     return out, rejects
 

@@ -21,7 +21,7 @@ import pyarrow as pa
 import pyarrow.csv as pacsv
 
 from ..errors import InputError
-from .schema import CATALOG_COLUMNS, CATALOG_FILE, CATALOG_REQUIRED, EVENT_COLUMNS, EVENTS_GLOB
+from .schema import CATALOG_FILE, CATALOG_READ, CATALOG_REQUIRED, EVENT_COLUMNS, EVENTS_GLOB
 
 MALFORMED = "malformed"
 """How every reason for a line that is not a CSV record of the header's width begins."""
@@ -343,7 +343,7 @@ def read_canonical(data_dir: Path, *, encoding: str = "utf8") -> RawInput:
         notes.extend(file_notes)
     catalog_path = data_dir / CATALOG_FILE
     if catalog_path.exists():
-        catalog, bad, file_notes = read_csv_rows(catalog_path, CATALOG_COLUMNS, required=CATALOG_REQUIRED, encoding=encoding)
+        catalog, bad, file_notes = read_csv_rows(catalog_path, CATALOG_READ, required=CATALOG_REQUIRED, encoding=encoding)
         rejects.append(bad)
         notes.extend(file_notes)
     else:

@@ -22,6 +22,14 @@ CATALOG_OPTIONAL: tuple[str, ...] = (
     "price",
 )
 CATALOG_COLUMNS: tuple[str, ...] = CATALOG_REQUIRED + CATALOG_OPTIONAL
+CATALOG_AVAILABLE = "available"
+"""Optional catalog column: false keeps a product out of every list while its events still train."""
+CATALOG_READ: tuple[str, ...] = CATALOG_COLUMNS + (CATALOG_AVAILABLE,)
+AVAILABLE_WORDS: dict[str, bool] = {
+    **dict.fromkeys(("true", "1", "yes", "y", "t"), True),
+    **dict.fromkeys(("false", "0", "no", "n", "f"), False),
+}
+"""Values of `available` (case-insensitive); an empty cell means available."""
 
 GENDERS: tuple[str, ...] = ("Man", "Woman", "Child", "Unisex", "Other")
 CATEGORY_SEPARATOR = "|"

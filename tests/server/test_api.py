@@ -572,6 +572,12 @@ def test_every_documented_operation_was_exercised(trained, tmp_path):
         ("get", "/recommender/train", "/recommender/train", {}),  # 401 without the token, as POST /admin/train
         ("get", "/customers/{customer_id}/recently-viewed", "/customers/c-1/recently-viewed?n=3", {}),
         ("get", "/trending", "/trending?window=30d&n=3", {}),
+        ("get", "/products/{product_id}/availability", f"/products/{first}/availability", {}),
+        ("put", "/products/{product_id}/availability", f"/products/{first}/availability", {"json": {"available": True}}),  # 401
+        ("get", "/customers/{customer_id}/hidden", "/customers/c-1/hidden", {"headers": AUTH}),
+        ("get", "/products/{product_id}/bought-together", f"/products/{first}/bought-together?n=3", {}),
+        ("delete", "/customers/{customer_id}", "/customers/c-2", {"headers": AUTH}),
+        ("post", "/customers/{customer_id}/hidden", "/customers/c-1/hidden", {"json": {"product_ids": [second]}, "headers": AUTH}),
         ("get", "/similarity/{product_id}", f"/similarity/{first}?n=3", {}),
         ("get", "/similarity/{product_id}/{other_id}", f"/similarity/{first}/{second}", {}),
     ]
