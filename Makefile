@@ -7,7 +7,7 @@ DATA ?= data
 ARTIFACTS ?= artifacts
 PORT ?= 5000
 
-.PHONY: install runtime demo test lint serve bench bench-scale reliability clean
+.PHONY: install runtime demo test test-quick lint serve bench bench-scale reliability clean
 
 # Two stamps: the runtime (what the demo and the server need) and the dev tools on top (tests, lint, benchmarks).
 RUNTIME := $(VENV)/.installed-runtime
@@ -56,8 +56,13 @@ demo: $(RUNTIME)
 	  echo; echo "Demo done in $$(( $$(date +%s) - start )) s (installing took $$(cat $(VENV)/.install-seconds 2>/dev/null || echo '?') s the first time)."; \
 	  echo "Next: your own data in three steps (README), or 'make serve' for the REST API on port $(PORT)."
 
+# test: everything but the minutes-long reliability tier, in random order (pytest-randomly prints the
+# seed; add --randomly-seed=N to repeat an order, -p no:randomly for file order). test-quick: without the slow tests.
 test: $(STAMP)
 	$(BIN)/python -m pytest -q -n 2 --dist loadfile
+
+test-quick: $(STAMP)
+	$(BIN)/python -m pytest -q -n 2 --dist loadfile -m "not slow"
 
 lint: $(STAMP)
 	$(BIN)/ruff check recsys_cli tests benchmarks
@@ -75,7 +80,7 @@ bench-scale: $(STAMP)
 	$(BIN)/python benchmarks/scale.py
 
 reliability: $(STAMP)
-	$(BIN)/python -m pytest -q -m slow
+	$(BIN)/python -m pytest -q -m reliability
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache

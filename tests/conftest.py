@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from hypothesis import settings
 from typer.testing import CliRunner
 
 from recsys_cli.cli import app
@@ -16,6 +17,10 @@ SAMPLE = ROOT / "data"
 SHARED = ROOT.parent / "shared" / "datasets"
 
 EVENTS_HEADER = "customer_id,product_id,type,timestamp\n"
+
+# tests write only to temporary folders: no hypothesis example database in ./.hypothesis
+settings.register_profile("recsys", database=None)
+settings.load_profile("recsys")
 
 
 @pytest.fixture

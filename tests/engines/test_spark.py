@@ -122,6 +122,7 @@ def _neighbours(S, items, row: int) -> dict[str, float]:
     return dict(zip(items.to_external(S.indices[start:stop]), S.data[start:stop].astype(float)))
 
 
+@pytest.mark.slow
 @pytest.mark.spark
 def test_als_factors_from_spark_serve_recommendations(spark, tmp_path, run_cli):
     data = tmp_path / "data"

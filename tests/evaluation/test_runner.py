@@ -84,6 +84,7 @@ def test_cli_rejects_bad_options(tmp_path, run_cli):
     assert result.exit_code == 2
 
 
+@pytest.mark.slow
 def test_tune_writes_the_config_that_train_reads(tmp_path, run_cli):
     config = tmp_path / "recsys.toml"
     result = run_cli("evaluate", "--data", SAMPLE, "--artifacts", tmp_path / "art", "--tune", "--config", config, "--k", "10")

@@ -227,3 +227,9 @@ def test_same_seed_same_results(case, dataset):
     users = np.arange(dataset.n_users)
     for first, second in zip(model.recommend(users, k=4), again.recommend(users, k=4), strict=True):
         np.testing.assert_array_equal(first, second)
+
+
+def test_a_model_that_cannot_be_imported_fails_the_contract_rather_than_skipping_it():
+    """A renamed module is an error in every contract test of that model, not a quiet skip."""
+    with pytest.raises(ModuleNotFoundError, match="recsys_cli.models.renamed"):
+        _factory("renamed", "GoneModel")()

@@ -89,6 +89,7 @@ def test_fuzz_api_fast(schema):
 
 
 @pytest.mark.slow
+@pytest.mark.reliability
 def test_fuzz_api_thorough(schema):
     sent = fuzz(schema, examples=80)
     total = sum(sent.values())

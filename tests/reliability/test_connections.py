@@ -62,6 +62,7 @@ def _closed(sock: socket.socket) -> bool:
 
 
 @pytest.mark.slow
+@pytest.mark.reliability
 def test_health_answers_within_a_second_while_550_connections_abuse_the_server(server):
     port = server
     idle = [_open(port) for _ in range(IDLE)]

@@ -199,6 +199,7 @@ def test_three_random_kills_leave_current_intact(workspace):
 
 
 @pytest.mark.slow
+@pytest.mark.reliability
 def test_twenty_random_kills_leave_current_intact(workspace):
     data, path, customers, _ = workspace
     started = time.perf_counter()

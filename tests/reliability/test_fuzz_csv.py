@@ -591,6 +591,7 @@ def test_cli_random_bytes(case):
 
 
 @pytest.mark.slow
+@pytest.mark.reliability
 @slow(3_800)
 @given(events_case())
 def test_many_events_files(case):
@@ -598,6 +599,7 @@ def test_many_events_files(case):
 
 
 @pytest.mark.slow
+@pytest.mark.reliability
 @slow(2_000)
 @given(events_and_catalog_case())
 def test_many_events_and_catalog(case):
@@ -605,6 +607,7 @@ def test_many_events_and_catalog(case):
 
 
 @pytest.mark.slow
+@pytest.mark.reliability
 @slow(2_000)
 @given(random_bytes_case())
 def test_many_random_bytes(case):
@@ -612,6 +615,7 @@ def test_many_random_bytes(case):
 
 
 @pytest.mark.slow
+@pytest.mark.reliability
 @slow(500)
 @given(st.one_of(events_case(), events_and_catalog_case(), random_bytes_case()))
 def test_many_through_the_cli(case):

@@ -201,12 +201,16 @@ def test_a_new_store_waits_for_a_writer_holding_the_lock(tmp_path):
 
 
 @pytest.mark.slow
-def test_load_with_a_publish_has_no_failures():
+@pytest.mark.reliability
+def test_load_with_a_publish_has_no_failures(tmp_path, monkeypatch):
     sys.path.insert(0, str(ROOT / "benchmarks"))
     try:
         import bench_load
+        import common
     finally:
         sys.path.remove(str(ROOT / "benchmarks"))
+    for module in (bench_load, common):  # the seed data, models and live store in a temporary folder, not benchmarks/out
+        monkeypatch.setattr(module, "OUT", tmp_path)
     result = bench_load.run(seconds=20, connections=16, publishes=1)
     print(
         f"\nload: {result['requests_per_s']} req/s, p99 {result['overall']['p99_ms']} ms, statuses {result['statuses']}, "

@@ -39,6 +39,7 @@ def server(trained, tmp_path):
         servers.stop(process)
 
 
+@pytest.mark.slow
 def test_traffic_survives_a_model_swap(server):
     base, artifacts, data, log_path, process = server
     old = requests.get(f"{base}/health", timeout=10).json()["model_version"]
