@@ -16,7 +16,6 @@ from enum import Enum
 from pathlib import Path
 from typing import Annotated, Any
 
-import click
 import typer
 from rich.console import Console
 from rich.table import Table
@@ -659,7 +658,6 @@ SIMILAR_CSV = ("similar_to", "rank", "product_id", "score")
 @app.command()
 @handles_errors
 def recommend(
-    ctx: typer.Context,
     customer_id: Annotated[str | None, typer.Argument(help="The customer's id, as in events.csv.")] = None,
     n: Annotated[int, typer.Option("-n", "--n", help="How many products (1-1000).")] = 10,
     output_format: OutputOpt = None,
@@ -674,7 +672,14 @@ def recommend(
     ] = None,
     artifacts: ArtifactsOpt = Path("artifacts"),
     data: Annotated[
-        Path | None, typer.Option("--data", "-d", help="Data folder whose live events count (optional).", envvar="RECSYS_DATA")
+        Path | None,
+        typer.Option(
+            "--data",
+            "-d",
+            help="Data folder whose live store counts (optional): live events, availability, hide lists, forgotten customers "
+            "(batch mode: availability and forgotten customers only).",
+            envvar="RECSYS_DATA",
+        ),
     ] = None,
     assignments: ServedSetOpt = None,
     shuffle: Annotated[
@@ -688,6 +693,11 @@ def recommend(
     gender: Annotated[str | None, typer.Option("--gender", help="Only this gender (Man, Woman, Child, Unisex, Other).")] = None,
     min_price: Annotated[float | None, typer.Option("--min-price", help="Lowest price.")] = None,
     max_price: Annotated[float | None, typer.Option("--max-price", help="Highest price.")] = None,
+    boost: Annotated[
+        list[str] | None,
+        typer.Option("--boost", help="A business rule FIELD:VALUE:FACTOR (category, brand or price), on top of [rules]; repeatable."),
+    ] = None,
+    pin: Annotated[list[str] | None, typer.Option("--pin", help="PRODUCT:SLOT: put a product in that place; repeatable.")] = None,
 ) -> None:
     """Recommend products for a customer, with the model that chose each one and why.
 
@@ -699,11 +709,14 @@ def recommend(
     Examples: recsys recommend 123 -n 10 ;  recsys recommend visitor-1 --viewed 29757 ;
     recsys recommend 123 --shuffle 7 (another seed on each visit: the top half stays, the rest varies) ;
     recsys recommend 123 --category Women --category Men --brand Acme (filters, as the REST API's) ;
+    recsys recommend 123 --boost brand:Acme:2 --boost price:0-20:0.5 --pin SKU-17:1 (business rules) ;
     recsys recommend --customers-file ids.txt --format csv -o recs.csv
     """
+    from .rules import parse_rules
     from .service import Filters, check_n
 
     n = check_n(n)
+    rules = parse_rules(boost or (), pin or (), where="command line")
     filters = Filters(category=tuple(category or ()), brand=tuple(brand or ()), gender=gender, min_price=min_price, max_price=max_price)
     if (customer_id is None) == (customers_file is None):
         raise InputError("give either a CUSTOMER_ID or --customers-file FILE")
@@ -718,15 +731,14 @@ def recommend(
         raise InputError("--output writes json, jsonl or csv; add --format json, jsonl or csv")
     if batch and viewed:
         raise InputError("--viewed is for one customer's session; it does not apply to --customers-file")
-    if batch and filters.active():
-        raise InputError("filters apply to one customer's list; they do not apply to --customers-file")
+    if batch and (filters.active() or rules.active()):
+        raise InputError("filters and rules (--boost, --pin) apply to one customer's list; not to --customers-file")
     if min_price is not None and max_price is not None and min_price > max_price:
         raise InputError(f"--min-price ({min_price}) is greater than --max-price ({max_price})")
     if batch and shuffle is not None:
         raise InputError("--shuffle varies one visit's list; it does not apply to --customers-file")
-    if batch and data is not None and ctx.get_parameter_source("data") is click.core.ParameterSource.COMMANDLINE:
-        raise InputError("batch mode routes on the training history; --data (live events) applies to one customer only")
-    service = _service(artifacts, None if batch else data, assignments)
+    # batch mode routes on the training history; with --data, the live store's availability and deletion list apply
+    service = _service(artifacts, data, assignments)
     if batch:
         ids = _read_ids(customers_file)
         with _writer(output) as handle:
@@ -734,7 +746,8 @@ def recommend(
         if output:
             _log(f"wrote recommendations for {len(ids):,} customers to {output}")
         return
-    result = service.recommend(customer_id, n, filters=filters, viewed=_known_products(service, viewed or ()), shuffle=shuffle)
+    viewed = _known_products(service, viewed or ())
+    result = service.recommend(customer_id, n, filters=filters, viewed=viewed, shuffle=shuffle, rules=rules)
     if fmt is not OutputFormat.table:
         with _writer(output) as handle:
             _write_results(handle, [result], fmt, one=True)

@@ -14,5 +14,7 @@ MAX_BODY = 1 << 20
 """The largest request body the server reads, in bytes."""
 SOURCES = ("collaborative", "content", "popularity")
 """The `source` a recommendation names: which kind of model answered."""
+RULE_SOURCE = "rules"
+"""The `source` of a product a shop rule pinned to its place (not a model's choice)."""
 WINDOW_PATTERN = r"^([0-9]{1,9}(?:\.[0-9]{1,6})?)([mhdw])$"
 """A time window such as 7d, 12h, 30m or 2w (/trending?window=)."""

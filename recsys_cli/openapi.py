@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from .data.schema import EVENT_TYPES
-from .limits import MAX_BATCH, MAX_N, SOURCES, WINDOW_PATTERN
+from .limits import MAX_BATCH, MAX_N, RULE_SOURCE, SOURCES, WINDOW_PATTERN
 
 
 def _ref(name: str) -> dict[str, str]:
@@ -68,7 +68,7 @@ SCHEMAS: dict[str, dict[str, Any]] = {
             "product_id": {"type": "string"},
             "score": {"type": "number"},
             "rank": {"type": "integer", "minimum": 1},
-            "source": {"type": "string", "enum": list(SOURCES)},
+            "source": {"type": "string", "enum": [*SOURCES, RULE_SOURCE], "description": "rules: pinned by a shop rule."},
             "reason": {"type": "string"},
             **ATTRIBUTES,
         },
@@ -344,6 +344,29 @@ _SHUFFLE = _query(
     {"type": "integer", "minimum": 0, "maximum": 2**32 - 1},
     "A visit's seed: the top half of the list stays, the lower half is drawn from the next-best products (same seed, same list).",
 )
+_NUMBER, _FACTOR = r"[0-9]{1,9}(\.[0-9]{1,6})?", r"([1-9][0-9]{0,5}(\.[0-9]{1,6})?|0\.[0-9]{0,5}[1-9])"
+_BOOST_PATTERN = f"^((category|brand):.+|price:({_NUMBER})?-({_NUMBER})?):{_FACTOR}$"
+_RULES = [
+    {
+        **_query(
+            "boost",
+            {"type": "array", "items": {"type": "string", "pattern": _BOOST_PATTERN}},
+            "A business rule for this request, on top of the server's [rules]: FIELD:VALUE:FACTOR with FIELD category "
+            "(path prefix), brand or price (LOW-HIGH); the factor multiplies the rank score 1/rank (below 1 buries). Repeatable.",
+        ),
+        "style": "form",
+        "explode": True,
+    },
+    {
+        **_query(
+            "pin",
+            {"type": "array", "items": {"type": "string", "pattern": "^.+:([1-9][0-9]{0,2}|1000)$"}},
+            "PRODUCT:SLOT: put the product in that place (1 = first) when the customer may see it. Repeatable.",
+        ),
+        "style": "form",
+        "explode": True,
+    },
+]
 _CUSTOMER = _path_param("customer_id", "The customer's id; may contain `/` (percent-encoded or not).")
 _PRODUCT = _path_param("product_id", "A product id from the catalog.")
 _OTHER = _path_param("other_id", "A second product id.")
@@ -368,8 +391,12 @@ def _admin(summary: str, parameters: list, body: dict | None, responses: dict) -
 PATHS: dict[str, dict[str, Any]] = {
     "/recommendations/{customer_id}": _get(
         "Recommendations for a customer, with the model and reason behind each item. Unknown customers get popular products.",
-        [_CUSTOMER, N_PARAM, *_FILTERS, _SHUFFLE],
-        {"200": _json(_ref("Recommendations"), "Recommendations."), "400": _error("Bad `n` or filter.")},
+        [_CUSTOMER, N_PARAM, *_FILTERS, _SHUFFLE, *_RULES],
+        {
+            "200": _json(_ref("Recommendations"), "Recommendations."),
+            "400": _error("Bad `n`, filter or rule."),
+            "404": _error("A pinned product is unknown."),
+        },
     ),
     "/trending": _get(
         "Products whose share of customers rose most in the last `window` of the training history.",

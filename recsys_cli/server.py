@@ -43,7 +43,7 @@ from .metrics_prom import CONTENT_TYPE, Metrics
 from .openapi import document
 from .routes_shop import shop
 from .serving import FastJSON, serve
-from .web import IdPathConverter, ServerState, json_body, n_arg, parse_filters, require_admin, server_state
+from .web import IdPathConverter, ServerState, json_body, n_arg, parse_filters, parse_rules_args, require_admin, server_state
 
 __all__ = ["create_app", "get", "serve"]  # serve is re-exported: `recsys serve` and the benchmarks start it from here
 
@@ -58,7 +58,8 @@ bp = Blueprint("recsys", __name__)
 @bp.get("/recommendations/<idpath:customer_id>")
 def recommendations(customer_id: str) -> Response:
     shuffle = request.args.get("shuffle")
-    return jsonify(server_state().service.recommend(customer_id, n_arg(), filters=parse_filters(), shuffle=shuffle))
+    service = server_state().service
+    return jsonify(service.recommend(customer_id, n_arg(), filters=parse_filters(), shuffle=shuffle, rules=parse_rules_args()))
 
 
 @bp.get("/customers/<idpath:customer_id>/recently-viewed")

@@ -35,11 +35,12 @@ from .data.events import check_ids
 from .data.schema import CATALOG_OPTIONAL, EVENT_CODE, EVENT_TYPES
 from .dataset import Dataset, UserHistory, strongest_code
 from .errors import ArtifactError, InputError, LiveStoreError, NotFoundError
-from .limits import MAX_BATCH, MAX_N, SOURCES, WINDOW_PATTERN
+from .limits import MAX_BATCH, MAX_N, RULE_SOURCE, SOURCES, WINDOW_PATTERN
 from .live import NO_CONTROLS, LiveEvents
 from .models.base import Covers, Explains, ExplainsWhileRanking, Ranking, Recommender, SimilarProducts, declares, lookup, take_rows
 from .models.together import BoughtTogetherModel
 from .privacy import customer_hash
+from .rules import Rules, apply_rules, parse_rules
 from .weighting import pair_weights
 
 log = logging.getLogger("recsys.service")
@@ -218,6 +219,10 @@ class RecommendationService:
         self.exclude_codes = np.array(sorted(EVENT_CODE[name] for name in router["exclude"]), dtype=np.int8)
         self.session_items = int(router["session_items"])
         self.session_weight = float(router["session_weight"])
+        self.rules = parse_rules(settings["rules"]["boost"], settings["rules"]["pin"], where="settings [rules]")
+        unknown = [pin.product_id for pin in self.rules.pins if dataset.items.get(pin.product_id) < 0]
+        if unknown:
+            raise InputError(f"settings [rules] pin: unknown product '{unknown[0][:200]}' (not in the trained data)")
         self._purchasers = dataset.item_counts()["purchasers"].to_numpy()
         self._popular_reasons: dict[int, str] = {}  # a popular product's reason never changes within a version
         self._attribute_cache: dict[int, dict] = {}
@@ -654,17 +659,55 @@ class RecommendationService:
         filters: Filters | None = None,
         viewed: Sequence[str] = (),
         shuffle: int | None = None,
+        rules: Rules | None = None,
     ) -> dict:
         """Recommendations for one customer: {customer_id, source, model_version, items: [...]}.
 
         `viewed` adds products seen in the current session (e.g. an anonymous visitor's) as views.
-        `shuffle` (a visit's seed) varies the lower half of the list: see `vary`.
+        `shuffle` (a visit's seed) varies the lower half of the list: see `vary`. `rules` (a
+        request's boosts and pins) add to the version's `[rules]`: see rules.py.
         """
         n = check_n(n)
+        for pin in rules.pins if rules is not None else ():
+            self._item(pin.product_id)  # a request pinning an unknown product: NotFoundError
+        rules = self.rules.merged(rules)
+        if not rules.active():
+            return self._recommend(str(customer_id), n, filters, viewed, shuffle)
+        # boosts re-rank the candidates: twice n, at least the stored list's 20, so a plain request still reads it
+        wider = self._recommend(str(customer_id), min(max(2 * n, 20), MAX_N), filters, viewed, shuffle)
+        return {**wider, "items": apply_rules(wider["items"], n, rules, self._pinned(str(customer_id), rules, filters, viewed))}
+
+    def _pinned(self, customer_id: str, rules: Rules, filters: Filters | None, viewed: Sequence[str]) -> dict[str, dict]:
+        """The pinned products this customer may be shown (known, available, passing the filters, not
+        hidden, not excluded by their history), as result items."""
+        if not rules.pins:
+            return {}
+        shop, hidden = self.shop(customer_id)
+        allowed = self.allowed(filters, shop)
+        _, history, _ = self.history_for(customer_id, viewed, forgotten=shop.forgets(customer_id))
+        strongest = history.strongest.tocsr()
+        shown = {}
+        for pin in rules.pins:
+            item = self.dataset.items.get(pin.product_id)
+            if item < 0 or (allowed is not None and not allowed[item]) or item in hidden:
+                continue
+            code = int(strongest[0, item]) - 1
+            if code >= 0 and code in self.exclude_codes:
+                continue
+            shown[pin.product_id] = {
+                "product_id": pin.product_id,
+                "score": 0.0,
+                "rank": pin.slot,
+                "source": RULE_SOURCE,
+                "reason": f"featured by the shop (pinned to place {pin.slot})",
+                **self._attributes(item),
+            }
+        return shown
+
+    def _recommend(self, customer_id: str, n: int, filters: Filters | None, viewed: Sequence[str], shuffle: int | None) -> dict:
         if shuffle is not None:
-            wider = self.recommend(customer_id, min(n + n // 2, MAX_N), filters=filters, viewed=viewed)
+            wider = self._recommend(customer_id, min(n + n // 2, MAX_N), filters, viewed, None)
             return vary(wider, n, check_seed(shuffle))
-        customer_id = str(customer_id)
         live_rows = self.live_rows(customer_id, viewed)
         shop, hidden = self.shop(customer_id)
         forgotten = shop.forgets(customer_id)

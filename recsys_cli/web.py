@@ -23,6 +23,7 @@ from .holder import ServiceHolder
 from .jobs import TrainJobs
 from .live import LiveEvents
 from .metrics_prom import Metrics
+from .rules import Rules, parse_rules
 from .service import Filters, RecommendationService
 
 _ABSOLUTE_PATH = re.compile(r"(?<![\w.<>])(?:/[^\s'\"/:;,()]+)+/([^\s'\"/:;,()]+)")
@@ -120,3 +121,8 @@ def require_admin() -> ServerState:
     if scheme.lower() != "bearer" or not hmac.compare_digest(given.strip().encode(), state.admin_token.encode()):
         raise Unauthorized("admin routes need the header 'Authorization: Bearer <token>' with the server's admin token")
     return state
+
+
+def parse_rules_args() -> Rules:
+    """A request's own business rules: `boost=FIELD:VALUE:FACTOR` and `pin=PRODUCT:SLOT`, each repeatable."""
+    return parse_rules(request.args.getlist("boost"), request.args.getlist("pin"), where="request")

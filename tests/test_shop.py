@@ -15,6 +15,7 @@ from recsys_cli.data.ingest import ingest
 from recsys_cli.errors import DataError, InputError, NotFoundError
 from recsys_cli.live import LiveStore, open_live_store
 from recsys_cli.privacy import customer_hash
+from recsys_cli.rules import parse_rules
 from recsys_cli.service import Filters, RecommendationService
 from recsys_cli.training import train
 
@@ -304,3 +305,59 @@ def test_forget_command(shop, tmp_path, run_cli, warm):
     assert result.exit_code == 0 and json.loads(result.stdout)["customer_hash"] == customer_hash(warm)
     result = run_cli("recommend", warm, "--format", "json", "--artifacts", shop[1], "--data", data)
     assert json.loads(result.stdout)["source"] == "popularity"
+
+
+class TestRules:
+    def test_a_boost_in_the_settings_changes_the_order_as_configured(self, shop, tmp_path, warm):
+        plain = RecommendationService.load(shop[1]).recommend(warm, 20)["items"]
+        brand = next(item["brand"] for item in plain[5:] if "brand" in item and item["brand"] != plain[0].get("brand"))
+        data = tmp_path / "data"
+        shutil.copytree(shop[0], data, ignore=shutil.ignore_patterns("*.sqlite*"))
+        train(data, tmp_path / "artifacts", load_settings(environ={**FAST, "RECSYS_RULES__BOOST": f'["brand:{brand}:4"]'}))
+        boosted = RecommendationService.load(tmp_path / "artifacts").recommend(warm, 10)["items"]
+
+        def score(rank: int, item: dict) -> float:
+            return (4.0 if item.get("brand") == brand else 1.0) / rank
+
+        expected = [item["product_id"] for _, item in sorted(enumerate(plain, start=1), key=lambda e: (-score(*e), e[0]))][:10]
+        assert ids(boosted) == expected and ids(boosted) != ids(plain[:10])
+        first = next(i for i, item in enumerate(plain) if item.get("brand") == brand)
+        assert next(i for i, item in enumerate(boosted) if item.get("brand") == brand) < first
+        assert all(f"shop rule brand {brand}: x4" in item["reason"] for item in boosted if item.get("brand") == brand)
+        # the same rule given with one request, on the version without rules, gives the same list
+        request = RecommendationService.load(shop[1]).recommend(warm, 10, rules=parse_rules([f"brand:{brand}:4"]))
+        assert ids(request["items"]) == ids(boosted)
+
+    def test_a_pin_takes_its_slot_unless_the_customer_may_not_see_it(self, service, warm):
+        plain = ids(service.recommend(warm, 10)["items"])
+        outside = next(p for p in ids(service.popular(100)) if p not in plain and p not in ids(service.recently_viewed(warm, 1000)))
+        pinned = service.recommend(warm, 10, rules=parse_rules(pins=[f"{outside}:2"]))["items"]
+        assert ids(pinned)[:3] == [plain[0], outside, plain[1]] and pinned[1]["source"] == "rules"
+        assert pinned[1]["reason"] == "featured by the shop (pinned to place 2)"
+        moved = service.recommend(warm, 10, rules=parse_rules(pins=[f"{plain[5]}:1"]))["items"]
+        assert ids(moved)[0] == plain[5] and ids(moved).count(plain[5]) == 1
+        service.hide(warm, [outside])
+        assert outside not in ids(service.recommend(warm, 10, rules=parse_rules(pins=[f"{outside}:2"]))["items"])
+        bought = service.recently_viewed(warm, 1)[0]["product_id"]  # already interacted with: excluded, so never pinned
+        assert bought not in ids(service.recommend(warm, 10, rules=parse_rules(pins=[f"{bought}:1"]))["items"])
+        with pytest.raises(NotFoundError, match="unknown product 'nope'"):
+            service.recommend(warm, 10, rules=parse_rules(pins=["nope:1"]))
+
+    def test_rules_on_the_command_line(self, shop, run_cli, warm):
+        plain = ids(RecommendationService.load(shop[1]).recommend(warm, 5)["items"])
+        result = run_cli("recommend", warm, "-n", "5", "--format", "json", "--pin", f"{plain[4]}:1", "--artifacts", shop[1])
+        assert ids(json.loads(result.stdout)["items"])[0] == plain[4]
+        bad = run_cli("recommend", warm, "--boost", "colour:red:2", "--artifacts", shop[1])
+        assert bad.exit_code == 2 and "command line: boost 'colour:red:2' must be FIELD:VALUE:FACTOR" in bad.stderr
+
+
+def test_batch_mode_with_data_applies_availability_and_forgotten_customers(shop, tmp_path, run_cli, warm):
+    data = tmp_path / "data"
+    data.mkdir()
+    service = RecommendationService.load(shop[1], live=LiveStore.in_folder(data))
+    first = service.recommend(warm, 3)["items"][0]["product_id"]
+    service.set_availability([first], False)
+    (tmp_path / "ids.txt").write_text(f"{warm}\n")
+    args = ["recommend", "--customers-file", tmp_path / "ids.txt", "-n", "3", "--artifacts", shop[1]]
+    assert first in run_cli(*args).stdout
+    assert first not in run_cli(*args, "--data", data).stdout

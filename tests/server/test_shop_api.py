@@ -146,3 +146,14 @@ def test_forgetting_a_customer_over_rest_logs_only_a_hash(client, api, app, capl
     assert customer not in caplog.text and customer_hash(customer) in caplog.text
     answer = client.get(f"/recommendations/{customer}?n=5").get_json()
     assert answer["source"] == "popularity" and answer["items"] == client.get("/recommendations/nobody-at-all?n=5").get_json()["items"]
+
+
+def test_a_requests_own_rules_boost_and_pin(client, api, warm):
+    template = "/recommendations/{customer_id}"
+    plain = products(client.get(f"/recommendations/{warm}?n=5"))
+    pinned = call(client, api, template, f"/recommendations/{warm}?n=5&pin={plain[4]}:1")
+    assert products(pinned)[0] == plain[4] and pinned.get_json()["items"][0]["source"] == "rules"
+    bad = call(client, api, template, f"/recommendations/{warm}?boost=brand:Acme:lots")
+    assert bad.status_code == 400 and "request: boost 'brand:Acme:lots' must be FIELD:VALUE:FACTOR" in bad.get_json()["error"]["message"]
+    unknown = call(client, api, template, f"/recommendations/{warm}?pin=no-such-product:1")
+    assert unknown.status_code == 404 and "unknown product 'no-such-product'" in unknown.get_json()["error"]["message"]
