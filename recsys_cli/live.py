@@ -80,6 +80,25 @@ class Controls:
 
 NO_CONTROLS = Controls(0)
 
+# one round trip per request: the customer's newest events (kind = type code, ord = id), their
+# hidden products (kind -1) and the controls generation (kind -2, its value in the timestamp column)
+_REQUEST_SQL = """
+SELECT product_id, type, timestamp, id FROM (
+    SELECT product_id, type, timestamp, id FROM events WHERE customer_id = :customer ORDER BY id DESC LIMIT :limit
+)
+UNION ALL SELECT product_id, -1, hidden_at, 0 FROM hidden WHERE customer_id = :customer
+UNION ALL SELECT '', -2, value, 0 FROM generation WHERE id = 1
+ORDER BY 4 DESC, 3
+"""
+
+
+def split_request_rows(rows: list[tuple]) -> tuple[list[tuple[str, int, int]], Controls]:
+    """(events newest first, Controls) from the rows of a store's one-round-trip request query."""
+    events = [(product, int(kind), int(stamp)) for product, kind, stamp, _ in rows if kind >= 0]
+    hidden = tuple(product for product, kind, _, _ in rows if kind == -1)
+    generation = next((int(stamp) for _, kind, stamp, _ in rows if kind == -2), 0)
+    return events, Controls(generation, hidden)
+
 
 class LiveEvents(Protocol):
     """What the server, the service and training need from a live-event store."""
@@ -111,6 +130,9 @@ class LiveEvents(Protocol):
 
     def controls(self, customer_id: str) -> Controls:
         """The controls generation and the customer's hidden products; NO_CONTROLS (and `read_error`) when unreadable."""
+
+    def for_request(self, customer_id: str, *, limit: int = 500) -> tuple[list[tuple[str, int, int]], Controls]:
+        """`for_customer` and `controls` in one round trip: what one recommendation request reads."""
 
     def set_availability(self, product_ids: list[str], available: bool, *, at: int) -> None:
         """Record that `product_ids` are (un)available from now on, durably; overrides the catalog."""
@@ -220,7 +242,7 @@ class LiveStore:
                     time.sleep(pause)
                     pause = min(pause * 2, 0.1)
 
-    def _query(self, sql: str, params: tuple = ()) -> list[tuple]:
+    def _query(self, sql: str, params: tuple | dict = ()) -> list[tuple]:
         try:
             return self._connection().execute(sql, params).fetchall()
         except sqlite3.Error as error:
@@ -251,9 +273,26 @@ class LiveStore:
         self._write([("INSERT INTO events (customer_id, product_id, type, timestamp) VALUES (?, ?, ?, ?)", events)], "events")
         return len(events)
 
+    def for_request(self, customer_id: str, *, limit: int = 500) -> tuple[list[tuple[str, int, int]], Controls]:
+        """The customer's live events (as `for_customer`) and the controls (as `controls`) in one query:
+        the one read a recommendation request makes. Unreadable: ([], NO_CONTROLS) and `read_error`."""
+        if not self.path.exists():
+            self.read_error = None
+            return [], NO_CONTROLS
+        try:
+            rows = self._query(_REQUEST_SQL, {"customer": customer_id, "limit": limit})
+        except LiveStoreError as error:
+            if self.read_error is None:
+                log.error("live events unreadable, serving without them: %s", error)
+            self.read_error = str(error)
+            self.close()
+            return [], NO_CONTROLS
+        self.read_error = None
+        return split_request_rows(rows)
+
     def controls(self, customer_id: str) -> Controls:
-        """The controls generation and the customer's hidden products, in one query (every request
-        reads it). Like `for_customer`, an unreadable store gives NO_CONTROLS and sets `read_error`."""
+        """The controls generation and the customer's hidden products, in one query. Like
+        `for_customer`, an unreadable store gives NO_CONTROLS and sets `read_error`."""
         if not self.path.exists():
             return NO_CONTROLS
         try:

@@ -20,7 +20,7 @@ from urllib.parse import urlsplit, urlunsplit
 import pandas as pd
 
 from .errors import InputError, LiveStoreError
-from .live import NO_CONTROLS, Controls, frame_of
+from .live import NO_CONTROLS, Controls, frame_of, split_request_rows
 
 log = logging.getLogger("recsys.live")
 
@@ -59,6 +59,12 @@ CREATE TABLE IF NOT EXISTS recsys_generation (
 );
 """
 
+_REQUEST_SQL = f"""
+(SELECT product_id, type, timestamp, id FROM {TABLE} WHERE customer_id = %(customer)s ORDER BY id DESC LIMIT %(limit)s)
+UNION ALL SELECT product_id, -1, hidden_at, 0 FROM recsys_hidden WHERE customer_id = %(customer)s
+UNION ALL SELECT '', -2, value, 0 FROM recsys_generation WHERE id = 1
+ORDER BY 4 DESC, 3
+"""
 _BUMP = "INSERT INTO recsys_generation (id, value) VALUES (1, 1) ON CONFLICT (id) DO UPDATE SET value = recsys_generation.value + 1"
 
 
@@ -138,7 +144,7 @@ class PostgresLiveStore:
                 connection.execute(_SCHEMA)
             self._ready = True
 
-    def _query(self, sql: str, params: tuple = ()) -> list[tuple]:
+    def _query(self, sql: str, params: tuple | dict = ()) -> list[tuple]:
         import psycopg
 
         try:
@@ -192,6 +198,18 @@ class PostgresLiveStore:
                 f"live event store {self.where}: could not store events ({_message(error)}); nothing was written"
             ) from None
         return len(events)
+
+    def for_request(self, customer_id: str, *, limit: int = 500) -> tuple[list[tuple[str, int, int]], Controls]:
+        """The customer's live events and the controls in one round trip (what a recommendation request reads)."""
+        try:
+            rows = self._query(_REQUEST_SQL, {"customer": customer_id, "limit": limit})
+        except LiveStoreError as error:
+            if self.read_error is None:
+                log.error("live events unreadable, serving without them: %s", error)
+            self.read_error = str(error)
+            return [], NO_CONTROLS
+        self.read_error = None
+        return split_request_rows(rows)
 
     def controls(self, customer_id: str) -> Controls:
         """The controls generation and the customer's hidden products in one round trip; NO_CONTROLS when unreachable."""

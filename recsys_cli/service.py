@@ -36,7 +36,7 @@ from .data.schema import CATALOG_OPTIONAL, EVENT_CODE, EVENT_TYPES
 from .dataset import Dataset, UserHistory, strongest_code
 from .errors import ArtifactError, InputError, LiveStoreError, NotFoundError
 from .limits import MAX_BATCH, MAX_N, RULE_SOURCE, SOURCES, WINDOW_PATTERN
-from .live import NO_CONTROLS, LiveEvents
+from .live import NO_CONTROLS, Controls, LiveEvents
 from .models.base import Covers, Explains, ExplainsWhileRanking, Ranking, Recommender, SimilarProducts, declares, lookup, take_rows
 from .models.together import BoughtTogetherModel
 from .privacy import customer_hash
@@ -350,15 +350,17 @@ class RecommendationService:
 
     # --- the shop's controls: availability, hide lists, the deletion list ------------------------
 
-    def shop(self, customer_id: str = "") -> tuple[ShopState, np.ndarray]:
+    def shop(self, customer_id: str = "", *, controls: Controls | None = None) -> tuple[ShopState, np.ndarray]:
         """The current availability and deletion list, and `customer_id`'s hidden products (internal, sorted).
 
-        One read of the live store per call; availability and the deletion list are re-read only
-        when its controls generation has moved since the last call.
+        One read of the live store per call (none when `controls` were read with the customer's
+        events); availability and the deletion list are re-read only when its controls generation
+        has moved since the last call.
         """
         if self.live is None:
             return self._shop, _NO_ITEMS
-        controls = self.live.controls(customer_id)
+        if controls is None:
+            controls = self.live.controls(customer_id)
         state = self._shop
         if controls is not NO_CONTROLS and controls.generation != state.generation:
             state = self._refresh_shop(controls.generation)
@@ -560,9 +562,15 @@ class RecommendationService:
             return user, base, np.zeros(0, dtype=np.int64)
         return user, *self._merge_live(base, live_rows)
 
-    def live_rows(self, customer_id: str, viewed: Sequence[str] = ()) -> list[tuple[str, int, int]]:
-        """A customer's live events and `viewed` session products as (product_id, type code, time), newest first."""
-        live_rows = self.live.for_customer(customer_id) if self.live is not None else []
+    def live_rows(
+        self, customer_id: str, viewed: Sequence[str] = (), *, events: list[tuple[str, int, int]] | None = None
+    ) -> list[tuple[str, int, int]]:
+        """A customer's live events (`events` when already read) and `viewed` session products as
+        (product_id, type code, time), newest first."""
+        if events is not None:
+            live_rows = events
+        else:
+            live_rows = self.live.for_customer(customer_id) if self.live is not None else []
         if viewed:
             now = int(time.time())
             session = [(str(self.dataset.items.external_ids[self._item(p)]), 0, now - age) for age, p in enumerate(reversed(viewed))]
@@ -708,8 +716,9 @@ class RecommendationService:
         if shuffle is not None:
             wider = self._recommend(customer_id, min(n + n // 2, MAX_N), filters, viewed, None)
             return vary(wider, n, check_seed(shuffle))
-        live_rows = self.live_rows(customer_id, viewed)
-        shop, hidden = self.shop(customer_id)
+        events, controls = self.live.for_request(customer_id) if self.live is not None else (None, None)
+        live_rows = self.live_rows(customer_id, viewed, events=events)
+        shop, hidden = self.shop(customer_id, controls=controls)
         forgotten = shop.forgets(customer_id)
         pre, user = self.precomputed, -1 if forgotten else self.dataset.users.get(customer_id)
         plain = not live_rows and (filters is None or not filters.active())

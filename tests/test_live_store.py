@@ -112,6 +112,17 @@ class TestControlsContract:
         assert sorted(store.controls("c1").hidden) == ["p1", "p2", "p3"] and store.hidden("c2") == []
         assert store.controls("c2").hidden == ()
 
+    def test_a_request_reads_events_and_controls_in_one_round_trip(self, store):
+        assert store.for_request("c1") == ([], Controls(0, ()))
+        store.append([("c1", "p1", 0, 100), ("c2", "p9", 2, 101), ("c1", "p2", 1, 99), ("c1", "p3", 2, 103)])
+        store.hide("c1", ["h1"], at=5)
+        store.hide("c1", ["h2"], at=6)
+        store.set_availability(["p1"], False, at=7)
+        events, controls = store.for_request("c1", limit=2)
+        assert events == store.for_customer("c1", limit=2) == [("p3", 2, 103), ("p2", 1, 99)]
+        assert controls == store.controls("c1") and controls.hidden == ("h1", "h2") and controls.generation > 0
+        assert store.for_request("c2") == ([("p9", 2, 101)], Controls(controls.generation, ()))
+
     def test_forget_removes_events_and_hide_list_and_keeps_only_a_hash(self, store):
         store.append([("c1", "p1", 0, 1), ("c1", "p2", 2, 2), ("c2", "p1", 0, 3)])
         store.hide("c1", ["p9"], at=1)
