@@ -206,10 +206,11 @@ def test_load_with_a_publish_has_no_failures(tmp_path, monkeypatch):
     sys.path.insert(0, str(ROOT / "benchmarks"))
     try:
         import bench_load
+        import bench_server
         import common
     finally:
         sys.path.remove(str(ROOT / "benchmarks"))
-    for module in (bench_load, common):  # the seed data, models and live store in a temporary folder, not benchmarks/out
+    for module in (bench_load, bench_server, common):  # seed data, models, live store and log in a temporary folder, not benchmarks/out
         monkeypatch.setattr(module, "OUT", tmp_path)
     result = bench_load.run(seconds=20, connections=16, publishes=1)
     print(

@@ -17,6 +17,8 @@ import requests
 
 from recsys_cli.live import open_live_store
 
+from ..servers import wait_ready
+
 pytestmark = pytest.mark.postgres
 
 
@@ -39,16 +41,7 @@ class Replica:
             self.process = subprocess.Popen(command, stdout=output, stderr=subprocess.STDOUT, start_new_session=True)
 
     def wait_ready(self) -> None:
-        deadline = time.monotonic() + 60
-        while True:
-            assert self.process.poll() is None, self.log.read_text()
-            try:
-                if requests.get(f"{self.base}/health", timeout=1).status_code == 200:
-                    return
-            except requests.ConnectionError:
-                pass
-            assert time.monotonic() < deadline, "replica did not become ready\n" + self.log.read_text()
-            time.sleep(0.1)
+        wait_ready(self.base, self.process, self.log)  # refusals and read timeouts alike are retried until a deadline
 
     def kill(self, sig: int = signal.SIGKILL) -> None:
         if self.process.poll() is None:
