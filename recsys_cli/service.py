@@ -220,6 +220,7 @@ class RecommendationService:
         self.session_items = int(router["session_items"])
         self.session_weight = float(router["session_weight"])
         self.rules = parse_rules(settings["rules"]["boost"], settings["rules"]["pin"], where="settings [rules]")
+        self._has_rules = self.rules.active()
         unknown = [pin.product_id for pin in self.rules.pins if dataset.items.get(pin.product_id) < 0]
         if unknown:
             raise InputError(f"settings [rules] pin: unknown product '{unknown[0][:200]}' (not in the trained data)")
@@ -676,11 +677,14 @@ class RecommendationService:
         request's boosts and pins) add to the version's `[rules]`: see rules.py.
         """
         n = check_n(n)
-        for pin in rules.pins if rules is not None else ():
-            self._item(pin.product_id)  # a request pinning an unknown product: NotFoundError
-        rules = self.rules.merged(rules)
-        if not rules.active():
-            return self._recommend(str(customer_id), n, filters, viewed, shuffle)
+        if rules is None or not rules.active():
+            if not self._has_rules:  # the common case: no rules at all, nothing more to do
+                return self._recommend(str(customer_id), n, filters, viewed, shuffle)
+            rules = self.rules
+        else:
+            for pin in rules.pins:
+                self._item(pin.product_id)  # a request pinning an unknown product: NotFoundError
+            rules = self.rules.merged(rules)
         # boosts re-rank the candidates: twice n, at least the stored list's 20, so a plain request still reads it
         wider = self._recommend(str(customer_id), min(max(2 * n, 20), MAX_N), filters, viewed, shuffle)
         return {**wider, "items": apply_rules(wider["items"], n, rules, self._pinned(str(customer_id), rules, filters, viewed))}
@@ -716,16 +720,20 @@ class RecommendationService:
         if shuffle is not None:
             wider = self._recommend(customer_id, min(n + n // 2, MAX_N), filters, viewed, None)
             return vary(wider, n, check_seed(shuffle))
-        events, controls = self.live.for_request(customer_id) if self.live is not None else (None, None)
-        live_rows = self.live_rows(customer_id, viewed, events=events)
-        shop, hidden = self.shop(customer_id, controls=controls)
+        if self.live is None:
+            live_rows, (shop, hidden) = self.live_rows(customer_id, viewed), (self._shop, _NO_ITEMS)
+        else:
+            events, controls = self.live.for_request(customer_id)
+            live_rows = self.live_rows(customer_id, viewed, events=events)
+            shop, hidden = self.shop(customer_id, controls=controls)
         forgotten = shop.forgets(customer_id)
         pre, user = self.precomputed, -1 if forgotten else self.dataset.users.get(customer_id)
         plain = not live_rows and (filters is None or not filters.active())
         if plain and pre is not None and user >= 0 and n <= pre.k and pre.row[user] >= 0:
-            # the list train stored; products made unavailable or hidden since are dropped (scored when too few remain)
-            stored = pre.routed(np.array([user]), n if shop.unavailable is None and not len(hidden) else pre.k)
-            kept = _served(*stored, n, shop.unavailable, hidden)
+            if shop.unavailable is None and not len(hidden):  # the list train stored: nothing changed since
+                return next(iter(self._results([customer_id], *pre.routed(np.array([user]), n))))
+            # products made unavailable or hidden since are dropped; scored when fewer than n remain
+            kept = _served(*pre.routed(np.array([user]), pre.k), n, shop.unavailable, hidden)
             if kept is not None:
                 return next(iter(self._results([customer_id], *kept)))
         if plain and user < 0 and n <= COLD_LIST:
