@@ -390,6 +390,8 @@ def read_toml(path: Path) -> dict[str, Any]:
         return tomllib.loads(path.read_text(encoding="utf-8"))
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as error:
         raise InputError(f"config file {path}: {error}") from None
+    except OSError as error:  # a folder, or not readable
+        raise InputError(f"config file {path}: {error.strerror or error}") from None
 
 
 def environment_settings(environ: Mapping[str, str]) -> list[tuple[str, dict[str, dict[str, str]]]]:

@@ -133,6 +133,12 @@ def test_the_default_file_is_recsys_toml_in_the_working_folder_or_recsys_config(
     assert load_settings(environ={"RECSYS_CONFIG": "other.toml"})["artifacts"]["keep"] == 7
     with pytest.raises(InputError, match="config file missing.toml does not exist"):
         load_settings(Path("missing.toml"), environ={})
+    (tmp_path / "folder.toml").mkdir()
+    with pytest.raises(InputError, match="config file folder.toml: Is a directory"):
+        load_settings(Path("folder.toml"), environ={})
+    (tmp_path / "broken.toml").write_text("[router\n")
+    with pytest.raises(InputError, match="config file broken.toml: Expected ']'"):
+        load_settings(Path("broken.toml"), environ={})
 
 
 def test_settings_are_typed_and_frozen():
