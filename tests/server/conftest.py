@@ -13,13 +13,16 @@ import pytest
 from recsys_cli.data.events import from_json
 from recsys_cli.errors import EventsError
 
-from ..conftest import train_copy
+from ..conftest import SAMPLE
 
 
 @pytest.fixture(scope="session")
-def trained(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
-    """(data, artifacts): the sample data copied to a temp folder (live events land there) and a trained version."""
-    return train_copy(tmp_path_factory.mktemp("server"))
+def trained(sample_artifacts: tuple[Path, Path], tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    """(data, artifacts): the committed sample copied to a temp folder of its own (the server tests' live
+    events land there) and the session's version trained on that sample (tests that publish use a copy)."""
+    data = tmp_path_factory.mktemp("server") / "data"
+    shutil.copytree(SAMPLE, data)
+    return data, sample_artifacts[1]
 
 
 def _nullable_to_jsonschema(node: object) -> object:
