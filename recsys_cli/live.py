@@ -80,17 +80,6 @@ class Controls:
 
 NO_CONTROLS = Controls(0)
 
-# one round trip per request: the customer's newest events (kind = type code, ord = id), their
-# hidden products (kind -1) and the controls generation (kind -2, its value in the timestamp column)
-_REQUEST_SQL = """
-SELECT product_id, type, timestamp, id FROM (
-    SELECT product_id, type, timestamp, id FROM events WHERE customer_id = :customer ORDER BY id DESC LIMIT :limit
-)
-UNION ALL SELECT product_id, -1, hidden_at, 0 FROM hidden WHERE customer_id = :customer
-UNION ALL SELECT '', -2, value, 0 FROM generation WHERE id = 1
-ORDER BY 4 DESC, 3
-"""
-
 
 def split_request_rows(rows: list[tuple]) -> tuple[list[tuple[str, int, int]], Controls]:
     """(events newest first, Controls) from the rows of a store's one-round-trip request query."""
@@ -280,7 +269,16 @@ class LiveStore:
             self.read_error = None
             return [], NO_CONTROLS
         try:
-            rows = self._query(_REQUEST_SQL, {"customer": customer_id, "limit": limit})
+            # one round trip: the newest events (kind = type code), the hide list (kind -1) and the
+            # controls generation (kind -2, its value in the timestamp column)
+            rows = self._query(
+                "SELECT product_id, type, timestamp, id FROM ("
+                " SELECT product_id, type, timestamp, id FROM events WHERE customer_id = :customer ORDER BY id DESC LIMIT :limit)"
+                " UNION ALL SELECT product_id, -1, hidden_at, 0 FROM hidden WHERE customer_id = :customer"
+                " UNION ALL SELECT '', -2, value, 0 FROM generation WHERE id = 1"
+                " ORDER BY 4 DESC, 3",
+                {"customer": customer_id, "limit": limit},
+            )
         except LiveStoreError as error:
             if self.read_error is None:
                 log.error("live events unreadable, serving without them: %s", error)
