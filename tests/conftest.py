@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import shutil
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -21,6 +23,19 @@ EVENTS_HEADER = "customer_id,product_id,type,timestamp\n"
 # tests write only to temporary folders: no hypothesis example database in ./.hypothesis
 settings.register_profile("recsys", database=None)
 settings.load_profile("recsys")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """hypothesis's caches (constants, unicode data) in a temporary folder, not ./.hypothesis (set before collection)."""
+    from hypothesis.configuration import set_hypothesis_home_dir
+
+    config.hypothesis_home = Path(tempfile.mkdtemp(prefix="recsys-hypothesis-"))
+    set_hypothesis_home_dir(config.hypothesis_home)
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    if home := getattr(config, "hypothesis_home", None):
+        shutil.rmtree(home, ignore_errors=True)
 
 
 @pytest.fixture
