@@ -41,6 +41,20 @@ ATTRIBUTES: dict[str, dict[str, Any]] = {  # catalog fields a returned product c
     "price": {"type": "number"},
 }
 
+def _object(required: list[str], properties: dict[str, Any]) -> dict[str, Any]:
+    """A closed JSON object: these properties only, the `required` ones always present."""
+    return {"type": "object", "required": required, "additionalProperties": False, "properties": properties}
+
+
+def _listed(item: str, key: str | None = None) -> dict[str, Any]:
+    """A list response: `{key: id, model_version, items: [item, ...]}` (no key: model_version and items)."""
+    head = {key: {"type": "string"}} if key else {}
+    return _object(
+        [*head, "model_version", "items"],
+        {**head, "model_version": {"type": "string"}, "items": {"type": "array", "items": _ref(item)}},
+    )
+
+
 SCHEMAS: dict[str, dict[str, Any]] = {
     "Error": {
         "type": "object",
@@ -95,16 +109,7 @@ SCHEMAS: dict[str, dict[str, Any]] = {
             **ATTRIBUTES,
         },
     },
-    "Similar": {
-        "type": "object",
-        "required": ["product_id", "model_version", "items"],
-        "additionalProperties": False,
-        "properties": {
-            "product_id": {"type": "string"},
-            "model_version": {"type": "string"},
-            "items": {"type": "array", "items": _ref("SimilarItem")},
-        },
-    },
+    "Similar": _listed("SimilarItem", "product_id"),
     "Similarity": {
         "type": "object",
         "required": ["product_id", "other_id", "similarity", "parts"],
@@ -130,12 +135,7 @@ SCHEMAS: dict[str, dict[str, Any]] = {
             **ATTRIBUTES,
         },
     },
-    "Popular": {
-        "type": "object",
-        "required": ["model_version", "items"],
-        "additionalProperties": False,
-        "properties": {"model_version": {"type": "string"}, "items": {"type": "array", "items": _ref("PopularItem")}},
-    },
+    "Popular": _listed("PopularItem"),
     "Event": {
         "type": "object",
         "required": ["customer_id", "product_id", "type"],
@@ -220,16 +220,7 @@ SCHEMAS: dict[str, dict[str, Any]] = {
             **ATTRIBUTES,
         },
     },
-    "Trending": {
-        "type": "object",
-        "required": ["window", "model_version", "items"],
-        "additionalProperties": False,
-        "properties": {
-            "window": {"type": "string"},
-            "model_version": {"type": "string"},
-            "items": {"type": "array", "items": _ref("TrendingItem")},
-        },
-    },
+    "Trending": _listed("TrendingItem", "window"),
     "RecentItem": {
         "type": "object",
         "required": ["product_id", "rank", "last_seen", "event", "available", "reason"],
@@ -244,16 +235,7 @@ SCHEMAS: dict[str, dict[str, Any]] = {
             **ATTRIBUTES,
         },
     },
-    "RecentlyViewed": {
-        "type": "object",
-        "required": ["customer_id", "model_version", "items"],
-        "additionalProperties": False,
-        "properties": {
-            "customer_id": {"type": "string"},
-            "model_version": {"type": "string"},
-            "items": {"type": "array", "items": _ref("RecentItem")},
-        },
-    },
+    "RecentlyViewed": _listed("RecentItem", "customer_id"),
     "TogetherItem": {
         "type": "object",
         "required": ["product_id", "score", "rank", "baskets", "reason"],
@@ -267,16 +249,7 @@ SCHEMAS: dict[str, dict[str, Any]] = {
             **ATTRIBUTES,
         },
     },
-    "BoughtTogether": {
-        "type": "object",
-        "required": ["product_id", "model_version", "items"],
-        "additionalProperties": False,
-        "properties": {
-            "product_id": {"type": "string"},
-            "model_version": {"type": "string"},
-            "items": {"type": "array", "items": _ref("TogetherItem")},
-        },
-    },
+    "BoughtTogether": _listed("TogetherItem", "product_id"),
     "Forgotten": {
         "type": "object",
         "required": ["customer_hash", "live_events_removed"],
