@@ -923,6 +923,44 @@ def similar(
     out.print(table)
 
 
+def _print_ranked(
+    fmt: OutputFormat,
+    payload: dict,
+    *,
+    title: str,
+    score_label: str,
+    count: tuple[str, str],
+    lead: tuple[str, str] | None = None,
+) -> None:
+    """A ranked product list (trending, bought-together): `payload` as JSON, or rows of rank,
+    product, score and the `count` field (key, column label), in CSV (led by `lead`'s column) or a table."""
+    import csv
+
+    items, (key, label) = payload["items"], count
+    if fmt in (OutputFormat.json, OutputFormat.jsonl):
+        typer.echo(json.dumps(payload, indent=2 if fmt is OutputFormat.json else None))
+    elif fmt is OutputFormat.csv:
+        writer = csv.writer(sys.stdout, lineterminator="\n")
+        first = (lead[0],) if lead else ()
+        writer.writerow((*first, "rank", "product_id", "score", key))
+        lead_cell = (_cell(lead[1]),) if lead else ()
+        writer.writerows((*lead_cell, i["rank"], _cell(i["product_id"]), i["score"], i[key]) for i in items)
+    else:
+        table = Table(title=title)
+        for column in ("rank", "product", score_label, label, "brand", "category"):
+            table.add_column(column, justify="right" if column in ("rank", score_label, label) else "left")
+        for item in items:
+            table.add_row(
+                str(item["rank"]),
+                item["product_id"],
+                f"{item['score']:.2f}",
+                str(item[key]),
+                str(item.get("brand", "")),
+                str(item.get("category_path", "")),
+            )
+        out.print(table)
+
+
 @app.command()
 @handles_errors
 def trending(
@@ -937,32 +975,17 @@ def trending(
 
     Examples: recsys trending ;  recsys trending --window 30d -n 20 --format json
     """
-    import csv
 
     fmt = _output_format(output_format, EVERY_FORMAT, default=OutputFormat.table, what="trending")
     service = _service(artifacts, None)
     items = service.trending(n, window=window)
-    if fmt in (OutputFormat.json, OutputFormat.jsonl):
-        payload = {"window": window, "model_version": service.version, "items": items}
-        typer.echo(json.dumps(payload, indent=2 if fmt is OutputFormat.json else None))
-    elif fmt is OutputFormat.csv:
-        writer = csv.writer(sys.stdout, lineterminator="\n")
-        writer.writerow(("rank", "product_id", "score", "customers"))
-        writer.writerows((i["rank"], _cell(i["product_id"]), i["score"], i["customers"]) for i in items)
-    else:
-        table = Table(title=f"Trending over the last {window}" + ("" if items else ": nothing qualifies"))
-        for column in ("rank", "product", "x usual share", "customers", "brand", "category"):
-            table.add_column(column, justify="right" if column in ("rank", "x usual share", "customers") else "left")
-        for item in items:
-            table.add_row(
-                str(item["rank"]),
-                item["product_id"],
-                f"{item['score']:.2f}",
-                str(item["customers"]),
-                str(item.get("brand", "")),
-                str(item.get("category_path", "")),
-            )
-        out.print(table)
+    _print_ranked(
+        fmt,
+        {"window": window, "model_version": service.version, "items": items},
+        title=f"Trending over the last {window}" + ("" if items else ": nothing qualifies"),
+        score_label="x usual share",
+        count=("customers", "customers"),
+    )
 
 
 @app.command("recently-viewed")
@@ -1071,32 +1094,18 @@ def bought_together(
 
     Examples: recsys bought-together 29757 ;  recsys bought-together 29757 -n 5 --format json
     """
-    import csv
 
     fmt = _output_format(output_format, EVERY_FORMAT, default=OutputFormat.table, what="bought-together")
     service = _service(artifacts, data)
     items = service.bought_together(product_id, n)
-    if fmt in (OutputFormat.json, OutputFormat.jsonl):
-        payload = {"product_id": product_id, "model_version": service.version, "items": items}
-        typer.echo(json.dumps(payload, indent=2 if fmt is OutputFormat.json else None))
-    elif fmt is OutputFormat.csv:
-        writer = csv.writer(sys.stdout, lineterminator="\n")
-        writer.writerow(("bought_with", "rank", "product_id", "score", "baskets"))
-        writer.writerows((_cell(product_id), i["rank"], _cell(i["product_id"]), i["score"], i["baskets"]) for i in items)
-    else:
-        table = Table(title=f"Bought together with {product_id}" + ("" if items else ": nothing often enough"))
-        for column in ("rank", "product", "share", "baskets", "brand", "category"):
-            table.add_column(column, justify="right" if column in ("rank", "share", "baskets") else "left")
-        for item in items:
-            table.add_row(
-                str(item["rank"]),
-                item["product_id"],
-                f"{item['score']:.2f}",
-                str(item["baskets"]),
-                str(item.get("brand", "")),
-                str(item.get("category_path", "")),
-            )
-        out.print(table)
+    _print_ranked(
+        fmt,
+        {"product_id": product_id, "model_version": service.version, "items": items},
+        title=f"Bought together with {product_id}" + ("" if items else ": nothing often enough"),
+        score_label="share",
+        count=("baskets", "baskets"),
+        lead=("bought_with", product_id),
+    )
 
 
 @app.command()
