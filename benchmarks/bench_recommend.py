@@ -110,6 +110,7 @@ def main() -> None:
     results["warm, scored"] = summary(timed_ms(lambda c: scored.recommend(c, 10), warm))
     results["warm, brand + price filter"] = summary(timed_ms(lambda c: service.recommend(c, 10, filters=selling), warm))
     results["unknown customer"] = summary(timed_ms(lambda c: service.recommend(c, 10), unknown))
+    print(f"one recommendation: {results}", flush=True)
 
     started = time.perf_counter()
     served = sum(1 for _ in service.recommend_many(everyone, 10))
@@ -134,9 +135,13 @@ def main() -> None:
         with threadpool_limits(1, "blas"):
             model.fit(user_items, show_progress=False)
         single = summary(timed_ms(lambda u, model=model: model.recommend(u, user_items[u], N=10), list(warm_users)))
-        started = time.perf_counter()
-        model.recommend(np.arange(dataset.n_users), user_items, N=10)
-        references[name] = {**single, "batch_s": round(time.perf_counter() - started, 2)}
+        batch_s = None
+        if args.scale == "1x":  # at 10x implicit's ALS batch alone is ~15 TFLOP: not a reference worth an hour
+            started = time.perf_counter()
+            model.recommend(np.arange(dataset.n_users), user_items, N=10)
+            batch_s = round(time.perf_counter() - started, 2)
+        references[name] = {**single, "batch_s": batch_s}
+        print(f"reference {name}: {references[name]}", flush=True)
 
     knn = references["implicit ItemKNN (cosine, K=100)"]
     how = f"{size}, {len(warm):,} warm customers, n=10, 1 BLAS thread"
@@ -158,10 +163,13 @@ def main() -> None:
         metric("batch, all customers (stored lists)", round(batch_served, 2), "s", batch_target, f"{served:,} customers, formatted"),
     ]
     if batch_scored is not None:
-        metrics.append(metric("batch, all customers (scored)", round(batch_scored, 2), "s", batch_target, f"{served:,} customers, formatted"))
+        metrics.append(
+            metric("batch, all customers (scored)", round(batch_scored, 2), "s", batch_target, f"{served:,} customers, formatted")
+        )
     for name, ref in references.items():
         metrics.append(metric(f"{name} recommend p50", ref["p50"], "ms", None, "reference, same warm customers"))
-        metrics.append(metric(f"{name} batch, all customers", ref["batch_s"], "s", None, "reference, implicit's own threads"))
+        if ref["batch_s"] is not None:
+            metrics.append(metric(f"{name} batch, all customers", ref["batch_s"], "s", None, "reference, implicit's own threads"))
 
     rows = [{"path": name, "p50 ms": f"{r['p50']:.3f}", "p99 ms": f"{r['p99']:.3f}"} for name, r in results.items()]
     rows += [{"path": name, "p50 ms": f"{r['p50']:.3f}", "p99 ms": f"{r['p99']:.3f}"} for name, r in references.items()]
@@ -169,7 +177,7 @@ def main() -> None:
     batch_rows = [{"batch": "recsys, stored lists", "seconds": f"{batch_served:.2f}"}]
     if batch_scored is not None:
         batch_rows.append({"batch": "recsys, scored", "seconds": f"{batch_scored:.2f}"})
-    batch_rows += [{"batch": name, "seconds": f"{r['batch_s']:.2f}"} for name, r in references.items()]
+    batch_rows += [{"batch": name, "seconds": f"{r['batch_s']:.2f}"} for name, r in references.items() if r["batch_s"] is not None]
     print_table(f"Batch, all {served:,} customers", batch_rows)
     print_table("Targets (issue 16)", metric_rows(metrics))
     path = write_results(
@@ -197,11 +205,11 @@ def main() -> None:
     ]
     ref_knn, ref_als = references["implicit ItemKNN (cosine, K=100)"], references["implicit ALS (64 factors)"]
     refs = f"{ref_knn['p50']:.3f} / {ref_knn['p99']:.3f} | {ref_als['p50']:.3f} / {ref_als['p99']:.3f}"
-    target = "0.15 / 0.5" if args.scale == "1x" else "1 / -"
+    goal = "0.15 / 0.5" if args.scale == "1x" else "1 / -"
     for name, target in (
-        ("warm, served", target),
-        ("warm, scored", target),
-        ("warm, brand + price filter", target),
+        ("warm, served", goal),
+        ("warm, scored", goal),
+        ("warm, brand + price filter", goal),
         ("unknown customer", "-"),
     ):
         r = results[name]
@@ -209,10 +217,14 @@ def main() -> None:
     scored_text = "-" if batch_scored is None else f"{batch_scored:.1f} s scored"
     lines.append(
         f"| batch, all {served:,} customers | {batch_served:.1f} s (stored lists), {scored_text} | {'5 s' if batch_target else '-'} "
-        f"| {ref_knn['batch_s']:.1f} s | {ref_als['batch_s']:.1f} s |"
+        f"| {_seconds(ref_knn['batch_s'])} | {_seconds(ref_als['batch_s'])} |"
     )
     marker = "recommend-table" if args.scale == "1x" else f"recommend-{args.scale}-table"
     update_doc(ROOT / "docs" / "performance.md", marker, "\n".join(lines), "bench_recommend.py")
+
+
+def _seconds(value: float | None) -> str:
+    return "-" if value is None else f"{value:.1f} s"
 
 
 if __name__ == "__main__":
