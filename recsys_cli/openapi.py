@@ -41,6 +41,7 @@ ATTRIBUTES: dict[str, dict[str, Any]] = {  # catalog fields a returned product c
     "price": {"type": "number"},
 }
 
+
 def _object(required: list[str], properties: dict[str, Any]) -> dict[str, Any]:
     """A closed JSON object: these properties only, the `required` ones always present."""
     return {"type": "object", "required": required, "additionalProperties": False, "properties": properties}

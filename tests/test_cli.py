@@ -7,7 +7,6 @@ import io
 import json
 
 import pytest
-
 import typer
 
 from recsys_cli.cli import app

@@ -10,7 +10,15 @@ from recsys_cli.rules import NO_RULES, Boost, Pin, Rules, apply_rules, parse_rul
 
 def items(*brands: str) -> list[dict]:
     return [
-        {"product_id": f"p{i}", "score": 1.0 - i / 10, "rank": i + 1, "source": "collaborative", "reason": "r", "brand": b, "price": 10.0 * i}
+        {
+            "product_id": f"p{i}",
+            "score": 1.0 - i / 10,
+            "rank": i + 1,
+            "source": "collaborative",
+            "reason": "r",
+            "brand": b,
+            "price": 10.0 * i,
+        }
         for i, b in enumerate(brands)
     ]
 

@@ -234,7 +234,9 @@ def test_bought_together_returns_the_pair_planted_in_the_data(tmp_path, run_cli)
     quiet = catalog.loc[~catalog["product_id"].isin(events["product_id"]), "product_id"].tolist()
     left, right, once = quiet[:3]
     day = 1_700_000_000
-    planted = [(f"pair-{i}", product, "purchase_item", day + 86_400 * i + 60 * j) for i in range(6) for j, product in enumerate((left, right))]
+    planted = [
+        (f"pair-{i}", product, "purchase_item", day + 86_400 * i + 60 * j) for i in range(6) for j, product in enumerate((left, right))
+    ]
     planted += [("lonely", left, "purchase_item", day), ("lonely", once, "purchase_item", day + 5)]  # one basket: under min_support
     planted += [("apart", left, "purchase_item", day), ("apart", once, "purchase_item", day + 86_400)]  # another day: no basket
     pd.DataFrame(planted, columns=["customer_id", "product_id", "type", "timestamp"]).to_csv(data / "events-planted.csv", index=False)
@@ -281,7 +283,10 @@ def test_a_forgotten_customer_is_unknown_at_once_and_absent_from_the_next_snapsh
     fast_train(data, artifacts)  # ingest and train honour the deletion list
     snapshots = sorted((artifacts / "snapshots").glob("*/events.parquet"), key=lambda path: path.stat().st_mtime)
     newest = pd.read_parquet(snapshots[-1])
-    assert customer not in set(newest["customer_id"]) and len(newest) == len(events.drop_duplicates()) - (events["customer_id"] == customer).sum()
+    assert (
+        customer not in set(newest["customer_id"])
+        and len(newest) == len(events.drop_duplicates()) - (events["customer_id"] == customer).sum()
+    )
     fresh = RecommendationService.load(artifacts, live=LiveStore.in_folder(data))
     assert fresh.dataset.users.get(customer) < 0
 
