@@ -298,8 +298,9 @@ class ItemKNNModel(_ItemToItem):
         cached = self.__dict__.get("_cached_targets")
         if cached is None:
             cached = np.flatnonzero(np.bincount(self.S.indices, minlength=self.S.shape[1]) > 0)
-            self.__dict__["_cached_targets"] = cached
+            # S's columns first: scoring threads that see the targets cached must find them too
             self.__dict__["_cached_S_targets"] = sparse.csr_matrix(self.S[:, cached])
+            self.__dict__["_cached_targets"] = cached
         return cached
 
     @property

@@ -110,3 +110,31 @@ def test_sparse_top_k_matches_dense_top_k():
         expected_ids, expected_scores = top_k(dense, k)
         np.testing.assert_array_equal(scores, expected_scores)
         np.testing.assert_array_equal(ids, expected_ids)
+
+
+@pytest.mark.parametrize("model", [ItemKNNModel, EASEModel])
+def test_a_loaded_model_scored_from_many_threads_at_once_never_fails(model):
+    """The service's batch routing scores one freshly loaded model from a thread pool: the first
+    calls build the per-model caches concurrently (they once raised KeyError '_cached_S_targets')."""
+    import pickle
+    import threading
+
+    from .test_contract import checkerboard
+
+    stored = pickle.dumps(model().fit(checkerboard()))  # as loaded from an artifact: no caches
+    failures: list[str] = []
+    for _ in range(100):
+        fresh = pickle.loads(stored)
+
+        def score(fresh=fresh) -> None:
+            try:
+                fresh.recommend(np.arange(10), k=3)
+            except Exception as error:  # noqa: BLE001 - any failure is the finding
+                failures.append(repr(error))
+
+        threads = [threading.Thread(target=score) for _ in range(8)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+    assert not failures, failures[:3]
