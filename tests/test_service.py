@@ -162,6 +162,22 @@ def test_filters_apply_before_the_cut(service):
     assert top not in {i["product_id"] for i in again["items"]}
 
 
+def test_a_repeated_filter_gives_the_same_products_after_an_exclusion(service):
+    """Filter masks are kept per brand between requests: excluding a product in one request must
+    not remove it from the next request's brand filter."""
+    customer = service.dataset.users.external_ids[customers_with(service, 3, 10_000)[0]]
+    brand = service.dataset.catalog["brand"].value_counts().index[0]
+    first = service.recommend(customer, 5, filters=Filters(brand=brand))
+    top = first["items"][0]["product_id"]
+    excluded = service.recommend(customer, 5, filters=Filters(brand=brand, exclude=(top,)))
+    assert top not in {i["product_id"] for i in excluded["items"]}
+    assert service.recommend(customer, 5, filters=Filters(brand=brand)) == first
+    two = service.filter_mask(Filters(brand=(brand, "no such brand")))
+    assert two.sum() == (service.dataset.catalog["brand"] == brand).sum()
+    two[:] = False  # the caller's copy: the kept mask is untouched
+    assert service.filter_mask(Filters(brand=(brand, "no such brand"))).sum() == (service.dataset.catalog["brand"] == brand).sum()
+
+
 def test_batch_equals_single_calls(service):
     customers = list(service.dataset.users.external_ids[:300]) + ["unknown-1"]
     batch = {r["customer_id"]: r for r in service.recommend_many(customers, 10)}
