@@ -81,6 +81,14 @@ class Controls:
 NO_CONTROLS = Controls(0)
 
 
+def unreadable(store: "LiveEvents", error: Exception, message: str) -> None:
+    """Remember in `store.read_error` why a read failed (serving goes on without it); log `message`
+    only when the store was readable before, so a broken store does not flood the log."""
+    if store.read_error is None:
+        log.error("%s: %s", message, error)
+    store.read_error = str(error)
+
+
 def split_request_rows(rows: list[tuple]) -> tuple[list[tuple[str, int, int]], Controls]:
     """(events newest first, Controls) from the rows of a store's one-round-trip request query."""
     events = [(product, int(kind), int(stamp)) for product, kind, stamp, _ in rows if kind >= 0]
@@ -280,9 +288,7 @@ class LiveStore:
                 {"customer": customer_id, "limit": limit},
             )
         except LiveStoreError as error:
-            if self.read_error is None:
-                log.error("live events unreadable, serving without them: %s", error)
-            self.read_error = str(error)
+            unreadable(self, error, "live events unreadable, serving without them")
             self.close()
             return [], NO_CONTROLS
         self.read_error = None
@@ -300,9 +306,7 @@ class LiveStore:
                 (customer_id,),
             )[0]
         except LiveStoreError as error:
-            if self.read_error is None:
-                log.error("live store unreadable, serving without its controls: %s", error)
-            self.read_error = str(error)
+            unreadable(self, error, "live store unreadable, serving without its controls")
             self.close()
             return NO_CONTROLS
         return Controls(int(generation or 0), tuple(json.loads(hidden)) if hidden and hidden != "[]" else ())
@@ -372,9 +376,7 @@ class LiveStore:
                 (customer_id, limit),
             )
         except LiveStoreError as error:
-            if self.read_error is None:
-                log.error("live events unreadable, serving without them: %s", error)
-            self.read_error = str(error)
+            unreadable(self, error, "live events unreadable, serving without them")
             self.close()  # a replaced or repaired file is reopened on the next read
             return []
         self.read_error = None

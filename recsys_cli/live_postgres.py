@@ -20,7 +20,7 @@ from urllib.parse import urlsplit, urlunsplit
 import pandas as pd
 
 from .errors import InputError, LiveStoreError
-from .live import NO_CONTROLS, Controls, frame_of, split_request_rows
+from .live import NO_CONTROLS, Controls, frame_of, split_request_rows, unreadable
 
 log = logging.getLogger("recsys.live")
 
@@ -204,9 +204,7 @@ class PostgresLiveStore:
         try:
             rows = self._query(_REQUEST_SQL, {"customer": customer_id, "limit": limit})
         except LiveStoreError as error:
-            if self.read_error is None:
-                log.error("live events unreadable, serving without them: %s", error)
-            self.read_error = str(error)
+            unreadable(self, error, "live events unreadable, serving without them")
             return [], NO_CONTROLS
         self.read_error = None
         return split_request_rows(rows)
@@ -220,9 +218,7 @@ class PostgresLiveStore:
                 (customer_id,),
             )[0]
         except LiveStoreError as error:
-            if self.read_error is None:
-                log.error("live store unreadable, serving without its controls: %s", error)
-            self.read_error = str(error)
+            unreadable(self, error, "live store unreadable, serving without its controls")
             return NO_CONTROLS
         return Controls(int(generation or 0), tuple(hidden or ()))
 
@@ -272,9 +268,7 @@ class PostgresLiveStore:
                 f"SELECT product_id, type, timestamp FROM {TABLE} WHERE customer_id = %s ORDER BY id DESC LIMIT %s", (customer_id, limit)
             )
         except LiveStoreError as error:
-            if self.read_error is None:
-                log.error("live events unreadable, serving without them: %s", error)
-            self.read_error = str(error)
+            unreadable(self, error, "live events unreadable, serving without them")
             return []
         self.read_error = None
         return [(product, int(kind), int(stamp)) for product, kind, stamp in rows]
