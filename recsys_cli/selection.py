@@ -310,9 +310,9 @@ def select(
 
         def scores(p: tuple, among: tuple[str, ...]) -> np.ndarray:
             arrays = per_customer[f"popularity ({p[1].label})"]
-            return np.concatenate([arrays[s] for s in among if s in arrays] or [np.zeros(0)])
+            return np.concatenate([arrays[s] for s in among if s in arrays] or [np.zeros(1)])
 
-        best = max(pops, key=lambda p: scores(p, segments).mean() if len(scores(p, segments)) else 0.0)
+        best = max(pops, key=lambda p: scores(p, segments).mean())
         return next(p for p in pops if not any(_leads(scores(best, among), scores(p, among)) for among in (segments, SEGMENTS)))
 
     # cold customers get the ranking that did best on cold customers (on everyone when there are none)

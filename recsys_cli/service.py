@@ -646,9 +646,9 @@ class RecommendationService:
         """Items that pass the filters (a new array: callers may change it)."""
         parts = []
         if filters.category:
-            parts.append(self._value_mask("category", tuple(filters.category)))
+            parts.append(self._value_mask("category", filters.category))
         if filters.brand:
-            parts.append(self._value_mask("brand", tuple(filters.brand)))
+            parts.append(self._value_mask("brand", filters.brand))
         if filters.gender:
             parts.append(self._value_mask("gender", (filters.gender,)))
         if filters.min_price is not None:
