@@ -218,6 +218,8 @@ class RecommendationService:
         if unknown:
             raise InputError(f"router.exclude: unknown event types {', '.join(unknown)}")
         self.exclude_codes = np.array(sorted(EVENT_CODE[name] for name in router["exclude"]), dtype=np.int8)
+        # indexed by a history's stored strongest code (event code + 1; 0 is "no event")
+        self._excluded_stored = np.isin(np.arange(len(EVENT_CODE) + 1) - 1, self.exclude_codes)
         self.session_items = int(router["session_items"])
         self.session_weight = float(router["session_weight"])
         self.rules = parse_rules(settings["rules"]["boost"], settings["rules"]["pin"], where="settings [rules]")
@@ -335,9 +337,9 @@ class RecommendationService:
     def exclusions(self, history: UserHistory) -> sparse.csr_matrix:
         """Items each customer must not be recommended: those with an excluded strongest event."""
         strongest = history.strongest.tocsr()
-        mask = np.isin(strongest.data.astype(np.int8) - 1, self.exclude_codes)
-        if mask.all():
-            return sparse.csr_matrix((mask.astype(np.int8), strongest.indices, strongest.indptr), shape=strongest.shape)
+        mask = self._excluded_stored[strongest.data]
+        if mask.all():  # every stored code is nonzero: the history's own pattern marks the same products
+            return strongest
         counts = np.bincount(np.repeat(np.arange(strongest.shape[0]), np.diff(strongest.indptr))[mask], minlength=strongest.shape[0])
         indptr = np.concatenate([[0], np.cumsum(counts)])
         return sparse.csr_matrix((np.ones(int(mask.sum()), dtype=np.int8), strongest.indices[mask], indptr), shape=strongest.shape)

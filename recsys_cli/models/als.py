@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 from scipy import sparse
+from scipy.linalg import lapack
 from threadpoolctl import threadpool_limits
 
 from ..dataset import Dataset, UserHistory
@@ -77,9 +78,13 @@ class ALSModel:
         return self.item_factors.shape[0]
 
     def user_factors(self, rows: sparse.csr_matrix) -> np.ndarray:
-        """Solve (YtY + Yh^T (C - I) Yh + reg I) x = Yh^T C 1 for every history row."""
+        """Solve (YtY + Yh^T (C - I) Yh + reg I) x = Yh^T C 1 for every history row.
+
+        The matrix is YtY over the other products + Yh^T C Yh + reg I: positive definite for
+        positive confidences, so a Cholesky solve (LAPACK dposv), with a general solve as the
+        fallback when a zero or negative weight makes it indefinite."""
         out = np.zeros((rows.shape[0], self.factors), dtype=np.float32)
-        eye = self.regularization * np.eye(self.factors)
+        regularized = self._cached("regularized_gram", lambda: self._gram + self.regularization * np.eye(self.factors))
         for row in range(rows.shape[0]):
             start, stop = rows.indptr[row], rows.indptr[row + 1]
             if start == stop:
@@ -87,13 +92,39 @@ class ALSModel:
             items = rows.indices[start:stop]
             confidence = self.alpha * rows.data[start:stop].astype(np.float64)
             factors = self.item_factors[items].astype(np.float64)
-            a = self._gram + (factors.T * (confidence - 1.0)) @ factors + eye
-            out[row] = np.linalg.solve(a, factors.T @ confidence)
+            a = regularized + (factors.T * (confidence - 1.0)) @ factors
+            b = factors.T @ confidence
+            _, solved, info = lapack.dposv(a, b)
+            out[row] = solved if info == 0 else np.linalg.solve(a, b)
         return out
+
+    def _cached(self, name: str, compute):
+        """A value derived from the fitted arrays, computed once per loaded model (not stored in the artifact)."""
+        key = f"_cached_{name}"
+        value = self.__dict__.get(key)
+        if value is None:
+            value = self.__dict__[key] = compute()
+        return value
+
+    def __getstate__(self) -> dict:
+        return {key: value for key, value in self.__dict__.items() if not key.startswith("_cached")}
+
+    def _column_of(self) -> np.ndarray:
+        """Each product's position in `items` (-1 for products without factors)."""
+
+        def positions() -> np.ndarray:
+            column = np.full(self.n_items, -1, dtype=np.int64)
+            column[self.items] = np.arange(len(self.items))
+            return column
+
+        return self._cached("column_of", positions)
 
     def _rows(self, users: np.ndarray, history: UserHistory | None) -> sparse.csr_matrix:
         if history is not None:
-            rows = sparse.csr_matrix(history.weights, dtype=np.float32)
+            rows = history.weights.tocsr()
+            if rows.dtype == np.float32 and rows.data.all():  # read only below: no copy needed
+                return rows
+            rows = rows.astype(np.float32)  # a copy: dropping zeros must not change the caller's history
         else:
             inside = (users >= 0) & (users < self._interactions.shape[0])
             rows = sparse.csr_matrix(sparse.diags(inside.astype(np.float32)) @ self._interactions[np.where(inside, users, 0)])
@@ -125,8 +156,8 @@ class ALSModel:
         if allowed is not None:
             wanted_items = np.flatnonzero(allowed)
             if len(wanted_items) * 2 < len(self.items):  # score only the allowed products with factors
-                at = np.minimum(np.searchsorted(self.items, wanted_items), len(self.items) - 1)
-                at = at[self.items[at] == wanted_items]
+                at = self._column_of()[wanted_items]
+                at = at[at >= 0]
                 columns, factors = self.items[at], self._active_factors[at]
             else:
                 kept = allowed[self.items]
@@ -134,7 +165,7 @@ class ALSModel:
                     blocked = np.flatnonzero(~kept).astype(np.int32)
             if not len(columns) or (blocked is not None and len(blocked) == len(self.items)):
                 return ids, best
-        exclude = sparse.csr_matrix(exclude) if exclude is not None and exclude.nnz else None
+        exclude = exclude.tocsr() if exclude is not None and exclude.nnz else None
         excluded = np.diff(exclude.indptr) if exclude is not None else np.zeros(n_rows, dtype=np.int64)
         k_eff = min(k, len(columns))
         active = np.flatnonzero(np.diff(rows.indptr) > 0)

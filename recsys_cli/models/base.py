@@ -155,10 +155,11 @@ def top_k(scores: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
         part = np.argpartition(-scores, k_eff - 1, axis=1)[:, :k_eff]
     else:
         part = np.tile(np.arange(n_cols), (n_rows, 1))
-    part_scores = np.take_along_axis(scores, part, axis=1)
+    rows = np.arange(n_rows)[:, None]  # plain fancy indexing: take_along_axis costs more per call
+    part_scores = scores[rows, part]
     order = np.argsort(-part_scores, axis=1, kind="stable")
-    ids = np.take_along_axis(part, order, axis=1).astype(np.int64)
-    best = np.take_along_axis(part_scores, order, axis=1).astype(np.float32)
+    ids = part[rows, order].astype(np.int64)
+    best = part_scores[rows, order].astype(np.float32)
     invalid = ~np.isfinite(best)
     ids[invalid] = -1
     best[invalid] = -np.inf
@@ -188,6 +189,8 @@ def take_rows(matrix: sparse.csr_matrix, rows: np.ndarray) -> sparse.csr_matrix:
 
 def ranges(starts: np.ndarray, stops: np.ndarray) -> np.ndarray:
     """Concatenation of arange(start, stop) for each pair, without a Python loop."""
+    if len(starts) == 1:
+        return np.arange(starts[0], stops[0])
     lengths = stops - starts
     total = int(lengths.sum())
     offsets = np.repeat(starts - np.concatenate([[0], np.cumsum(lengths)[:-1]]), lengths)
@@ -200,6 +203,12 @@ def lookup(matrix: sparse.csr_matrix, rows: np.ndarray, cols: np.ndarray) -> tup
     found. The one home of the sorted row * width + column key search."""
     rows = np.asarray(rows, dtype=np.int64)
     cols = np.asarray(cols, dtype=np.int64).reshape(len(rows), -1)
+    if len(rows) == 1:  # one customer's request: a search in the row's own columns
+        start, stop = int(matrix.indptr[rows[0]]), int(matrix.indptr[rows[0] + 1])
+        if start == stop:
+            return np.zeros(cols.shape, dtype=bool), np.zeros(cols.shape, dtype=np.int64)
+        where = np.minimum(np.searchsorted(matrix.indices[start:stop], cols), stop - start - 1)
+        return (matrix.indices[start:stop][where] == cols) & (cols >= 0), where + start
     starts, stops = matrix.indptr[rows].astype(np.int64), matrix.indptr[rows + 1].astype(np.int64)
     take = ranges(starts, stops)
     if not len(take):
@@ -323,12 +332,15 @@ def rank_rows(
     ids = np.full((n_rows, k), -1, dtype=np.int64)
     best = np.full((n_rows, k), -np.inf, dtype=np.float32)
     rows = np.flatnonzero(active)
-    blocked = None
+    blocked = kept = None
     if allowed is not None:
         columns = allowed[space.items] if space is not None else allowed[:n_cols]
-        blocked = np.flatnonzero(~columns)
-        if len(blocked) == n_cols:
-            return ids, best
+        if 2 * int(np.count_nonzero(columns)) < n_cols:  # a narrow filter: rank only the allowed columns
+            kept = np.flatnonzero(columns)
+            if not len(kept):
+                return ids, best
+        else:
+            blocked = np.flatnonzero(~columns)
     chunk = max(1, CHUNK_CELLS // max(n_cols, 1))
     for start in range(0, len(rows), chunk):
         part = rows[start : start + chunk]
@@ -336,7 +348,11 @@ def rank_rows(
         if blocked is not None and len(blocked):
             scores[:, blocked] = -np.inf
         mask_excluded(scores, exclude, part, space)
-        ids[part], best[part] = select_top_k(scores, k)
+        if kept is None:
+            ids[part], best[part] = select_top_k(scores, k)
+        else:
+            picked, best[part] = select_top_k(scores[:, kept], k)
+            ids[part] = np.where(picked >= 0, kept[np.maximum(picked, 0)], -1)
     if space is not None:
         ids = np.where(ids >= 0, space.items[np.maximum(ids, 0)], -1)
     return ids, best

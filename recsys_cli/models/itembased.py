@@ -78,7 +78,7 @@ class _ItemToItem:
 
     def explain(self, history: UserHistory, ids: np.ndarray) -> np.ndarray:
         """The history item contributing most to each recommended item's score (-1 if none)."""
-        rows = sparse.csr_matrix(history.weights)
+        rows = history.weights.tocsr()
         items = [rows.indices[rows.indptr[r] : rows.indptr[r + 1]] for r in range(rows.shape[0])]
         return explain_by_affinity(items, ids, self._affinity)
 
@@ -350,8 +350,7 @@ def _columns(rows: sparse.csr_matrix, position: np.ndarray, width: int) -> spars
     a column selection without scipy's fancy indexing."""
     columns = position[rows.indices]
     keep = columns >= 0
-    row_of = np.repeat(np.arange(rows.shape[0]), np.diff(rows.indptr))
-    indptr = np.concatenate([[0], np.cumsum(np.bincount(row_of[keep], minlength=rows.shape[0]))])
+    indptr = np.concatenate([[0], np.cumsum(keep)])[rows.indptr]  # entries kept before each row's start
     return sparse.csr_matrix((rows.data[keep], columns[keep], indptr), shape=(rows.shape[0], width))
 
 
