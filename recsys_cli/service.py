@@ -464,6 +464,10 @@ class RecommendationService:
             exclude = ((exclude + hidden) > 0).astype(np.int8).tocsr()
         if allowed is None:
             allowed = self._shop.allowed
+        if n == 1 and exclude.nnz:  # one customer: what they may not get is one mask with the filter's, no pairs to check
+            allowed = np.ones(self.dataset.n_items, dtype=bool) if allowed is None else allowed.copy()
+            allowed[exclude.indices] = False
+            exclude = None
         warm = (distinct >= self.warm_min) & self.covered(users)
         few = (distinct >= 1) & ~warm
         route = np.full(n, POPULARITY, dtype=np.int8)
@@ -478,7 +482,7 @@ class RecommendationService:
             if not len(rows):
                 continue
             sub = _rows(history, rows)
-            excluded = take_rows(exclude, rows)
+            excluded = take_rows(exclude, rows) if exclude is not None else None
             if model is self.collaborative and session is not None and self.session_weight > 0 and not declares(model, Ranking):
                 got_ids, got_scores = self._blend_session(users[rows], sub, excluded, k, [session[i] for i in rows], allowed)
             elif declares(model, ExplainsWhileRanking):
@@ -493,7 +497,8 @@ class RecommendationService:
             anchors[rows] = self._explain(model, sub, got_ids)
         rows = np.flatnonzero(ids[:, -1] < 0)
         if len(rows):
-            got_ids, got_scores = self.popularity.recommend(users[rows], k=2 * k, exclude=take_rows(exclude, rows), allowed=allowed)
+            excluded = take_rows(exclude, rows) if exclude is not None else None
+            got_ids, got_scores = self.popularity.recommend(users[rows], k=2 * k, exclude=excluded, allowed=allowed)
             _merge(ids, scores, sources, anchors, rows, got_ids, got_scores, POPULARITY, None)
         sources[ids < 0] = -1
         # a customer's source is the model their list starts with (a model that found nothing is not it)
