@@ -21,7 +21,7 @@ machine the numbers are a lower bound for a dedicated server. Prints a table wit
 issue 16 and writes benchmarks/results/http.json. wrk must be on PATH (benchmarks/install_tools.sh,
 which `make bench` runs, installs it).
 
-Usage: python benchmarks/bench_http.py [--scales 1,10] [--seconds 15] [--workers 2] [--threads 8]
+Usage: python benchmarks/bench_http.py [--scales 1,10] [--seconds 15] [--workers 2] [--threads 2]
                                        [--connections 16] [--wrk-threads 2] [--only warm,filtered]
 """
 
@@ -420,7 +420,7 @@ def main() -> int:
     parser.add_argument("--seconds", type=float, default=15.0, help="wrk duration per scenario")
     parser.add_argument("--warmup", type=float, default=3.0, help="seconds of warm requests before measuring (0: none)")
     parser.add_argument("--workers", type=int, default=2, help="recsys serve --workers")
-    parser.add_argument("--threads", type=int, default=8, help="recsys serve --threads (per worker)")
+    parser.add_argument("--threads", type=int, default=2, help="recsys serve --threads (per worker)")
     parser.add_argument("--connections", type=int, default=16)
     parser.add_argument("--wrk-threads", type=int, default=2)
     parser.add_argument("--timeout", type=float, default=10.0, help="wrk --timeout: slower responses count as errors")

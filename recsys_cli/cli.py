@@ -1178,7 +1178,12 @@ def serve(
     host: Annotated[str, typer.Option(help="Address to bind; the default serves this machine only.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="TCP port.")] = 5000,
     workers: Annotated[int, typer.Option(help="Worker processes sharing the port.")] = 1,
-    threads: Annotated[int, typer.Option(help="Threads per worker.")] = 8,
+    threads: Annotated[
+        int,
+        typer.Option(
+            help="Threads per worker. Requests are CPU work under Python's GIL, so more threads only queue; raise it when the live store is a remote PostgreSQL."
+        ),
+    ] = 2,
     live_store: LiveStoreOpt = None,
     get_path: Annotated[
         str | None, typer.Option("--get", help="Perform one GET request in-process, print the JSON, exit non-zero unless 2xx.")

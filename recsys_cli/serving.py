@@ -87,7 +87,7 @@ def serve(
     host: str = "127.0.0.1",
     port: int = 5000,
     workers: int = 1,
-    threads: int = 8,
+    threads: int = 2,
     poll_seconds: float = 5.0,
     live_store: str | None = None,
     settings: dict | None = None,
