@@ -99,6 +99,12 @@ def combine(
     """Top-k of (1 - weight) * first + weight * second over two models' candidate lists (ids, scores)."""
     ids = np.concatenate([first[0], second[0]], axis=1)
     scores = np.concatenate([(1 - weight) * _scaled(first[1], scales[0]), weight * _scaled(second[1], scales[1])], axis=1)
+    if len(ids) == 1:  # one customer's request: sum by product directly
+        proposed = ids[0] >= 0
+        items, at = np.unique(ids[0][proposed], return_inverse=True)
+        summed = np.bincount(at, weights=scores[0][proposed], minlength=len(items))
+        picked, best = top_k(summed[None, :], k)
+        return np.where(picked >= 0, items[np.maximum(picked, 0)], -1), best
     scores[ids < 0] = 0.0
     # sum the two parts of an item proposed by both: sort by id, add equal neighbours
     order = np.argsort(np.where(ids < 0, np.iinfo(np.int64).max, ids), axis=1, kind="stable")
