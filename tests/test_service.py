@@ -274,6 +274,23 @@ def test_filters_live_events_and_long_lists_are_scored_not_read(service, tmp_pat
     assert not set(bought) & {i["product_id"] for i in after["items"]}  # purchased now, so never recommended again
 
 
+def test_one_customer_gets_the_list_a_batch_gives_them_under_a_narrow_or_wide_filter(service):
+    """One request folds the customer's purchases into the filter's mask and ranks only the allowed
+    products; a batch checks excluded pairs over every product: the lists are the same."""
+    users = np.concatenate([customers_with(service, 1, 4)[:15], customers_with(service, 5, 10_000)[:25]])
+    catalog = service.dataset.catalog
+    narrow = Filters(brand=str(catalog["brand"].value_counts().index[0]))
+    wide = Filters(max_price=float(catalog["price"].quantile(0.9)))
+    assert service.filter_mask(narrow).mean() < 0.5 < service.filter_mask(wide).mean()
+    for filters in (narrow, wide):
+        batch = service.route(users, service.history_rows(users), 10, allowed=service.allowed(filters))
+        for row, user in enumerate(users):
+            alone = service.recommend(str(service.dataset.users.external_ids[user]), 10, filters=filters)
+            valid = batch.ids[row] >= 0
+            assert [i["product_id"] for i in alone["items"]] == list(service.dataset.items.external_ids[batch.ids[row][valid]])
+            assert [i["score"] for i in alone["items"]] == pytest.approx(batch.scores[row][valid].tolist(), abs=1e-5)
+
+
 def test_customers_left_out_of_the_stored_lists_are_scored(service):
     """train's time budget may stop before the least active customers: they are scored instead."""
     from dataclasses import replace
