@@ -104,7 +104,8 @@ def combine(
         items, at = np.unique(ids[0][proposed], return_inverse=True)
         summed = np.bincount(at, weights=scores[0][proposed], minlength=len(items))
         picked, best = top_k(summed[None, :], k)
-        return np.where(picked >= 0, items[np.maximum(picked, 0)], -1), best
+        chosen = items[np.maximum(picked, 0)] if len(items) else picked  # no candidate: picked is all -1
+        return np.where(picked >= 0, chosen, -1), best
     scores[ids < 0] = 0.0
     # sum the two parts of an item proposed by both: sort by id, add equal neighbours
     order = np.argsort(np.where(ids < 0, np.iinfo(np.int64).max, ids), axis=1, kind="stable")

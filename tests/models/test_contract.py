@@ -187,6 +187,24 @@ def test_an_allowed_mask_keeps_the_order_among_allowed_products(case, dataset, s
             assert max(passed_over) <= scores[row][-1] + 1e-6, "a better allowed product was passed over"
 
 
+@pytest.mark.parametrize("share", [None, 0.25, 0.0], ids=["no-filter", "narrow-filter", "nothing-allowed"])
+def test_one_customer_alone_gets_their_row_of_the_batch(case, dataset, share):
+    """A request scores one customer: the one-row paths give exactly what a batch gives that customer,
+    down to an empty list when the filter allows nothing."""
+    name, model = case
+    allowed = None if share is None else np.random.default_rng(2).random(dataset.n_items) < share
+    users, exclude = np.arange(dataset.n_users), seen(dataset)
+    ids, scores = model.recommend(users, k=4, exclude=exclude, allowed=allowed)
+    for user in users:
+        one_ids, one_scores = model.recommend(users[user : user + 1], k=4, exclude=exclude[user : user + 1], allowed=allowed)
+        check_shape_and_padding(name, one_ids, one_scores, 1, 4, dataset.n_items)
+        # rank by rank the same scores and the same products (products with equal scores may swap places)
+        np.testing.assert_allclose(one_scores[0], scores[user], rtol=1e-5, atol=1e-6)
+        assert set(one_ids[0].tolist()) == set(ids[user].tolist())
+    if share == 0.0:
+        assert (ids == -1).all()
+
+
 def test_recommendations_stay_in_the_customers_group(case, dataset):
     name, model = case
     if not MODELS[name][1]:
