@@ -6,6 +6,7 @@ models see internal indices only.
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Mapping
 from dataclasses import dataclass
 
@@ -88,6 +89,29 @@ class UserHistory:
 
     def __len__(self) -> int:
         return self.weights.shape[0]
+
+    @classmethod
+    def one(cls, indices: np.ndarray, weights: np.ndarray, last_seen: np.ndarray, strongest: np.ndarray, n_items: int) -> "UserHistory":
+        """One customer's history from its arrays (`indices` distinct; the arrays are shared, not copied)."""
+        return cls(*(csr_row(n_items, values, indices) for values in (weights, last_seen, strongest)))
+
+
+_EMPTY_ROWS: dict[tuple[int, np.dtype], sparse.csr_matrix] = {}
+
+
+def csr_row(n_cols: int, values: np.ndarray, indices: np.ndarray) -> sparse.csr_matrix:
+    """A 1 x n_cols CSR matrix holding `values` at the distinct `indices` (arrays shared, not copied).
+
+    What a request builds several times: a shallow copy of a cached empty row given the arrays
+    (about 2 us) instead of scipy's validating constructor (about 10 us)."""
+    key = (n_cols, values.dtype)
+    empty = _EMPTY_ROWS.get(key)
+    if empty is None:
+        empty = _EMPTY_ROWS[key] = sparse.csr_matrix((1, n_cols), dtype=values.dtype)
+    row = copy.copy(empty)
+    row.data, row.indices, row.indptr = values, indices, np.array([0, len(indices)], dtype=indices.dtype)
+    row.has_sorted_indices = bool(len(indices) < 2 or (indices[1:] > indices[:-1]).all())
+    return row
 
 
 @dataclass(frozen=True)

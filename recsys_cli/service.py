@@ -600,14 +600,8 @@ class RecommendationService:
         """One customer's training history, cut straight from the CSR arrays (no fancy indexing)."""
         full = self.dataset.history()
         start, stop = full.weights.indptr[user], full.weights.indptr[user + 1]
-        indices = full.weights.indices[start:stop]
-        indptr = np.array([0, stop - start], dtype=full.weights.indptr.dtype)
-        shape = (1, self.dataset.n_items)
-
-        def row(matrix: sparse.csr_matrix) -> sparse.csr_matrix:
-            return sparse.csr_matrix((matrix.data[start:stop], indices, indptr), shape=shape, copy=False)
-
-        return UserHistory(row(full.weights), row(full.last_seen), row(full.strongest))
+        data = (full.weights.data[start:stop], full.last_seen.data[start:stop], full.strongest.data[start:stop])
+        return UserHistory.one(full.weights.indices[start:stop], *data, self.dataset.n_items)
 
     def _merge_live(self, base: UserHistory, live_rows: list[tuple[str, int, int]]) -> tuple[UserHistory, np.ndarray]:
         """Fold live events (newest first) into a one-row history: per product the strongest event,
@@ -641,13 +635,7 @@ class RecommendationService:
         weights[at] = np.maximum(weights[at], live_weight)
         strongest[at] = np.maximum(strongest[at], live_strongest)
         seen[at] = np.maximum(seen[at], last)
-        indptr = np.array([0, len(merged)])
-        shape = (1, self.dataset.n_items)
-
-        def row(values: np.ndarray) -> sparse.csr_matrix:
-            return sparse.csr_matrix((values, merged, indptr), shape=shape)
-
-        return UserHistory(weights=row(weights), last_seen=row(seen), strongest=row(strongest)), recent
+        return UserHistory.one(merged, weights, seen, strongest, self.dataset.n_items), recent
 
     def filter_mask(self, filters: Filters) -> np.ndarray:
         """Items that pass the filters (a new array: callers may change it)."""

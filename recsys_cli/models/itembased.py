@@ -17,7 +17,7 @@ from scipy import sparse
 from scipy.linalg import lapack
 from threadpoolctl import threadpool_limits
 
-from ..dataset import Dataset, UserHistory
+from ..dataset import Dataset, UserHistory, csr_row
 from ..errors import InputError
 from .base import ItemSpace, Scorer, explain_by_affinity, lookup, rank_rows, take_rows, top_k
 
@@ -50,6 +50,9 @@ class _ItemToItem:
             if self.decay < 1:
                 data *= position_decay(weights, sparse.csr_matrix(history.last_seen), self.decay)
             if data.all():  # shares the history's index arrays: nothing to drop, nothing written
+                if weights.shape[0] == 1:  # one customer's request
+                    start, stop = weights.indptr[0], weights.indptr[1]
+                    return csr_row(weights.shape[1], data[start:stop], weights.indices[start:stop])
                 return sparse.csr_matrix((data, weights.indices, weights.indptr), shape=weights.shape)
             rows = sparse.csr_matrix((data, weights.indices.copy(), weights.indptr.copy()), shape=weights.shape)
             rows.eliminate_zeros()
@@ -350,6 +353,8 @@ def _columns(rows: sparse.csr_matrix, position: np.ndarray, width: int) -> spars
     a column selection without scipy's fancy indexing."""
     columns = position[rows.indices]
     keep = columns >= 0
+    if rows.shape[0] == 1:
+        return csr_row(width, rows.data[keep], columns[keep])
     indptr = np.concatenate([[0], np.cumsum(keep)])[rows.indptr]  # entries kept before each row's start
     return sparse.csr_matrix((rows.data[keep], columns[keep], indptr), shape=(rows.shape[0], width))
 
