@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 
 from recsys_cli.data.schema import CART, PURCHASE, VIEW
-from recsys_cli.dataset import IdMap, strongest_code
+from recsys_cli.dataset import IdMap, csr_row, strongest_code
 
 
 def test_ids_are_numbered_in_order_of_first_appearance():
@@ -59,3 +59,21 @@ def test_the_strongest_event_wins_purchase_over_cart_over_view(as_frame):
     counts = {"n_view": np.array([3, 1, 0, 2]), "n_cart": np.array([0, 2, 1, 0]), "n_purchase": np.array([0, 1, 0, 0])}
     codes = strongest_code(pd.DataFrame(counts) if as_frame else counts)
     assert codes.tolist() == [VIEW, PURCHASE, CART, VIEW] and codes.dtype == np.int8
+
+
+@pytest.mark.parametrize("indices", [[3, 7, 40], [40, 3, 7], [5], []], ids=["sorted", "unsorted", "one", "empty"])
+def test_a_cheap_one_customer_row_behaves_like_scipys_own(indices):
+    """csr_row skips scipy's validation: products, arithmetic and the sorted-indices flag must still be right."""
+    from scipy import sparse
+
+    indices = np.array(indices, dtype=np.int32)
+    values = np.arange(1, len(indices) + 1, dtype=np.float32)
+    cheap = csr_row(50, values, indices)
+    scipys = sparse.csr_matrix((values, indices, np.array([0, len(indices)])), shape=(1, 50))
+    assert cheap.shape == (1, 50) and cheap.nnz == len(indices)
+    np.testing.assert_array_equal(cheap.toarray(), scipys.toarray())
+    assert cheap.has_sorted_indices == scipys.has_sorted_indices
+    weights = np.arange(50 * 4, dtype=np.float32).reshape(50, 4)
+    np.testing.assert_array_equal(cheap @ weights, scipys @ weights)
+    np.testing.assert_array_equal((cheap + scipys).toarray(), 2 * scipys.toarray())
+    np.testing.assert_array_equal(cheap.sorted_indices().indices, np.sort(indices))
