@@ -20,6 +20,19 @@ _TOPK_BLOCK = 100  # customers per call of implicit's top-k kernel (its own bloc
 _FILTERED = -np.finfo(np.float32).max
 
 
+def _implicit_topk():
+    """implicit's fused dot-product + top-k kernel, imported on first use (not at module import)."""
+    global _TOPK
+    if _TOPK is None:
+        from implicit.cpu.topk import topk
+
+        _TOPK = topk
+    return _TOPK
+
+
+_TOPK = None
+
+
 class ALSModel:
     """Weighted ALS: confidence = alpha * interaction weight, preference 1 for every interaction.
 
@@ -146,8 +159,7 @@ class ALSModel:
         per block of 100 customers), the same ranking as a dense score and `base.rank_rows` at
         about half the cost. A mask that allows under half the products scores only those (a filter's usual case).
         """
-        from implicit.cpu.topk import topk
-
+        topk = _implicit_topk()
         rows, vectors = self._vectors(users, history)
         n_rows = rows.shape[0]
         ids = np.full((n_rows, k), -1, dtype=np.int64)

@@ -146,9 +146,11 @@ class EASEModel(_ItemToItem):
 
     def _affinity(self, history: np.ndarray, items: np.ndarray) -> np.ndarray:
         rows, cols = self._position[history], self._position[items]
-        out = np.zeros((len(history), len(items)), dtype=np.float32)
-        ok_r, ok_c = rows >= 0, cols >= 0
-        out[np.ix_(ok_r, ok_c)] = self.B[np.ix_(rows[ok_r], cols[ok_c])]
+        if not len(self.items):
+            return np.zeros((len(history), len(items)), dtype=np.float32)
+        out = self.B[np.ix_(np.maximum(rows, 0), np.maximum(cols, 0))]  # a new (history x items) array
+        out[rows < 0] = 0.0  # products EASE does not model: no affinity
+        out[:, cols < 0] = 0.0
         return out
 
     def recommend(
