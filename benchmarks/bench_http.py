@@ -21,8 +21,11 @@ machine the numbers are a lower bound for a dedicated server. Prints a table wit
 issue 16 and writes benchmarks/results/http.json. wrk must be on PATH (benchmarks/install_tools.sh,
 which `make bench` runs, installs it).
 
+The server runs without its access log unless --access-log is given (the line costs a fast request
+about a sixth of its time; the floor app of issue 16 logs nothing either).
+
 Usage: python benchmarks/bench_http.py [--scales 1,10] [--seconds 15] [--workers 2] [--threads 2]
-                                       [--connections 16] [--wrk-threads 2] [--only warm,filtered]
+                                       [--connections 16] [--wrk-threads 2] [--only warm,filtered] [--access-log]
 """
 
 from __future__ import annotations
@@ -191,10 +194,12 @@ def request_files(folder: Path, pool: dict[str, Any], batch: int) -> dict[str, t
 # --- the server -----------------------------------------------------------------------------------------
 
 
-def start_server(artifacts: Path, live: Path, port: int, workers: int, threads: int, log: Path) -> tuple[subprocess.Popen, float]:
+def start_server(
+    artifacts: Path, live: Path, port: int, workers: int, threads: int, log: Path, *, access_log: bool = False
+) -> tuple[subprocess.Popen, float]:
     """`recsys serve` in its own process group; returns it and the seconds until /health answered 200."""
     command = [str(RECSYS), "serve", "--artifacts", str(artifacts), "--data", str(live), "--port", str(port)]
-    command += ["--workers", str(workers), "--threads", str(threads)]
+    command += ["--workers", str(workers), "--threads", str(threads), "--access-log" if access_log else "--no-access-log"]
     environ = {k: v for k, v in os.environ.items() if k not in ("RECSYS_ADMIN_TOKEN", "RECSYS_LIVE_STORE")}
     out = open(log, "wb")  # noqa: SIM115 - lives as long as the server
     started = time.perf_counter()
@@ -334,7 +339,7 @@ def bench_scale(scale: str, args: argparse.Namespace) -> dict[str, Any]:
     print(
         f"[{scale}] starting recsys serve --workers {args.workers} --threads {args.threads} (load average {load_average}) ...", flush=True
     )
-    process, ready = start_server(artifacts, live, port, args.workers, args.threads, work / "server.log")
+    process, ready = start_server(artifacts, live, port, args.workers, args.threads, work / "server.log", access_log=args.access_log)
     scenarios: dict[str, dict] = {}
     try:
         seen = check(port, files, pool)
@@ -373,7 +378,7 @@ def rows_and_metrics(runs: dict[str, dict], args: argparse.Namespace) -> tuple[l
     rows, metrics = [], []
     how = (
         f"wrk -t{args.wrk_threads} -c{args.connections} -d{args.seconds:g}s --latency on the same {os.cpu_count()} cores as the server; "
-        f"recsys serve --workers {args.workers} --threads {args.threads}"
+        f"recsys serve --workers {args.workers} --threads {args.threads} {'--access-log' if args.access_log else '--no-access-log'}"
     )
     for scale, run in runs.items():
         for name, r in run["scenarios"].items():
@@ -426,6 +431,11 @@ def main() -> int:
     parser.add_argument("--timeout", type=float, default=10.0, help="wrk --timeout: slower responses count as errors")
     parser.add_argument("--batch", type=int, default=10, help="events per POST /events request")
     parser.add_argument("--only", default=",".join(SCENARIOS), help=f"comma-separated scenarios ({', '.join(SCENARIOS)})")
+    parser.add_argument(
+        "--access-log",
+        action="store_true",
+        help="serve with its per-request log line (default: --no-access-log, as behind a proxy that logs, like the floor app)",
+    )
     args = parser.parse_args()
     args.only = {s.strip() for s in args.only.split(",") if s.strip()}
     scales = [f"{s.strip().removesuffix('x')}x" for s in args.scales.split(",") if s.strip()]
@@ -464,6 +474,7 @@ def main() -> int:
                     "command": "recsys serve",
                     "workers": args.workers,
                     "threads_per_worker": args.threads,
+                    "access_log": args.access_log,
                     # inherited by the server; BLAS threads change single-request latency several-fold on 2 busy cores
                     "environment": {k: v for k, v in os.environ.items() if k in BLAS_THREAD_VARIABLES},
                 },
@@ -477,7 +488,8 @@ def main() -> int:
     print(f"wrote {path}")
     header = "| scale | scenario | req/s | p50 ms | p99 ms | errors | target | met | cores busy server / wrk |"
     table = [
-        f"{wrk_version()}, {args.seconds:g} s per scenario; load average at start {at_start['load_average']}.",
+        f"{wrk_version()}, {args.seconds:g} s per scenario; `recsys serve --workers {args.workers} --threads {args.threads} "
+        f"{'--access-log' if args.access_log else '--no-access-log'}`; load average at start {at_start['load_average']}.",
         "",
         header,
         "|---|---|---|---|---|---|---|---|---|",

@@ -241,6 +241,8 @@ def _after(response: Response) -> Response:
     seconds = time.perf_counter() - g.get("recsys_started", time.perf_counter())
     endpoint = request.endpoint.rpartition(".")[2] if request.endpoint else "unmatched"
     current_app.extensions["recsys"].metrics.observe(endpoint, response.status_code, seconds)
+    if not access_log.isEnabledFor(logging.INFO):  # `serve --no-access-log`
+        return response
     fields = {"method": request.method, "path": _logged_path(), "status": response.status_code, "ms": f"{seconds * 1000:.2f}"}
     access_log.info(" ".join(f"{k}={_logfmt_value(v)}" for k, v in fields.items()))
     return response

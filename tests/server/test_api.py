@@ -347,6 +347,37 @@ def test_access_log_is_one_logfmt_line_per_request(client, caplog):
     assert re.fullmatch(r"method=GET path=/nowhere status=404 ms=\d+\.\d\d", lines[2])
 
 
+@pytest.fixture
+def restored_logging():
+    """configure_logging changes process-wide loggers: put them back after the test."""
+    names = ("recsys", "granian", "recsys.access")
+    saved = {
+        name: (logging.getLogger(name).handlers[:], logging.getLogger(name).level, logging.getLogger(name).propagate) for name in names
+    }
+    yield
+    for name, (handlers, level, propagate) in saved.items():
+        logger = logging.getLogger(name)
+        logger.handlers[:], logger.level, logger.propagate = handlers, level, propagate
+
+
+@pytest.mark.parametrize("on", [True, False], ids=["access-log", "no-access-log"])
+def test_no_access_log_drops_the_request_lines_and_keeps_the_errors(client, monkeypatch, restored_logging, on):
+    """`serve --no-access-log`: no line per request, while a failing request is still logged."""
+    from recsys_cli.serving import configure_logging
+
+    configure_logging(access_log=on)
+    records: list[logging.LogRecord] = []
+    catcher = logging.Handler()
+    catcher.emit = records.append  # type: ignore[method-assign]
+    monkeypatch.setattr(logging.getLogger("recsys"), "handlers", [catcher])  # recsys.access propagates to it
+    assert client.get("/popular?n=3").status_code == 200
+    monkeypatch.setattr(client.application.extensions["recsys"].holder.service, "popular", lambda n: 1 / 0)
+    assert client.get("/popular?n=3").status_code == 500
+    access = [r for r in records if r.name == "recsys.access"]
+    assert len(access) == (2 if on else 0)
+    assert any(r.name == "recsys.server" and r.levelno >= logging.ERROR for r in records)
+
+
 # --- health, metrics, openapi ----------------------------------------------------------------------
 
 
