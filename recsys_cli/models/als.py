@@ -14,7 +14,7 @@ from threadpoolctl import threadpool_limits
 
 from ..dataset import Dataset, UserHistory
 from ..errors import InputError
-from .base import explain_by_affinity, pairs_in, rank_rows, take_rows
+from .base import DerivedCache, explain_by_affinity, pairs_in, rank_rows, take_rows
 
 _TOPK_BLOCK = 100  # customers per call of implicit's top-k kernel (its own block size)
 _FILTERED = -np.finfo(np.float32).max
@@ -33,7 +33,7 @@ def _implicit_topk():
 _TOPK = None
 
 
-class ALSModel:
+class ALSModel(DerivedCache):
     """Weighted ALS: confidence = alpha * interaction weight, preference 1 for every interaction.
 
     Only products with interactions are recommended (the others' factors are noise).
@@ -110,17 +110,6 @@ class ALSModel:
             _, solved, info = lapack.dposv(a, b)
             out[row] = solved if info == 0 else np.linalg.solve(a, b)
         return out
-
-    def _cached(self, name: str, compute):
-        """A value derived from the fitted arrays, computed once per loaded model (not stored in the artifact)."""
-        key = f"_cached_{name}"
-        value = self.__dict__.get(key)
-        if value is None:
-            value = self.__dict__[key] = compute()
-        return value
-
-    def __getstate__(self) -> dict:
-        return {key: value for key, value in self.__dict__.items() if not key.startswith("_cached")}
 
     def _column_of(self) -> np.ndarray:
         """Each product's position in `items` (-1 for products without factors)."""

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Protocol, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 from scipy import sparse
@@ -167,6 +167,21 @@ def top_k(scores: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
         ids = np.pad(ids, ((0, 0), (0, k - k_eff)), constant_values=-1)
         best = np.pad(best, ((0, 0), (0, k - k_eff)), constant_values=-np.inf)
     return ids, best
+
+
+class DerivedCache:
+    """Values a model derives from its fitted arrays (positions, restricted copies), computed once per
+    loaded model in keys named `_cached_*`, which its pickle leaves out: artifacts stay as fitted."""
+
+    def _cached(self, name: str, compute: Callable[[], Any]) -> Any:
+        key = f"_cached_{name}"
+        value = self.__dict__.get(key)
+        if value is None:
+            value = self.__dict__[key] = compute()
+        return value
+
+    def __getstate__(self) -> dict:
+        return {key: value for key, value in self.__dict__.items() if not key.startswith("_cached")}
 
 
 class ItemSpace:

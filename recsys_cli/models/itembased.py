@@ -19,13 +19,13 @@ from threadpoolctl import threadpool_limits
 
 from ..dataset import Dataset, UserHistory, csr_row
 from ..errors import InputError
-from .base import ItemSpace, Scorer, explain_by_affinity, lookup, rank_rows, take_rows, top_k
+from .base import DerivedCache, ItemSpace, Scorer, explain_by_affinity, lookup, rank_rows, take_rows, top_k
 
 _BLOCK_ROWS = 512
 _USER_CHUNK = 4096
 
 
-class _ItemToItem:
+class _ItemToItem(DerivedCache):
     """History lookup and row activity shared by EASE and ItemKNN."""
 
     name: str
@@ -75,9 +75,6 @@ class _ItemToItem:
         if cached is None or cached.items is not items and not np.array_equal(cached.items, items):
             cached = self.__dict__["_cached_space"] = ItemSpace(items, self.n_items)
         return cached
-
-    def __getstate__(self) -> dict:
-        return {key: value for key, value in self.__dict__.items() if not key.startswith("_cached")}
 
     def explain(self, history: UserHistory, ids: np.ndarray) -> np.ndarray:
         """The history item contributing most to each recommended item's score (-1 if none)."""
