@@ -310,7 +310,7 @@ def test_serve_set_reaches_every_worker_and_survives_reloads(sample_artifacts, t
     assert seen & {item["product_id"] for item in json.loads(result.stdout)["items"]}
     changes = {"router": {"session_weight": 0.75}}  # what `serve --set router.session_weight=0.75` hands each granian worker
     for process_wide in ("configure_logging", "threadpool_limits", "_limit_malloc_arenas"):  # a worker's, not this test process's
-        monkeypatch.setattr(serving, process_wide, lambda *args: None)
+        monkeypatch.setattr(serving, process_wide, lambda *args, **kwargs: None)
     monkeypatch.setenv(
         serving.SERVE_CONFIG_ENV, json.dumps({"ARTIFACTS": str(artifacts), "DATA": str(tmp_path), "POLL_SECONDS": 0, "SETTINGS": changes})
     )
