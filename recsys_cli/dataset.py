@@ -43,13 +43,15 @@ class IdMap:
 
     def to_internal(self, ids: "np.ndarray | list[str] | pd.Series") -> np.ndarray:
         """Internal indices (int64); -1 for ids this map does not know."""
+        if len(ids) <= _FEW_IDS:  # a request's few ids: a lookup each (~1 us) beats building an index (~120 us)
+            return np.fromiter((self.get(i) for i in ids), dtype=np.int64, count=len(ids))
         return self._index.get_indexer(pd.Index(np.asarray(ids, dtype=object))).astype(np.int64)
 
     def get(self, external_id: str) -> int:
         """Internal index of one id, or -1."""
         try:
             position = self._index.get_loc(external_id)
-        except KeyError:
+        except (KeyError, TypeError, pd.errors.InvalidIndexError):  # unknown, or not an id at all
             return -1
         return int(position) if isinstance(position, (int, np.integer)) else -1
 
@@ -74,6 +76,9 @@ class IdMap:
         # pandas' Arrow-backed strings: no Python object per id, so a swapped-out model leaves no
         # half-empty small-object arenas behind in a long-running server
         object.__setattr__(self, "_cached_index", pd.Index(self.external_ids, dtype="string[pyarrow]"))
+
+
+_FEW_IDS = 32
 
 
 @dataclass(frozen=True)

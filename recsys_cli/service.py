@@ -546,9 +546,7 @@ class RecommendationService:
             recent = recent[: self.session_items]
             if len(recent):
                 neighbour_ids, neighbour_scores = self.content.similar_items(recent, k=self.content.neighbour_count())
-                nearest = pd.Series(neighbour_scores.ravel(), index=neighbour_ids.ravel())
-                nearest = nearest[nearest.index >= 0].groupby(level=0).max()
-                boost = nearest.reindex(items).fillna(0.0).to_numpy()
+                boost = _best_per_item(neighbour_ids.ravel(), neighbour_scores.ravel(), items)
             blended = (1 - self.session_weight) * scaled + self.session_weight * boost
             order = np.argsort(-blended, kind="stable")[:k]
             out_ids[row, : len(order)] = items[order]
@@ -1073,6 +1071,20 @@ class RecommendationService:
 
 
 _NO_ITEMS = np.zeros(0, dtype=np.int64)
+
+
+def _best_per_item(ids: np.ndarray, scores: np.ndarray, items: np.ndarray) -> np.ndarray:
+    """For each of `items`, the highest of `scores` given to it in (`ids`, `scores`) pairs (-1 ids
+    ignored); 0.0 for items that have none."""
+    valid = ids >= 0
+    ids, scores = ids[valid], scores[valid].astype(np.float64)
+    order = np.lexsort((-scores, ids))  # by id, best score first
+    ids, scores = ids[order], scores[order]
+    first = np.concatenate(([True], ids[1:] != ids[:-1])) if len(ids) else np.zeros(0, dtype=bool)
+    ids, scores = ids[first], scores[first]
+    at = np.minimum(np.searchsorted(ids, items), max(len(ids) - 1, 0))
+    found = (ids[at] == items) if len(ids) else np.zeros(len(items), dtype=bool)
+    return np.where(found, scores[at] if len(ids) else 0.0, 0.0)
 
 
 def _ids(values: Sequence[str], name: str) -> list[str]:
