@@ -77,3 +77,14 @@ def test_a_cheap_one_customer_row_behaves_like_scipys_own(indices):
     np.testing.assert_array_equal(cheap @ weights, scipys @ weights)
     np.testing.assert_array_equal((cheap + scipys).toarray(), 2 * scipys.toarray())
     np.testing.assert_array_equal(cheap.sorted_indices().indices, np.sort(indices))
+
+
+def test_a_few_ids_and_many_ids_map_the_same_way():
+    """to_internal looks a handful of ids up one by one and builds an index for more: same answers."""
+    ids = IdMap.from_ids([f"p{i}" for i in range(100)])
+    asked = ["p3", "nope", "p99", "", "p3"] * 10  # 50 ids: the index path
+    many = ids.to_internal(asked)
+    few = np.concatenate([ids.to_internal(asked[i : i + 5]) for i in range(0, len(asked), 5)])
+    np.testing.assert_array_equal(few, many)
+    assert many[:5].tolist() == [3, -1, 99, -1, 3]
+    assert ids.to_internal([["p3"], None, 3]).tolist() == [-1, -1, -1]  # not ids at all: unknown, never an error

@@ -353,3 +353,12 @@ def test_trending_is_the_rise_of_a_products_share_in_the_window(service):
     for window in ("7", "d", "-3d", "7x", "1.2.3d"):
         with pytest.raises(InputError, match="window"):
             service.trending(5, window=window)
+
+
+def test_the_session_boost_takes_each_products_best_neighbour_score():
+    from recsys_cli.service import _best_per_item
+
+    ids = np.array([3, -1, 3, 5, 7])
+    scores = np.array([0.2, 0.9, 0.5, 0.1, 0.4], dtype=np.float32)
+    np.testing.assert_allclose(_best_per_item(ids, scores, np.array([3, 4, 5])), [0.5, 0.0, 0.1], rtol=1e-6)
+    assert _best_per_item(np.array([-1]), np.array([1.0]), np.array([1, 2])).tolist() == [0.0, 0.0]
