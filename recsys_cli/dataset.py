@@ -116,6 +116,7 @@ def csr_row(n_cols: int, values: np.ndarray, indices: np.ndarray) -> sparse.csr_
     row = copy.copy(empty)
     row.data, row.indices, row.indptr = values, indices, np.array([0, len(indices)], dtype=indices.dtype)
     row.has_sorted_indices = bool(len(indices) < 2 or (indices[1:] > indices[:-1]).all())
+    row.has_canonical_format = row.has_sorted_indices  # indices are distinct: canonical exactly when sorted
     return row
 
 

@@ -73,6 +73,7 @@ def test_a_cheap_one_customer_row_behaves_like_scipys_own(indices):
     assert cheap.shape == (1, 50) and cheap.nnz == len(indices)
     np.testing.assert_array_equal(cheap.toarray(), scipys.toarray())
     assert cheap.has_sorted_indices == scipys.has_sorted_indices
+    assert cheap.has_canonical_format == scipys.has_canonical_format
     weights = np.arange(50 * 4, dtype=np.float32).reshape(50, 4)
     np.testing.assert_array_equal(cheap @ weights, scipys @ weights)
     np.testing.assert_array_equal((cheap + scipys).toarray(), 2 * scipys.toarray())
