@@ -460,14 +460,17 @@ class RecommendationService:
         n = len(users)
         distinct = np.diff(history.weights.indptr)
         exclude = self.exclusions(history)
-        if hidden is not None and hidden.nnz:
-            exclude = ((exclude + hidden) > 0).astype(np.int8).tocsr()
+        hidden = hidden if hidden is not None and hidden.nnz else None
         if allowed is None:
             allowed = self._shop.allowed
-        if n == 1 and exclude.nnz:  # one customer: what they may not get is one mask with the filter's, no pairs to check
+        if n == 1 and (exclude.nnz or hidden is not None):  # one customer: one mask with the filter's, no pairs to check
             allowed = np.ones(self.dataset.n_items, dtype=bool) if allowed is None else allowed.copy()
-            allowed[exclude.indices] = False
+            for blocked in (exclude, hidden):
+                if blocked is not None:
+                    allowed[blocked.indices] = False
             exclude = None
+        elif hidden is not None:
+            exclude = ((exclude + hidden) > 0).astype(np.int8).tocsr()
         warm = (distinct >= self.warm_min) & self.covered(users)
         few = (distinct >= 1) & ~warm
         route = np.full(n, POPULARITY, dtype=np.int8)
