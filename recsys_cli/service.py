@@ -21,7 +21,7 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 import pandas as pd
@@ -710,17 +710,19 @@ class RecommendationService:
                 self._item(pin.product_id)  # a request pinning an unknown product: NotFoundError
             rules = self.rules.merged(rules)
         # boosts re-rank the candidates: twice n, at least the stored list's 20, so a plain request still reads it
-        wider = self._recommend(str(customer_id), min(max(2 * n, 20), MAX_N), filters, viewed, shuffle)
-        return {**wider, "items": apply_rules(wider["items"], n, rules, self._pinned(str(customer_id), rules, filters, viewed))}
+        customer_id = str(customer_id)
+        read = self._read(customer_id, viewed)  # once, for the list and the pins
+        wider = self._recommend(customer_id, min(max(2 * n, 20), MAX_N), filters, viewed, shuffle, read)
+        return {**wider, "items": apply_rules(wider["items"], n, rules, self._pinned(customer_id, rules, filters, read))}
 
-    def _pinned(self, customer_id: str, rules: Rules, filters: Filters | None, viewed: Sequence[str]) -> dict[str, dict]:
+    def _pinned(self, customer_id: str, rules: Rules, filters: Filters | None, read: "_Read") -> dict[str, dict]:
         """The pinned products this customer may be shown (known, available, passing the filters, not
         hidden, not excluded by their history), as result items."""
         if not rules.pins:
             return {}
-        shop, hidden = self.shop(customer_id)
+        shop, hidden = read.shop, read.hidden
         allowed = self.allowed(filters, shop)
-        _, history, _ = self.history_for(customer_id, viewed, forgotten=shop.forgets(customer_id))
+        _, history, _ = self.history_for(customer_id, live_rows=read.live_rows, forgotten=read.forgotten)
         strongest = history.strongest.tocsr()
         shown = {}
         for pin in rules.pins:
@@ -740,17 +742,25 @@ class RecommendationService:
             }
         return shown
 
-    def _recommend(self, customer_id: str, n: int, filters: Filters | None, viewed: Sequence[str], shuffle: int | None) -> dict:
-        if shuffle is not None:
-            wider = self._recommend(customer_id, min(n + n // 2, MAX_N), filters, viewed, None)
-            return vary(wider, n, check_seed(shuffle))
+    def _read(self, customer_id: str, viewed: Sequence[str]) -> "_Read":
+        """What a request reads from the live store, in one round trip: the customer's live events
+        (with `viewed`), the shop's controls and their hide list."""
         if self.live is None:
-            live_rows, (shop, hidden) = self.live_rows(customer_id, viewed), (self._shop, _NO_ITEMS)
+            live_rows, shop, hidden = self.live_rows(customer_id, viewed), self._shop, _NO_ITEMS
         else:
             events, controls = self.live.for_request(customer_id)
             live_rows = self.live_rows(customer_id, viewed, events=events)
             shop, hidden = self.shop(customer_id, controls=controls)
-        forgotten = shop.forgets(customer_id)
+        return _Read(live_rows, shop, hidden, shop.forgets(customer_id))
+
+    def _recommend(
+        self, customer_id: str, n: int, filters: Filters | None, viewed: Sequence[str], shuffle: int | None, read: "_Read | None" = None
+    ) -> dict:
+        read = read or self._read(customer_id, viewed)
+        if shuffle is not None:
+            wider = self._recommend(customer_id, min(n + n // 2, MAX_N), filters, viewed, None, read)
+            return vary(wider, n, check_seed(shuffle))
+        live_rows, shop, hidden, forgotten = read
         pre, user = self.precomputed, -1 if forgotten else self.dataset.users.get(customer_id)
         plain = not live_rows and (filters is None or not filters.active())
         if plain and pre is not None and user >= 0 and n <= pre.k and pre.row[user] >= 0:
@@ -1074,6 +1084,15 @@ class RecommendationService:
 
 
 _NO_ITEMS = np.zeros(0, dtype=np.int64)
+
+
+class _Read(NamedTuple):
+    """What one request read from the live store (`RecommendationService._read`)."""
+
+    live_rows: list[tuple[str, int, int]]
+    shop: ShopState
+    hidden: np.ndarray
+    forgotten: bool
 
 
 def _best_per_item(ids: np.ndarray, scores: np.ndarray, items: np.ndarray) -> np.ndarray:
