@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
+from .data.schema import CATALOG_AVAILABLE
 from .dataset import IdMap
 from .privacy import customer_hash
 
@@ -37,9 +38,9 @@ class ShopState:
 
 def catalog_unavailable(catalog: pd.DataFrame) -> np.ndarray:
     """One flag per item: the catalog (aligned to internal order) marks it `available = false`."""
-    if "available" not in catalog.columns:
+    if CATALOG_AVAILABLE not in catalog.columns:
         return np.zeros(len(catalog), dtype=bool)
-    return catalog["available"].astype(object).eq(False).to_numpy(dtype=bool)
+    return catalog[CATALOG_AVAILABLE].astype(object).eq(False).to_numpy(dtype=bool)
 
 
 def shop_state(

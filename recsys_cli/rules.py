@@ -68,7 +68,8 @@ class Rules:
         """These rules and `other` (a request's): boosts add up; a product pinned by both takes `other`'s slot."""
         if other is None or not other.active():
             return self
-        mine = tuple(pin for pin in self.pins if pin.product_id not in {p.product_id for p in other.pins})
+        theirs = {pin.product_id for pin in other.pins}
+        mine = tuple(pin for pin in self.pins if pin.product_id not in theirs)
         return Rules(self.boosts + other.boosts, mine + other.pins)
 
 
