@@ -953,8 +953,9 @@ class RecommendationService:
         each with its strongest event, when it last happened and whether it is available now; [] for
         an unknown customer. A history, so unavailable products stay (marked); hidden ones do not."""
         n = check_n(n)
-        shop, hidden = self.shop(str(customer_id))
-        _, history, _ = self.history_for(str(customer_id), forgotten=shop.forgets(str(customer_id)))
+        read = self._read(str(customer_id), ())  # one round trip: events, controls, hide list
+        shop, hidden = read.shop, read.hidden
+        _, history, _ = self.history_for(str(customer_id), live_rows=read.live_rows, forgotten=read.forgotten)
         # a UserHistory's matrices share one sparsity pattern: entry j is the same product in each
         items, stamps = history.last_seen.indices, history.last_seen.data
         order = np.lexsort((items, -stamps))
