@@ -13,7 +13,6 @@ Two backends behind one interface (`LiveEvents`), chosen by `open_live_store`:
 
 from __future__ import annotations
 
-import json
 import logging
 import sqlite3
 import threading
@@ -307,21 +306,8 @@ class LiveStore:
         return split_request_rows(rows)
 
     def controls(self, customer_id: str) -> Controls:
-        """The controls generation and the customer's hidden products, in one query. Like
-        `for_customer`, an unreadable store gives NO_CONTROLS and sets `read_error`."""
-        if self._absent():
-            return NO_CONTROLS
-        try:
-            generation, hidden = self._query(
-                "SELECT (SELECT value FROM generation WHERE id = 1),"
-                " (SELECT json_group_array(product_id) FROM (SELECT product_id FROM hidden WHERE customer_id = ? ORDER BY hidden_at))",
-                (customer_id,),
-            )[0]
-        except LiveStoreError as error:
-            unreadable(self, error, "live store unreadable, serving without its controls")
-            self.close()
-            return NO_CONTROLS
-        return Controls(int(generation or 0), tuple(json.loads(hidden)) if hidden and hidden != "[]" else ())
+        """The controls generation and the customer's hidden products: `for_request` without events."""
+        return self.for_request(customer_id, limit=0)[1]
 
     def set_availability(self, product_ids: list[str], available: bool, *, at: int) -> None:
         rows = [(product_id, int(bool(available)), int(at)) for product_id in product_ids]

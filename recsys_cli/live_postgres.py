@@ -210,17 +210,8 @@ class PostgresLiveStore:
         return split_request_rows(rows)
 
     def controls(self, customer_id: str) -> Controls:
-        """The controls generation and the customer's hidden products in one round trip; NO_CONTROLS when unreachable."""
-        try:
-            generation, hidden = self._query(
-                "SELECT (SELECT value FROM recsys_generation WHERE id = 1),"
-                " ARRAY(SELECT product_id FROM recsys_hidden WHERE customer_id = %s ORDER BY hidden_at)",
-                (customer_id,),
-            )[0]
-        except LiveStoreError as error:
-            unreadable(self, error, "live store unreadable, serving without its controls")
-            return NO_CONTROLS
-        return Controls(int(generation or 0), tuple(hidden or ()))
+        """The controls generation and the customer's hidden products: `for_request` without events."""
+        return self.for_request(customer_id, limit=0)[1]
 
     def set_availability(self, product_ids: list[str], available: bool, *, at: int) -> None:
         rows = [(product_id, bool(available), int(at)) for product_id in product_ids]
