@@ -22,6 +22,7 @@ from . import __version__, artifacts, publish_guard
 from .config import Settings
 from .data.events import valid_canonical
 from .data.ingest import ingest
+from .data.schema import PURCHASE
 from .dataset import Dataset
 from .errors import InputError
 from .live import open_live_store
@@ -73,6 +74,7 @@ class Trained:
         """Count the products bought in the same basket (one customer, one day) in `events` (bought_together)."""
         (progress or (lambda stage: None))("together")
         started = time.perf_counter()
+        events = events[events["type"].to_numpy() == PURCHASE]  # only purchases fill baskets: map just their ids
         self.together = BoughtTogetherModel(**settings["bought_together"]).fit_purchases(
             self.dataset.n_items,
             self.dataset.users.to_internal(events["customer_id"].to_numpy(dtype=object)),
@@ -254,6 +256,10 @@ def train(
             log(f"ignoring {len(rejected):,} live events that ingest would reject (first: {rejected.iloc[0]})")
         if len(live_events):
             log(f"including {len(live_events):,} live events from {live.where}")
+
+        def all_events() -> pd.DataFrame:
+            return pd.concat([snapshot.events(), live_events], ignore_index=True) if len(live_events) else snapshot.events()
+
         if engine == "spark":
             from .engines.spark import fit_models_spark, session
 
@@ -263,12 +269,12 @@ def train(
                     spark, events_uri, live_events, snapshot.catalog(), settings, weighting_from(settings), progress
                 )
         else:
-            events = pd.concat([snapshot.events(), live_events], ignore_index=True) if len(live_events) else snapshot.events()
+            events = all_events()
             trained = fit_models(events, snapshot.catalog(), settings, progress)
             n_events = len(events)
         trained.precompute(settings, progress)
         if engine == "spark":  # Spark read the snapshot itself; baskets need the events on the driver
-            events = pd.concat([snapshot.events(), live_events], ignore_index=True) if len(live_events) else snapshot.events()
+            events = all_events()
         trained.fit_together(events, settings, progress)
         progress("write")
         write_started = time.perf_counter()
