@@ -230,7 +230,7 @@ SCHEMAS: dict[str, dict[str, Any]] = {
             "product_id": {"type": "string"},
             "rank": {"type": "integer", "minimum": 1},
             "last_seen": {"type": "string", "format": "date-time"},
-            "event": {"type": "string", "enum": ["view_product", "add_to_cart", "purchase_item"]},
+            "event": {"type": "string", "enum": list(EVENT_TYPES)},
             "available": {"type": "boolean", "description": "false: unavailable now (history keeps it; no other list shows it)."},
             "reason": {"type": "string"},
             **ATTRIBUTES,
