@@ -6,7 +6,6 @@ models see internal indices only.
 
 from __future__ import annotations
 
-import copy
 from collections.abc import Mapping
 from dataclasses import dataclass
 
@@ -98,26 +97,33 @@ class UserHistory:
     @classmethod
     def one(cls, indices: np.ndarray, weights: np.ndarray, last_seen: np.ndarray, strongest: np.ndarray, n_items: int) -> "UserHistory":
         """One customer's history from its arrays (`indices` distinct; the arrays are shared, not copied)."""
-        return cls(*(csr_row(n_items, values, indices) for values in (weights, last_seen, strongest)))
+        ordered = _increasing(indices)
+        return cls(*(csr_row(n_items, values, indices, sorted_indices=ordered) for values in (weights, last_seen, strongest)))
 
 
 _EMPTY_ROWS: dict[tuple[int, np.dtype], sparse.csr_matrix] = {}
 
 
-def csr_row(n_cols: int, values: np.ndarray, indices: np.ndarray) -> sparse.csr_matrix:
+def csr_row(n_cols: int, values: np.ndarray, indices: np.ndarray, *, sorted_indices: bool | None = None) -> sparse.csr_matrix:
     """A 1 x n_cols CSR matrix holding `values` at the distinct `indices` (arrays shared, not copied).
 
     What a request builds several times: a shallow copy of a cached empty row given the arrays
-    (about 2 us) instead of scipy's validating constructor (about 10 us)."""
+    (under 1 us) instead of scipy's validating constructor (about 10 us). `sorted_indices` says
+    whether `indices` increase, when the caller knows (checked otherwise)."""
     key = (n_cols, values.dtype)
     empty = _EMPTY_ROWS.get(key)
     if empty is None:
         empty = _EMPTY_ROWS[key] = sparse.csr_matrix((1, n_cols), dtype=values.dtype)
-    row = copy.copy(empty)
+    row = object.__new__(type(empty))  # copy.copy's shallow copy, without its protocol lookups
+    row.__dict__.update(empty.__dict__)
     row.data, row.indices, row.indptr = values, indices, np.array([0, len(indices)], dtype=indices.dtype)
-    row.has_sorted_indices = bool(len(indices) < 2 or (indices[1:] > indices[:-1]).all())
+    row.has_sorted_indices = _increasing(indices) if sorted_indices is None else sorted_indices
     row.has_canonical_format = row.has_sorted_indices  # indices are distinct: canonical exactly when sorted
     return row
+
+
+def _increasing(indices: np.ndarray) -> bool:
+    return bool(len(indices) < 2 or (indices[1:] > indices[:-1]).all())
 
 
 @dataclass(frozen=True)

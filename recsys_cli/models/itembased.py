@@ -52,7 +52,7 @@ class _ItemToItem(DerivedCache):
             if data.all():  # shares the history's index arrays: nothing to drop, nothing written
                 if weights.shape[0] == 1:  # one customer's request
                     start, stop = weights.indptr[0], weights.indptr[1]
-                    return csr_row(weights.shape[1], data[start:stop], weights.indices[start:stop])
+                    return csr_row(weights.shape[1], data[start:stop], weights.indices[start:stop], sorted_indices=weights.has_sorted_indices)
                 return sparse.csr_matrix((data, weights.indices, weights.indptr), shape=weights.shape)
             rows = sparse.csr_matrix((data, weights.indices.copy(), weights.indptr.copy()), shape=weights.shape)
             rows.eliminate_zeros()
@@ -349,11 +349,12 @@ class RP3betaModel(ItemKNNModel):
 
 def _columns(rows: sparse.csr_matrix, position: np.ndarray, width: int) -> sparse.csr_matrix:
     """`rows` with each product moved to its column `position[product]` (dropped where -1):
-    a column selection without scipy's fancy indexing."""
+    a column selection without scipy's fancy indexing. Positions increase with the product (the
+    columns of a sorted subset), so sorted rows stay sorted."""
     columns = position[rows.indices]
     keep = columns >= 0
     if rows.shape[0] == 1:
-        return csr_row(width, rows.data[keep], columns[keep])
+        return csr_row(width, rows.data[keep], columns[keep], sorted_indices=rows.has_sorted_indices)
     indptr = np.concatenate([[0], np.cumsum(keep)])[rows.indptr]  # entries kept before each row's start
     return sparse.csr_matrix((rows.data[keep], columns[keep], indptr), shape=(rows.shape[0], width))
 
