@@ -346,12 +346,19 @@ class RecommendationService:
 
     def allowed(self, filters: Filters | None = None, shop: ShopState | None = None) -> np.ndarray | None:
         """Products that may be recommended under `filters` (None: every product): listed in the
-        catalog, available (catalog and live overrides, as of `shop`) and passing the filters."""
-        base = (shop or self._shop).allowed
+        catalog, available (catalog and live overrides, as of `shop`) and passing the filters.
+        Read-only: kept per filter and controls generation like the masks it combines."""
+        shop = shop or self._shop
         if filters is None or not filters.active():
-            return base
-        mask = self.filter_mask(filters)
-        return mask if base is None else mask & base
+            return shop.allowed
+        key = ("allowed", filters, shop.generation)
+        mask = self._masks.get(key)
+        if mask is None:
+            mask = self.filter_mask(filters)
+            if shop.allowed is not None:
+                mask &= shop.allowed
+            self._keep_mask(key, mask)
+        return mask
 
     # --- the shop's controls: availability, hide lists, the deletion list ------------------------
 
@@ -484,8 +491,9 @@ class RecommendationService:
             rows = np.flatnonzero(segment)
             if not len(rows):
                 continue
-            sub = _rows(history, rows)
-            excluded = take_rows(exclude, rows) if exclude is not None else None
+            whole = len(rows) == n  # one segment (always so for one customer): the rows as given
+            sub = history if whole else _rows(history, rows)
+            excluded = exclude if whole or exclude is None else take_rows(exclude, rows)
             if model is self.collaborative and session is not None and self.session_weight > 0 and not declares(model, Ranking):
                 got_ids, got_scores = self._blend_session(users[rows], sub, excluded, k, [session[i] for i in rows], allowed)
             elif declares(model, ExplainsWhileRanking):
@@ -678,11 +686,14 @@ class RecommendationService:
             else:
                 codes, names = self._brand if field == "brand" else self._gender
                 mask = np.isin(names, list(values))[codes]
-            mask.setflags(write=False)
-            if len(self._masks) >= MASKS_KEPT:
-                self._masks.clear()
-            self._masks[key] = mask
+            self._keep_mask(key, mask)
         return mask
+
+    def _keep_mask(self, key: tuple, mask: np.ndarray) -> None:
+        mask.setflags(write=False)
+        if len(self._masks) >= MASKS_KEPT:
+            self._masks.clear()
+        self._masks[key] = mask
 
     def recommend(
         self,
