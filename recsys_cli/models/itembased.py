@@ -52,7 +52,9 @@ class _ItemToItem(DerivedCache):
             if data.all():  # shares the history's index arrays: nothing to drop, nothing written
                 if weights.shape[0] == 1:  # one customer's request
                     start, stop = weights.indptr[0], weights.indptr[1]
-                    return csr_row(weights.shape[1], data[start:stop], weights.indices[start:stop], sorted_indices=weights.has_sorted_indices)
+                    return csr_row(
+                        weights.shape[1], data[start:stop], weights.indices[start:stop], sorted_indices=weights.has_sorted_indices
+                    )
                 return sparse.csr_matrix((data, weights.indices, weights.indptr), shape=weights.shape)
             rows = sparse.csr_matrix((data, weights.indices.copy(), weights.indptr.copy()), shape=weights.shape)
             rows.eliminate_zeros()
