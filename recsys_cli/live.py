@@ -17,6 +17,7 @@ import logging
 import sqlite3
 import threading
 import time
+from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
@@ -61,8 +62,6 @@ CREATE TABLE IF NOT EXISTS generation (
     value INTEGER NOT NULL
 );
 """
-
-_BUMP = "INSERT INTO generation (id, value) VALUES (1, 1) ON CONFLICT (id) DO UPDATE SET value = value + 1"
 
 
 @dataclass(frozen=True)
@@ -179,8 +178,158 @@ def frame_of(rows: list[tuple]) -> pd.DataFrame:
     return frame
 
 
-class LiveStore:
+@dataclass(frozen=True)
+class Statements:
+    """The SQL both stores run, in one dialect: `placeholder` ("?" or "%s") and their table names."""
+
+    request: str
+    events: str
+    bump: str
+    set_availability: str
+    availability: str
+    hide: str
+    hidden: str
+    forget: tuple[str, str, str]
+    forgotten: str
+    count: str
+    watermark: str
+    everything: str
+
+    @classmethod
+    def of(cls, p: str, events: str, availability: str, hidden: str, forgotten: str, generation: str) -> "Statements":
+        return cls(
+            # one round trip: the newest events (kind = type code), the hide list (kind -1) and the
+            # controls generation (kind -2, its value in the timestamp column)
+            request=(
+                f"SELECT product_id, type, timestamp, id FROM ("
+                f"SELECT product_id, type, timestamp, id FROM {events} WHERE customer_id = {p} ORDER BY id DESC LIMIT {p}) AS recent"
+                f" UNION ALL SELECT product_id, -1, hidden_at, 0 FROM {hidden} WHERE customer_id = {p}"
+                f" UNION ALL SELECT '', -2, value, 0 FROM {generation} WHERE id = 1"
+                " ORDER BY 4 DESC, 3"
+            ),
+            events=f"SELECT product_id, type, timestamp FROM {events} WHERE customer_id = {p} ORDER BY id DESC LIMIT {p}",
+            bump=f"INSERT INTO {generation} (id, value) VALUES (1, 1) ON CONFLICT (id) DO UPDATE SET value = {generation}.value + 1",
+            set_availability=(
+                f"INSERT INTO {availability} (product_id, available, updated_at) VALUES ({p}, {p}, {p}) ON CONFLICT (product_id)"
+                " DO UPDATE SET available = excluded.available, updated_at = excluded.updated_at"
+            ),
+            availability=f"SELECT product_id, available FROM {availability}",
+            hide=f"INSERT INTO {hidden} (customer_id, product_id, hidden_at) VALUES ({p}, {p}, {p}) ON CONFLICT DO NOTHING",
+            hidden=f"SELECT product_id FROM {hidden} WHERE customer_id = {p} ORDER BY hidden_at",
+            forget=(
+                f"DELETE FROM {events} WHERE customer_id = {p}",
+                f"DELETE FROM {hidden} WHERE customer_id = {p}",
+                f"INSERT INTO {forgotten} (customer_hash, forgotten_at) VALUES ({p}, {p}) ON CONFLICT (customer_hash)"
+                " DO UPDATE SET forgotten_at = excluded.forgotten_at",
+            ),
+            forgotten=f"SELECT customer_hash, forgotten_at FROM {forgotten}",
+            count=f"SELECT COUNT(*) FROM {events}",
+            watermark=f"SELECT COUNT(*), COALESCE(MAX(id), 0) FROM {events}",
+            everything=f"SELECT customer_id, product_id, type, timestamp FROM {events} ORDER BY id",
+        )
+
+
+class SQLStore(ABC):
+    """The reads and writes both stores run the same way, each in its own dialect (`sql`).
+
+    A store provides `_query(sql, params)` (rows; LiveStoreError when it fails), `_write(steps,
+    what)` (one durable transaction; rows changed per step), `close()` and `append`; reads answer
+    empty while `_absent()` (the SQLite file before anyone wrote to it). Reading for a
+    recommendation never fails the request: an unreadable store gives no live events, and
+    `read_error` says why until a read succeeds again.
+    """
+
+    sql: Statements
+    read_error: str | None = None
+
+    @abstractmethod
+    def _query(self, sql: str, params: tuple = ()) -> list[tuple]: ...
+
+    @abstractmethod
+    def _write(self, steps: list[tuple[str, list[tuple]]], what: str) -> list[int]: ...
+
+    @abstractmethod
+    def close(self) -> None: ...
+
+    def _absent(self) -> bool:
+        return False
+
+    def _read_for_request(self, sql: str, params: tuple) -> list[tuple] | None:
+        """Rows, or None after logging why the store is unreadable (the connection is reopened at the next read)."""
+        if self._absent():
+            self.read_error = None
+            return []
+        try:
+            rows = self._query(sql, params)
+        except LiveStoreError as error:
+            unreadable(self, error, "live events unreadable, serving without them")
+            self.close()
+            return None
+        self.read_error = None
+        return rows
+
+    def for_request(self, customer_id: str, *, limit: int = 500) -> tuple[list[tuple[str, int, int]], Controls]:
+        """The customer's live events (as `for_customer`) and the controls (as `controls`) in one query:
+        the one read a recommendation request makes. Unreadable: ([], NO_CONTROLS) and `read_error`."""
+        rows = self._read_for_request(self.sql.request, (customer_id, limit, customer_id))
+        return ([], NO_CONTROLS) if rows is None else split_request_rows(rows)
+
+    def for_customer(self, customer_id: str, *, limit: int = 500) -> list[tuple[str, int, int]]:
+        """The customer's most recent live events as (product_id, type code, timestamp), newest first."""
+        rows = self._read_for_request(self.sql.events, (customer_id, limit)) or []
+        return [(product, int(kind), int(stamp)) for product, kind, stamp in rows]
+
+    def controls(self, customer_id: str) -> Controls:
+        """The controls generation and the customer's hidden products: `for_request` without events."""
+        return self.for_request(customer_id, limit=0)[1]
+
+    def set_availability(self, product_ids: list[str], available: bool, *, at: int) -> None:
+        rows = [(product_id, bool(available), int(at)) for product_id in product_ids]
+        self._write([(self.sql.set_availability, rows), (self.sql.bump, [()])], "availability")
+
+    def availability(self) -> dict[str, bool]:
+        if self._absent():
+            return {}
+        return {product_id: bool(flag) for product_id, flag in self._query(self.sql.availability)}
+
+    def hide(self, customer_id: str, product_ids: list[str], *, at: int) -> int:
+        rows = [(customer_id, product_id, int(at)) for product_id in product_ids]
+        return self._write([(self.sql.hide, rows)], "hidden products")[0]
+
+    def hidden(self, customer_id: str) -> list[str]:
+        if self._absent():
+            return []
+        return [row[0] for row in self._query(self.sql.hidden, (customer_id,))]
+
+    def forget(self, customer_id: str, customer_hash: str, *, at: int) -> int:
+        events, hidden, forgotten = self.sql.forget
+        steps = [(events, [(customer_id,)]), (hidden, [(customer_id,)]), (forgotten, [(customer_hash, int(at))]), (self.sql.bump, [()])]
+        return self._write(steps, "the deletion")[0]
+
+    def forgotten(self) -> dict[str, int]:
+        if self._absent():
+            return {}
+        return {digest: int(at) for digest, at in self._query(self.sql.forgotten)}
+
+    def count(self) -> int:
+        return 0 if self._absent() else int(self._query(self.sql.count)[0][0])
+
+    def watermark(self) -> tuple[int, int]:
+        """(count, highest id): changes whenever events are added; part of the training fingerprint."""
+        if self._absent():
+            return (0, 0)
+        count, highest = self._query(self.sql.watermark)[0]
+        return int(count), int(highest)
+
+    def to_frame(self) -> pd.DataFrame:
+        """All live events, oldest first, as canonical events (type as code)."""
+        return frame_of([] if self._absent() else self._query(self.sql.everything))
+
+
+class LiveStore(SQLStore):
     """Append and read live events in a SQLite file; one connection per thread."""
+
+    sql = Statements.of("?", events="events", availability="availability", hidden="hidden", forgotten="forgotten", generation="generation")
 
     def __init__(self, path: Path):
         self.path = Path(path)
@@ -280,139 +429,6 @@ class LiveStore:
         """Store (customer_id, product_id, type code, timestamp) rows in one transaction."""
         self._write([("INSERT INTO events (customer_id, product_id, type, timestamp) VALUES (?, ?, ?, ?)", events)], "events")
         return len(events)
-
-    def for_request(self, customer_id: str, *, limit: int = 500) -> tuple[list[tuple[str, int, int]], Controls]:
-        """The customer's live events (as `for_customer`) and the controls (as `controls`) in one query:
-        the one read a recommendation request makes. Unreadable: ([], NO_CONTROLS) and `read_error`."""
-        if self._absent():
-            self.read_error = None
-            return [], NO_CONTROLS
-        try:
-            # one round trip: the newest events (kind = type code), the hide list (kind -1) and the
-            # controls generation (kind -2, its value in the timestamp column)
-            rows = self._query(
-                "SELECT product_id, type, timestamp, id FROM ("
-                " SELECT product_id, type, timestamp, id FROM events WHERE customer_id = :customer ORDER BY id DESC LIMIT :limit)"
-                " UNION ALL SELECT product_id, -1, hidden_at, 0 FROM hidden WHERE customer_id = :customer"
-                " UNION ALL SELECT '', -2, value, 0 FROM generation WHERE id = 1"
-                " ORDER BY 4 DESC, 3",
-                {"customer": customer_id, "limit": limit},
-            )
-        except LiveStoreError as error:
-            unreadable(self, error, "live events unreadable, serving without them")
-            self.close()
-            return [], NO_CONTROLS
-        self.read_error = None
-        return split_request_rows(rows)
-
-    def controls(self, customer_id: str) -> Controls:
-        """The controls generation and the customer's hidden products: `for_request` without events."""
-        return self.for_request(customer_id, limit=0)[1]
-
-    def set_availability(self, product_ids: list[str], available: bool, *, at: int) -> None:
-        rows = [(product_id, int(bool(available)), int(at)) for product_id in product_ids]
-        self._write(
-            [
-                (
-                    "INSERT INTO availability (product_id, available, updated_at) VALUES (?, ?, ?) ON CONFLICT (product_id)"
-                    " DO UPDATE SET available = excluded.available, updated_at = excluded.updated_at",
-                    rows,
-                ),
-                (_BUMP, [()]),
-            ],
-            "availability",
-        )
-
-    def availability(self) -> dict[str, bool]:
-        if self._absent():
-            return {}
-        return {product_id: bool(flag) for product_id, flag in self._query("SELECT product_id, available FROM availability")}
-
-    def hide(self, customer_id: str, product_ids: list[str], *, at: int) -> int:
-        rows = [(customer_id, product_id, int(at)) for product_id in product_ids]
-        sql = "INSERT INTO hidden (customer_id, product_id, hidden_at) VALUES (?, ?, ?) ON CONFLICT DO NOTHING"
-        return self._write([(sql, rows)], "hidden products")[0]
-
-    def hidden(self, customer_id: str) -> list[str]:
-        if self._absent():
-            return []
-        return [row[0] for row in self._query("SELECT product_id FROM hidden WHERE customer_id = ? ORDER BY hidden_at", (customer_id,))]
-
-    def forget(self, customer_id: str, customer_hash: str, *, at: int) -> int:
-        removed, _, _, _ = self._write(
-            [
-                ("DELETE FROM events WHERE customer_id = ?", [(customer_id,)]),
-                ("DELETE FROM hidden WHERE customer_id = ?", [(customer_id,)]),
-                (
-                    "INSERT INTO forgotten (customer_hash, forgotten_at) VALUES (?, ?) ON CONFLICT (customer_hash)"
-                    " DO UPDATE SET forgotten_at = excluded.forgotten_at",
-                    [(customer_hash, int(at))],
-                ),
-                (_BUMP, [()]),
-            ],
-            "the deletion",
-        )
-        return removed
-
-    def forgotten(self) -> dict[str, int]:
-        if self._absent():
-            return {}
-        return {digest: int(at) for digest, at in self._query("SELECT customer_hash, forgotten_at FROM forgotten")}
-
-    def for_customer(self, customer_id: str, *, limit: int = 500) -> list[tuple[str, int, int]]:
-        """The customer's most recent live events as (product_id, type code, timestamp), newest first.
-
-        Reading for a recommendation never fails the request: an unreadable store (corrupt file,
-        permissions) gives no live events, and `read_error` says why until a read succeeds again.
-        """
-        if self._absent():
-            self.read_error = None
-            return []
-        try:
-            rows = self._query(
-                "SELECT product_id, type, timestamp FROM events WHERE customer_id = ? ORDER BY id DESC LIMIT ?",
-                (customer_id, limit),
-            )
-        except LiveStoreError as error:
-            unreadable(self, error, "live events unreadable, serving without them")
-            self.close()  # a replaced or repaired file is reopened on the next read
-            return []
-        self.read_error = None
-        return rows
-
-    def count(self) -> int:
-        if self._absent():
-            return 0
-        return int(self._query("SELECT COUNT(*) FROM events")[0][0])
-
-    def watermark(self) -> tuple[int, int]:
-        """(count, highest id): changes whenever events are added; part of the training fingerprint."""
-        if self._absent():
-            return (0, 0)
-        count, highest = self._query("SELECT COUNT(*), COALESCE(MAX(id), 0) FROM events")[0]
-        return int(count), int(highest)
-
-    def to_frame(self) -> pd.DataFrame:
-        """All live events as canonical events (type as code)."""
-        empty = pd.DataFrame(
-            {
-                "customer_id": pd.Series([], dtype=object),
-                "product_id": pd.Series([], dtype=object),
-                "type": pd.Series([], dtype=np.int8),
-                "timestamp": pd.Series([], dtype=np.int64),
-            }
-        )
-        if self._absent():
-            return empty
-        rows = self._query("SELECT customer_id, product_id, type, timestamp FROM events ORDER BY id")
-        if not rows:
-            return empty
-        frame = pd.DataFrame(rows, columns=["customer_id", "product_id", "type", "timestamp"])
-        frame["customer_id"] = frame["customer_id"].astype(object)
-        frame["product_id"] = frame["product_id"].astype(object)
-        frame["type"] = frame["type"].astype(np.int8)
-        frame["timestamp"] = frame["timestamp"].astype(np.int64)
-        return frame
 
     def close(self) -> None:
         connection = getattr(self._local, "connection", None)

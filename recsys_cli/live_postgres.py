@@ -17,10 +17,8 @@ import logging
 import threading
 from urllib.parse import urlsplit, urlunsplit
 
-import pandas as pd
-
 from .errors import InputError, LiveStoreError
-from .live import NO_CONTROLS, Controls, frame_of, split_request_rows, unreadable
+from .live import SQLStore, Statements
 
 log = logging.getLogger("recsys.live")
 
@@ -59,14 +57,6 @@ CREATE TABLE IF NOT EXISTS recsys_generation (
 );
 """
 
-_REQUEST_SQL = f"""
-(SELECT product_id, type, timestamp, id FROM {TABLE} WHERE customer_id = %(customer)s ORDER BY id DESC LIMIT %(limit)s)
-UNION ALL SELECT product_id, -1, hidden_at, 0 FROM recsys_hidden WHERE customer_id = %(customer)s
-UNION ALL SELECT '', -2, value, 0 FROM recsys_generation WHERE id = 1
-ORDER BY 4 DESC, 3
-"""
-_BUMP = "INSERT INTO recsys_generation (id, value) VALUES (1, 1) ON CONFLICT (id) DO UPDATE SET value = recsys_generation.value + 1"
-
 
 def redact(url: str) -> str:
     """`url` without its password, for messages and logs."""
@@ -80,8 +70,17 @@ def redact(url: str) -> str:
     return urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment))
 
 
-class PostgresLiveStore:
+class PostgresLiveStore(SQLStore):
     """Append and read live events in PostgreSQL; one connection per thread, reopened after a failure."""
+
+    sql = Statements.of(
+        "%s",
+        events=TABLE,
+        availability="recsys_availability",
+        hidden="recsys_hidden",
+        forgotten="recsys_forgotten",
+        generation="recsys_generation",
+    )
 
     def __init__(self, url: str):
         try:
@@ -198,82 +197,6 @@ class PostgresLiveStore:
                 f"live event store {self.where}: could not store events ({_message(error)}); nothing was written"
             ) from None
         return len(events)
-
-    def for_request(self, customer_id: str, *, limit: int = 500) -> tuple[list[tuple[str, int, int]], Controls]:
-        """The customer's live events and the controls in one round trip (what a recommendation request reads)."""
-        try:
-            rows = self._query(_REQUEST_SQL, {"customer": customer_id, "limit": limit})
-        except LiveStoreError as error:
-            unreadable(self, error, "live events unreadable, serving without them")
-            return [], NO_CONTROLS
-        self.read_error = None
-        return split_request_rows(rows)
-
-    def controls(self, customer_id: str) -> Controls:
-        """The controls generation and the customer's hidden products: `for_request` without events."""
-        return self.for_request(customer_id, limit=0)[1]
-
-    def set_availability(self, product_ids: list[str], available: bool, *, at: int) -> None:
-        rows = [(product_id, bool(available), int(at)) for product_id in product_ids]
-        upsert = (
-            "INSERT INTO recsys_availability (product_id, available, updated_at) VALUES (%s, %s, %s) ON CONFLICT (product_id)"
-            " DO UPDATE SET available = excluded.available, updated_at = excluded.updated_at"
-        )
-        self._write([(upsert, rows), (_BUMP, [()])], "availability")
-
-    def availability(self) -> dict[str, bool]:
-        return {product_id: bool(flag) for product_id, flag in self._query("SELECT product_id, available FROM recsys_availability")}
-
-    def hide(self, customer_id: str, product_ids: list[str], *, at: int) -> int:
-        rows = [(customer_id, product_id, int(at)) for product_id in product_ids]
-        sql = "INSERT INTO recsys_hidden (customer_id, product_id, hidden_at) VALUES (%s, %s, %s) ON CONFLICT DO NOTHING"
-        return self._write([(sql, rows)], "hidden products")[0]
-
-    def hidden(self, customer_id: str) -> list[str]:
-        rows = self._query("SELECT product_id FROM recsys_hidden WHERE customer_id = %s ORDER BY hidden_at", (customer_id,))
-        return [row[0] for row in rows]
-
-    def forget(self, customer_id: str, customer_hash: str, *, at: int) -> int:
-        upsert = (
-            "INSERT INTO recsys_forgotten (customer_hash, forgotten_at) VALUES (%s, %s) ON CONFLICT (customer_hash)"
-            " DO UPDATE SET forgotten_at = excluded.forgotten_at"
-        )
-        removed, _, _, _ = self._write(
-            [
-                (f"DELETE FROM {TABLE} WHERE customer_id = %s", [(customer_id,)]),
-                ("DELETE FROM recsys_hidden WHERE customer_id = %s", [(customer_id,)]),
-                (upsert, [(customer_hash, int(at))]),
-                (_BUMP, [()]),
-            ],
-            "the deletion",
-        )
-        return removed
-
-    def forgotten(self) -> dict[str, int]:
-        return {digest: int(at) for digest, at in self._query("SELECT customer_hash, forgotten_at FROM recsys_forgotten")}
-
-    def for_customer(self, customer_id: str, *, limit: int = 500) -> list[tuple[str, int, int]]:
-        """The customer's most recent live events, newest first; [] (and `read_error`) when the database is unreachable."""
-        try:
-            rows = self._query(
-                f"SELECT product_id, type, timestamp FROM {TABLE} WHERE customer_id = %s ORDER BY id DESC LIMIT %s", (customer_id, limit)
-            )
-        except LiveStoreError as error:
-            unreadable(self, error, "live events unreadable, serving without them")
-            return []
-        self.read_error = None
-        return [(product, int(kind), int(stamp)) for product, kind, stamp in rows]
-
-    def count(self) -> int:
-        return int(self._query(f"SELECT COUNT(*) FROM {TABLE}")[0][0])
-
-    def watermark(self) -> tuple[int, int]:
-        count, highest = self._query(f"SELECT COUNT(*), COALESCE(MAX(id), 0) FROM {TABLE}")[0]
-        return int(count), int(highest)
-
-    def to_frame(self) -> pd.DataFrame:
-        """All live events, oldest first, as canonical events."""
-        return frame_of(self._query(f"SELECT customer_id, product_id, type, timestamp FROM {TABLE} ORDER BY id"))
 
     def close(self) -> None:
         connection = getattr(self._local, "connection", None)

@@ -16,6 +16,7 @@ from urllib.parse import quote
 import pytest
 
 import recsys_cli.live
+import recsys_cli.live_postgres
 from recsys_cli.live import LiveStore
 from recsys_cli.server import create_app
 
@@ -144,16 +145,20 @@ def test_events_reject_ids_that_are_not_strings_or_empty(client, folders):
     assert LiveStore.in_folder(folders[0]).count() == before
 
 
-def test_live_store_builds_no_sql_from_strings():
-    """Every execute* call in live.py takes a literal SQL string; values only travel as parameters."""
-    source = Path(recsys_cli.live.__file__).read_text(encoding="utf-8")
+@pytest.mark.parametrize("module", [recsys_cli.live, recsys_cli.live_postgres], ids=["sqlite", "postgres"])
+def test_live_store_builds_no_sql_from_strings(module):
+    """Every execute* call of both stores takes a literal SQL string or one of the fixed statements
+    (`Statements`, built once from table names and placeholders); values only travel as parameters."""
+    source = Path(module.__file__).read_text(encoding="utf-8")
     calls = re.findall(r"\.(?:execute|executemany|executescript)\(([^,)]*)", source)
     assert calls, "no SQL calls found: the check is looking at the wrong thing"
     for argument in calls:
         argument = argument.strip()
-        assert argument.startswith('"') or argument in {"sql", "_SCHEMA"}, f"SQL built from an expression: {argument}"
-    assert not re.search(r"""execute\w*\(\s*f["']""", source)
+        assert argument.startswith(('"', 'f"')) or argument in {"sql", "_SCHEMA"}, f"SQL built from an expression: {argument}"
+    for statement in re.findall(r'execute\w*\(\s*f"([^"]*)"', source):  # only a module constant (a table name) goes in
+        assert all(re.fullmatch(r"[A-Z_]+", name) for name in re.findall(r"\{([^}]*)\}", statement)), statement
     assert not re.search(r"""(SELECT|INSERT|UPDATE|DELETE|CREATE|PRAGMA)[^"\n]*"\s*(%|\.format\(|\+)""", source)
-    # `sql` is only ever one of the literal queries of this module
-    for match in re.finditer(r"self\._query\(\s*([^,)]+)", source):
-        assert match.group(1).strip().startswith('"'), match.group(0)
+    # `sql` is only ever a literal or one of the fixed statements
+    for match in re.finditer(r"self\._(?:query|read_for_request)\(\s*([^,)]+)", source):
+        argument = match.group(1).strip()
+        assert argument.startswith('"') or argument.startswith("self.sql.") or argument == "sql", match.group(0)
