@@ -212,24 +212,6 @@ _MODELS = _model_sections()
 LightFMSettings, EASESettings, ItemKNNSettings = _MODELS["lightfm"], _MODELS["ease"], _MODELS["itemknn"]
 RP3betaSettings, ALSSettings, ContentSettings = _MODELS["rp3beta"], _MODELS["als"], _MODELS["content"]
 BoughtTogetherSettings = _MODELS["bought_together"]
-SECTIONS: dict[str, type[Section]] = {
-    "weighting": WeightingSettings,
-    "router": RouterSettings,
-    "selection": SelectionSettings,
-    "lightfm": LightFMSettings,
-    "popularity": PopularitySettings,
-    "artifacts": ArtifactsSettings,
-    "training": TrainingSettings,
-    "spark": SparkSettings,
-    "ease": EASESettings,
-    "itemknn": ItemKNNSettings,
-    "rp3beta": RP3betaSettings,
-    "als": ALSSettings,
-    "content": ContentSettings,
-    "bought_together": BoughtTogetherSettings,
-    "rules": RulesSettings,
-}
-"""Every settings section, in the order they are written out."""
 
 
 # --- the settings object ---------------------------------------------------------------------------
@@ -276,11 +258,6 @@ class Settings(BaseModel):
         """`section.key` -> where its value came from (a file, an environment variable, the command line)."""
         return self._sources
 
-    @property
-    def values(self) -> dict[str, dict[str, Any]]:
-        """Every section as a plain dict (a copy)."""
-        return self.to_dict()
-
     def __getitem__(self, section: str) -> dict[str, Any]:
         """One section as a plain dict (a copy)."""
         if section not in SECTIONS:
@@ -288,11 +265,16 @@ class Settings(BaseModel):
         return getattr(self, section).model_dump()
 
     def to_dict(self) -> dict[str, dict[str, Any]]:
+        """Every section as a plain dict (a copy)."""
         return self.model_dump()
 
     def updated(self, changes: Mapping[str, Mapping[str, Any]], *, origin: str = "command line") -> "Settings":
         """These settings with `changes` on top, checked like any other source (the one merge)."""
         return _merge(self, {section: entries for section, entries in changes.items() if entries}, origin=origin)
+
+
+SECTIONS: dict[str, type[Section]] = {name: field.annotation for name, field in Settings.model_fields.items()}
+"""Every settings section (the fields of `Settings`), in the order they are written out."""
 
 
 def _merge(base: Settings, data: Mapping[str, Any], *, origin: str) -> Settings:

@@ -136,7 +136,7 @@ def parse_candidate(text: str, settings: Settings) -> tuple[str, dict[str, float
             except ValueError:
                 raise InputError(f"selection.candidates: '{text}': window must be a share of the period, e.g. 0.25") from None
             continue
-        known = settings.values.get(kind, {})
+        known = settings.to_dict().get(kind, {})
         if key not in known or isinstance(known[key], (list, str)):
             raise InputError(f"selection.candidates: '{text}': {kind} has no numeric setting '{key}'")
         try:
