@@ -173,4 +173,9 @@ class FastJSON(DefaultJSONProvider):
             return super().dumps(obj, **kwargs)
 
     def response(self, *args: Any, **kwargs: Any) -> Response:
-        return self._app.response_class(self.dumps(self._prepare_response_obj(args, kwargs)), mimetype=self.mimetype)
+        obj = self._prepare_response_obj(args, kwargs)
+        try:
+            body: bytes | str = orjson.dumps(obj, default=self.default)  # bytes: no decode and re-encode
+        except TypeError:
+            body = super().dumps(obj)
+        return self._app.response_class(body, mimetype=self.mimetype)

@@ -668,3 +668,20 @@ def test_trending_ranks_products_by_their_rise_in_a_window(client):
     assert all(item["customers"] >= 3 and item["reason"].startswith("trending:") for item in body["items"])
     bad = client.get("/trending?window=soon")
     assert bad.status_code == 400 and "window" in bad.get_json()["error"]["message"]
+
+
+def test_json_answers_are_bytes_from_orjson_and_numbers_past_64_bits_still_serialize():
+    """A JSON answer carries exactly what was returned; an integer orjson cannot write goes through
+    Flask's own encoder instead of failing the request."""
+    from flask import Flask
+
+    from recsys_cli.serving import FastJSON
+
+    app = Flask(__name__)
+    app.json = FastJSON(app)
+    with app.app_context():
+        plain = app.json.response({"items": [{"product_id": "ü-1", "score": 0.5}]})
+        huge = app.json.response({"n": 2**70})
+    assert plain.mimetype == "application/json"
+    assert json.loads(plain.get_data()) == {"items": [{"product_id": "ü-1", "score": 0.5}]}
+    assert json.loads(huge.get_data()) == {"n": 2**70}
