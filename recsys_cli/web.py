@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from flask import current_app, request
+from werkzeug.datastructures import MultiDict
 from werkzeug.exceptions import NotFound, Unauthorized
 from werkzeug.routing import PathConverter
 
@@ -72,10 +73,10 @@ def n_arg() -> str | int:
     return request.args.get("n", 10)  # service.check_n validates it
 
 
-def price_arg(name: str) -> float | None:
-    if name not in request.args:
+def price_arg(args: MultiDict, name: str) -> float | None:
+    if name not in args:
         return None
-    raw = request.args[name].strip()
+    raw = args[name].strip()
     try:
         value = float(raw)
     except ValueError:
@@ -88,14 +89,15 @@ def price_arg(name: str) -> float | None:
 def parse_filters() -> Filters:
     """Filters from the query string: category (prefix) and brand (each repeatable: any of them), gender,
     min_price, max_price, exclude (comma-separated, repeatable)."""
-    low, high = price_arg("min_price"), price_arg("max_price")
+    args = request.args  # one lookup through the request proxy
+    low, high = price_arg(args, "min_price"), price_arg(args, "max_price")
     if low is not None and high is not None and low > high:
         raise InputError(f"min_price ({low}) is greater than max_price ({high})")
-    exclude = tuple(dict.fromkeys(p.strip() for value in request.args.getlist("exclude") for p in value.split(",") if p.strip()))
+    exclude = tuple(dict.fromkeys(p.strip() for value in args.getlist("exclude") for p in value.split(",") if p.strip()))
     return Filters(
-        category=tuple(request.args.getlist("category")),
-        brand=tuple(request.args.getlist("brand")),
-        gender=request.args.get("gender") or None,
+        category=tuple(args.getlist("category")),
+        brand=tuple(args.getlist("brand")),
+        gender=args.get("gender") or None,
         min_price=low,
         max_price=high,
         exclude=exclude,
@@ -125,4 +127,5 @@ def require_admin() -> ServerState:
 
 def parse_rules_args() -> Rules:
     """A request's own business rules: `boost=FIELD:VALUE:FACTOR` and `pin=PRODUCT:SLOT`, each repeatable."""
-    return parse_rules(request.args.getlist("boost"), request.args.getlist("pin"), where="request")
+    args = request.args
+    return parse_rules(args.getlist("boost"), args.getlist("pin"), where="request")
