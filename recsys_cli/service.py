@@ -347,7 +347,8 @@ class RecommendationService:
     def allowed(self, filters: Filters | None = None, shop: ShopState | None = None) -> np.ndarray | None:
         """Products that may be recommended under `filters` (None: every product): listed in the
         catalog, available (catalog and live overrides, as of `shop`) and passing the filters.
-        Read-only: kept per filter and controls generation like the masks it combines."""
+        Kept (read-only) per filter and controls generation like the masks it combines, unless the
+        filter excludes products by id: such lists rarely repeat, and would push the kept masks out."""
         shop = shop or self._shop
         if filters is None or not filters.active():
             return shop.allowed
@@ -357,7 +358,8 @@ class RecommendationService:
             mask = self.filter_mask(filters)
             if shop.allowed is not None:
                 mask &= shop.allowed
-            self._keep_mask(key, mask)
+            if not filters.exclude:
+                self._keep_mask(key, mask)
         return mask
 
     # --- the shop's controls: availability, hide lists, the deletion list ------------------------
