@@ -183,6 +183,7 @@ class Statements:
     """The SQL both stores run, in one dialect: `placeholder` ("?" or "%s") and their table names."""
 
     request: str
+    append: str
     events: str
     bump: str
     set_availability: str
@@ -207,6 +208,7 @@ class Statements:
                 f" UNION ALL SELECT '', -2, value, 0 FROM {generation} WHERE id = 1"
                 " ORDER BY 4 DESC, 3"
             ),
+            append=f"INSERT INTO {events} (customer_id, product_id, type, timestamp) VALUES ({p}, {p}, {p}, {p})",
             events=f"SELECT product_id, type, timestamp FROM {events} WHERE customer_id = {p} ORDER BY id DESC LIMIT {p}",
             bump=f"INSERT INTO {generation} (id, value) VALUES (1, 1) ON CONFLICT (id) DO UPDATE SET value = {generation}.value + 1",
             set_availability=(
@@ -255,10 +257,11 @@ class SQLStore(ABC):
         return False
 
     def _read_for_request(self, sql: str, params: tuple) -> list[tuple] | None:
-        """Rows, or None after logging why the store is unreadable (the connection is reopened at the next read)."""
+        """Rows; None when there is nothing to read (no file) or the store is unreadable (logged, and
+        the connection reopened at the next read): the caller then keeps the controls it knows."""
         if self._absent():
             self.read_error = None
-            return []
+            return None
         try:
             rows = self._query(sql, params)
         except LiveStoreError as error:
@@ -270,7 +273,8 @@ class SQLStore(ABC):
 
     def for_request(self, customer_id: str, *, limit: int = 500) -> tuple[list[tuple[str, int, int]], Controls]:
         """The customer's live events (as `for_customer`) and the controls (as `controls`) in one query:
-        the one read a recommendation request makes. Unreadable: ([], NO_CONTROLS) and `read_error`."""
+        the one read a recommendation request makes. Unreadable or absent: ([], NO_CONTROLS), which
+        keeps the availability and deletion list last read (and `read_error` says why when unreadable)."""
         rows = self._read_for_request(self.sql.request, (customer_id, limit, customer_id))
         return ([], NO_CONTROLS) if rows is None else split_request_rows(rows)
 
@@ -427,7 +431,7 @@ class LiveStore(SQLStore):
 
     def append(self, events: list[tuple[str, str, int, int]]) -> int:
         """Store (customer_id, product_id, type code, timestamp) rows in one transaction."""
-        self._write([("INSERT INTO events (customer_id, product_id, type, timestamp) VALUES (?, ?, ?, ?)", events)], "events")
+        self._write([(self.sql.append, events)], "events")
         return len(events)
 
     def close(self) -> None:

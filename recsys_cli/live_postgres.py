@@ -190,7 +190,7 @@ class PostgresLiveStore(SQLStore):
             raise LiveStoreError(f"{error}; nothing was written") from None
         try:
             with connection.transaction(), connection.cursor() as cursor:
-                cursor.executemany(f"INSERT INTO {TABLE} (customer_id, product_id, type, timestamp) VALUES (%s, %s, %s, %s)", events)
+                cursor.executemany(self.sql.append, events)
         except psycopg.Error as error:
             self.close()
             raise LiveStoreError(

@@ -97,6 +97,19 @@ class TestAvailability:
         writer.set_availability([first], False)
         assert first not in ids(reader.recommend(warm, 5)["items"])
 
+    def test_a_store_file_moved_away_keeps_the_last_availability_and_deletion_list(self, service, warm, tmp_path):
+        """An operator moving a broken store file away must not bring back unavailable products or
+        forgotten customers' histories: the service keeps the controls it last read."""
+        popular = service.recommend("never-seen", 1)["items"][0]["product_id"]
+        service.set_availability([popular], False)
+        service.forget(warm)
+        forgotten = service.recommend(warm, 5)
+        assert popular not in ids(service.recommend("never-seen", 10)["items"])
+        service.live.close()  # as after a read error: the next read looks for the file again
+        (tmp_path / "live.sqlite").rename(tmp_path / "moved-away.sqlite")
+        assert popular not in ids(service.recommend("never-seen", 10)["items"])
+        assert service.recommend(warm, 5) == forgotten
+
     def test_recently_viewed_keeps_history_and_marks_it(self, service, warm):
         seen = service.recently_viewed(warm, 3)[0]["product_id"]
         service.set_availability([seen], False)
@@ -207,6 +220,10 @@ class TestSeveralFilterValues:
         result = service.recommend(warm, 30, filters=Filters(brand=tuple(brands)))["items"]
         assert {item["brand"] for item in result} == set(brands)
         assert Filters(brand="A").brand == ("A",) and not Filters(category=("", "")).active()
+        shown = ids(result)
+        again = service.recommend(warm, 30, filters=Filters(brand=brands, exclude=shown[:2]))["items"]  # lists, as a Python caller may pass
+        assert not set(shown[:2]) & set(ids(again)) and len(again) == len(shown)
+        assert ids(again)[:10] == shown[2:12]  # the rest keep their order
 
 
 def test_hide_command_and_repeatable_filters(shop, tmp_path, run_cli, warm):

@@ -154,10 +154,16 @@ def test_live_store_builds_no_sql_from_strings(module):
     assert calls, "no SQL calls found: the check is looking at the wrong thing"
     for argument in calls:
         argument = argument.strip()
-        assert argument.startswith(('"', 'f"')) or argument in {"sql", "_SCHEMA"}, f"SQL built from an expression: {argument}"
-    for statement in re.findall(r'execute\w*\(\s*f"([^"]*)"', source):  # only a module constant (a table name) goes in
-        assert all(re.fullmatch(r"[A-Z_]+", name) for name in re.findall(r"\{([^}]*)\}", statement)), statement
+        assert argument.startswith(('"', "self.sql.")) or argument in {"sql", "_SCHEMA"}, f"SQL built from an expression: {argument}"
+    assert not re.search(r"""execute\w*\(\s*f["']""", source)
     assert not re.search(r"""(SELECT|INSERT|UPDATE|DELETE|CREATE|PRAGMA)[^"\n]*"\s*(%|\.format\(|\+)""", source)
+    # the fixed statements are built from literals and module constants (table names) only
+    built = re.findall(r"Statements\.of\(([^)]*)\)", source)
+    assert built, "no Statements.of call found: the check is looking at the wrong thing"
+    for arguments in built:
+        for argument in filter(None, (a.strip() for a in arguments.split(","))):
+            value = argument.partition("=")[2].strip() if "=" in argument else argument
+            assert value.startswith('"') or re.fullmatch(r"[A-Z_]+", value), f"Statements built from an expression: {argument}"
     # `sql` is only ever a literal or one of the fixed statements
     for match in re.finditer(r"self\._(?:query|read_for_request)\(\s*([^,)]+)", source):
         argument = match.group(1).strip()
