@@ -121,7 +121,7 @@ class Filters:
     exclude: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
-        for name in ("category", "brand"):
+        for name in ("category", "brand", "exclude"):
             value = getattr(self, name)
             values = (value,) if isinstance(value, str) else tuple(value or ())
             object.__setattr__(self, name, tuple(dict.fromkeys(v for v in values if v)))
@@ -244,6 +244,7 @@ class RecommendationService:
         self._category, self._brand, self._gender = (_codes(catalog[column]) for column in ("category_path", "brand", "gender"))
         self._price = catalog["price"].to_numpy(dtype=float)
         self._masks: dict[tuple, np.ndarray] = {}  # filter value(s) -> products passing, read-only (see _value_mask)
+        self._allowed_kept: tuple[int, dict] = (-1, {})  # (controls generation, filters -> allowed products), see allowed
         self._catalog_unavailable = catalog_unavailable(catalog)
         # generation 0 is a store nobody has changed: the catalog's availability alone
         self._shop = shop_state(0, dataset.items, self._recommendable, self._catalog_unavailable, {}, {})
@@ -352,14 +353,16 @@ class RecommendationService:
         shop = shop or self._shop
         if filters is None or not filters.active():
             return shop.allowed
-        key = ("allowed", filters, shop.generation)
-        mask = self._masks.get(key)
+        generation, kept = self._allowed_kept
+        if generation != shop.generation:  # availability changed: the masks of the last generation are stale
+            generation, kept = self._allowed_kept = (shop.generation, {})
+        mask = kept.get(filters)
         if mask is None:
             mask = self.filter_mask(filters)
             if shop.allowed is not None:
                 mask &= shop.allowed
             if not filters.exclude:
-                self._keep_mask(key, mask)
+                _keep(kept, filters, mask)
         return mask
 
     # --- the shop's controls: availability, hide lists, the deletion list ------------------------
@@ -688,14 +691,8 @@ class RecommendationService:
             else:
                 codes, names = self._brand if field == "brand" else self._gender
                 mask = np.isin(names, list(values))[codes]
-            self._keep_mask(key, mask)
+            _keep(self._masks, key, mask)
         return mask
-
-    def _keep_mask(self, key: tuple, mask: np.ndarray) -> None:
-        mask.setflags(write=False)
-        if len(self._masks) >= MASKS_KEPT:
-            self._masks.clear()
-        self._masks[key] = mask
 
     def recommend(
         self,
@@ -1131,6 +1128,14 @@ def _ids(values: Sequence[str], name: str) -> list[str]:
     if not 1 <= len(ids) <= MAX_BATCH:
         raise InputError(f"{name} must have 1 to {MAX_BATCH:,} ids, got {len(ids):,}")
     return ids
+
+
+def _keep(kept: dict, key: Any, mask: np.ndarray) -> None:
+    """Keep a filter mask, read-only, in `kept` (emptied when it holds MASKS_KEPT)."""
+    mask.setflags(write=False)
+    if len(kept) >= MASKS_KEPT:
+        kept.clear()
+    kept[key] = mask
 
 
 def _served(
