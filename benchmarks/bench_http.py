@@ -436,7 +436,13 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--scales", default="1,10", help="comma-separated: 1 (seed preset) and/or 10 (10x its size)")
     parser.add_argument("--seconds", type=float, default=15.0, help="wrk duration per scenario")
-    parser.add_argument("--repeat", type=int, default=3, help="wrk runs per scenario; the median run is reported, every run kept")
+    parser.add_argument(
+        "--repeat",
+        type=int,
+        default=3,
+        help="wrk runs per scenario; the median run (the upper middle one for an even count) is reported, every run kept; "
+        "the events scenario's later runs find the earlier runs' events in the store",
+    )
     parser.add_argument(
         "--warmup", type=float, default=5.0, help="seconds of each read scenario's requests before any is measured (0: none)"
     )
@@ -453,6 +459,8 @@ def main() -> int:
         help="serve with its per-request log line (default: --no-access-log, as behind a proxy that logs, like the floor app)",
     )
     args = parser.parse_args()
+    if args.repeat < 1:
+        parser.error("--repeat must be at least 1")
     args.only = {s.strip() for s in args.only.split(",") if s.strip()}
     scales = [f"{s.strip().removesuffix('x')}x" for s in args.scales.split(",") if s.strip()]
     unknown = [s for s in scales if s not in SIZES] + sorted(args.only - set(SCENARIOS))
