@@ -14,23 +14,10 @@ from threadpoolctl import threadpool_limits
 
 from ..dataset import Dataset, UserHistory
 from ..errors import InputError
-from .base import DerivedCache, explain_by_affinity, pairs_in, rank_rows, take_rows
+from .base import DerivedCache, ItemSpace, explain_by_affinity, pairs_in, rank_rows, take_rows
 
 _TOPK_BLOCK = 100  # customers per call of implicit's top-k kernel (its own block size)
 _FILTERED = -np.finfo(np.float32).max
-
-
-def _implicit_topk():
-    """implicit's fused dot-product + top-k kernel, imported on first use (not at module import)."""
-    global _TOPK
-    if _TOPK is None:
-        from implicit.cpu.topk import topk
-
-        _TOPK = topk
-    return _TOPK
-
-
-_TOPK = None
 
 
 class ALSModel(DerivedCache):
@@ -111,16 +98,6 @@ class ALSModel(DerivedCache):
             out[row] = solved if info == 0 else np.linalg.solve(a, b)
         return out
 
-    def _column_of(self) -> np.ndarray:
-        """Each product's position in `items` (-1 for products without factors)."""
-
-        def positions() -> np.ndarray:
-            column = np.full(self.n_items, -1, dtype=np.int64)
-            column[self.items] = np.arange(len(self.items))
-            return column
-
-        return self._cached("column_of", positions)
-
     def _rows(self, users: np.ndarray, history: UserHistory | None) -> sparse.csr_matrix:
         if history is not None:
             rows = history.weights.tocsr()
@@ -148,7 +125,8 @@ class ALSModel(DerivedCache):
         per block of 100 customers), the same ranking as a dense score and `base.rank_rows` at
         about half the cost. A mask that allows under half the products scores only those (a filter's usual case).
         """
-        topk = _implicit_topk()
+        from implicit.cpu.topk import topk  # imported on first use, not at module import
+
         rows, vectors = self._vectors(users, history)
         n_rows = rows.shape[0]
         ids = np.full((n_rows, k), -1, dtype=np.int64)
@@ -157,7 +135,7 @@ class ALSModel(DerivedCache):
         if allowed is not None:
             wanted_items = np.flatnonzero(allowed)
             if len(wanted_items) * 2 < len(self.items):  # score only the allowed products with factors
-                at = self._column_of()[wanted_items]
+                at = self._cached("space", lambda: ItemSpace(self.items, self.n_items)).position[wanted_items]
                 at = at[at >= 0]
                 columns, factors = self.items[at], self._active_factors[at]
             else:
