@@ -299,20 +299,12 @@ class ItemKNNModel(_ItemToItem):
     @property
     def _targets(self) -> np.ndarray:
         """Products that are some product's neighbour (only they can score above 0), cached."""
-        cached = self.__dict__.get("_cached_targets")
-        if cached is None:
-            cached = np.flatnonzero(np.bincount(self.S.indices, minlength=self.S.shape[1]) > 0)
-            # S's columns first: scoring threads that see the targets cached must find them too
-            self.__dict__["_cached_S_targets"] = sparse.csr_matrix(self.S[:, cached])
-            self.__dict__["_cached_targets"] = cached
-        return cached
+        return self._cached("targets", lambda: np.flatnonzero(np.bincount(self.S.indices, minlength=self.S.shape[1]) > 0))
 
     @property
     def _S_targets(self) -> sparse.csr_matrix:
-        """S restricted to the `_targets` columns."""
-        if "_cached_S_targets" not in self.__dict__:
-            _ = self._targets
-        return self.__dict__["_cached_S_targets"]
+        """S restricted to the `_targets` columns, cached."""
+        return self._cached("S_targets", lambda: sparse.csr_matrix(self.S[:, self._targets]))
 
     def similar_items(self, items: np.ndarray, *, k: int) -> tuple[np.ndarray, np.ndarray]:
         """Top-k neighbours of each item (its row of S); unknown items get all -1."""
