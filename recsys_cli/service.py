@@ -33,7 +33,7 @@ from .config import Settings
 from .controls import ShopState, catalog_unavailable, shop_state
 from .data.events import check_ids
 from .data.schema import CATALOG_OPTIONAL, EVENT_CODE, EVENT_TYPES
-from .dataset import Dataset, UserHistory, strongest_code
+from .dataset import Dataset, UserHistory, csr_row, strongest_code
 from .errors import ArtifactError, InputError, LiveStoreError, NotFoundError
 from .limits import MAX_BATCH, MAX_N, RULE_SOURCE, SOURCES, WINDOW_PATTERN
 from .live import NO_CONTROLS, Controls, LiveEvents
@@ -713,7 +713,8 @@ class RecommendationService:
         n = check_n(n)
         if rules is None or not rules.active():
             if not self._has_rules:  # the common case: no rules at all, nothing more to do
-                return self._recommend(str(customer_id), n, filters, viewed, shuffle)
+                customer_id = str(customer_id)
+                return self._recommend(customer_id, n, filters, shuffle, self._read(customer_id, viewed))
             rules = self.rules
         else:
             for pin in rules.pins:
@@ -722,7 +723,7 @@ class RecommendationService:
         # boosts re-rank the candidates: twice n, at least the stored list's 20, so a plain request still reads it
         customer_id = str(customer_id)
         read = self._read(customer_id, viewed)  # once, for the list and the pins
-        wider = self._recommend(customer_id, min(max(2 * n, 20), MAX_N), filters, viewed, shuffle, read)
+        wider = self._recommend(customer_id, min(max(2 * n, 20), MAX_N), filters, shuffle, read)
         return {**wider, "items": apply_rules(wider["items"], n, rules, self._pinned(customer_id, rules, filters, read))}
 
     def _pinned(self, customer_id: str, rules: Rules, filters: Filters | None, read: "_Read") -> dict[str, dict]:
@@ -739,8 +740,7 @@ class RecommendationService:
             item = self.dataset.items.get(pin.product_id)
             if item < 0 or (allowed is not None and not allowed[item]) or item in hidden:
                 continue
-            code = int(strongest[0, item]) - 1
-            if code >= 0 and code in self.exclude_codes:
+            if self._excluded_stored[int(strongest[0, item])]:  # by the strongest event's stored code
                 continue
             shown[pin.product_id] = {
                 "product_id": pin.product_id,
@@ -763,12 +763,10 @@ class RecommendationService:
             shop, hidden = self.shop(customer_id, controls=controls)
         return _Read(live_rows, shop, hidden, shop.forgets(customer_id))
 
-    def _recommend(
-        self, customer_id: str, n: int, filters: Filters | None, viewed: Sequence[str], shuffle: int | None, read: "_Read | None" = None
-    ) -> dict:
-        read = read or self._read(customer_id, viewed)
+    def _recommend(self, customer_id: str, n: int, filters: Filters | None, shuffle: int | None, read: "_Read") -> dict:
+        """One customer's list from what the request read (`_read`: live events and `viewed`, controls)."""
         if shuffle is not None:
-            wider = self._recommend(customer_id, min(n + n // 2, MAX_N), filters, viewed, None, read)
+            wider = self._recommend(customer_id, min(n + n // 2, MAX_N), filters, None, read)
             return vary(wider, n, check_seed(shuffle))
         live_rows, shop, hidden, forgotten = read
         pre, user = self.precomputed, -1 if forgotten else self.dataset.users.get(customer_id)
@@ -784,7 +782,7 @@ class RecommendationService:
             kept = _served(*self._cold_list(shop, COLD_LIST if len(hidden) else n), n, None, hidden)  # everyone unknown: the same list
             if kept is not None:
                 return next(iter(self._results([customer_id], *kept)))
-        user, history, recent = self.history_for(customer_id, viewed, live_rows=live_rows, forgotten=forgotten)
+        user, history, recent = self.history_for(customer_id, live_rows=live_rows, forgotten=forgotten)
         session = [recent] if len(recent) else None
         routed = self.route(
             np.array([user]), history, n, allowed=self.allowed(filters, shop), session=session, hidden=self._hidden_row(hidden)
@@ -794,7 +792,7 @@ class RecommendationService:
     def _hidden_row(self, hidden: np.ndarray) -> sparse.csr_matrix | None:
         if not len(hidden):
             return None
-        return sparse.csr_matrix((np.ones(len(hidden), dtype=np.int8), hidden, np.array([0, len(hidden)])), shape=(1, self.dataset.n_items))
+        return csr_row(self.dataset.n_items, np.ones(len(hidden), dtype=np.int8), hidden, sorted_indices=True)  # shop() sorts them
 
     def _cold_list(self, shop: ShopState, n: int) -> tuple[Routed, np.ndarray]:
         """The first `n` of the list every unknown customer without live events gets (routed once per
