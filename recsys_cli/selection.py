@@ -33,7 +33,7 @@ import numpy as np
 import pandas as pd
 from scipy import sparse
 
-from .config import Settings
+from .config import SECTIONS, Settings
 from .dataset import Dataset, UserHistory
 from .errors import InputError
 from .evaluation.metrics import ndcg_at_k
@@ -136,7 +136,7 @@ def parse_candidate(text: str, settings: Settings) -> tuple[str, dict[str, float
             except ValueError:
                 raise InputError(f"selection.candidates: '{text}': window must be a share of the period, e.g. 0.25") from None
             continue
-        known = settings.to_dict().get(kind, {})
+        known = settings[kind] if kind in SECTIONS else {}
         if key not in known or isinstance(known[key], (list, str)):
             raise InputError(f"selection.candidates: '{text}': {kind} has no numeric setting '{key}'")
         try:
