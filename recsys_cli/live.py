@@ -235,20 +235,32 @@ class SQLStore(ABC):
     """The reads and writes both stores run the same way, each in its own dialect (`sql`).
 
     A store provides `_query(sql, params)` (rows; LiveStoreError when it fails), `_write(steps,
-    what)` (one durable transaction; rows changed per step), `close()` and `append`; reads answer
+    what, counted=)` (one durable transaction; rows changed per step) and `close()`; reads answer
     empty while `_absent()` (the SQLite file before anyone wrote to it). Reading for a
     recommendation never fails the request: an unreadable store gives no live events, and
     `read_error` says why until a read succeeds again.
     """
 
     sql: Statements
-    read_error: str | None = None
+
+    def __init__(self) -> None:
+        self._local = threading.local()  # one connection per thread
+        self._setup_lock = threading.Lock()
+        self._ready = False  # the schema is in place
+        self.read_error: str | None = None
 
     @abstractmethod
     def _query(self, sql: str, params: tuple = ()) -> list[tuple]: ...
 
     @abstractmethod
-    def _write(self, steps: list[tuple[str, list[tuple]]], what: str) -> list[int]: ...
+    def _write(self, steps: list[tuple[str, list[tuple]]], what: str, *, counted: bool = True) -> list[int]:
+        """Each (sql, rows) in one durable transaction; rows changed per step (`counted=False`: the
+        rows given, when the store can write faster without counting)."""
+
+    def append(self, events: list[tuple[str, str, int, int]]) -> int:
+        """Store (customer_id, product_id, type code, timestamp) rows in one transaction."""
+        self._write([(self.sql.append, events)], "events", counted=False)
+        return len(events)
 
     @abstractmethod
     def close(self) -> None: ...
@@ -336,12 +348,9 @@ class LiveStore(SQLStore):
     sql = Statements.of("?", events="events", availability="availability", hidden="hidden", forgotten="forgotten", generation="generation")
 
     def __init__(self, path: Path):
+        super().__init__()
         self.path = Path(path)
-        self._local = threading.local()
-        self._setup_lock = threading.Lock()
-        self._ready = False
         self._file_seen = False
-        self.read_error: str | None = None
 
     @classmethod
     def in_folder(cls, data_dir: Path) -> "LiveStore":
@@ -403,14 +412,15 @@ class LiveStore(SQLStore):
                     time.sleep(pause)
                     pause = min(pause * 2, 0.1)
 
-    def _query(self, sql: str, params: tuple | dict = ()) -> list[tuple]:
+    def _query(self, sql: str, params: tuple = ()) -> list[tuple]:
         try:
             return self._connection().execute(sql, params).fetchall()
         except sqlite3.Error as error:
             raise LiveStoreError(f"live event store {self.path}: {error}") from None
 
-    def _write(self, steps: list[tuple[str, list[tuple]]], what: str) -> list[int]:
-        """Run each (sql, rows) with executemany in one durable transaction; rows changed per step."""
+    def _write(self, steps: list[tuple[str, list[tuple]]], what: str, *, counted: bool = True) -> list[int]:
+        """Run each (sql, rows) with executemany in one durable transaction; rows changed per step
+        (SQLite counts them cheaply, so always)."""
         connection = self._connection()
         changed = []
         try:
@@ -428,11 +438,6 @@ class LiveStore(SQLStore):
                     pass  # SQLite rolls the transaction back itself when it cannot; the batch is not committed
             raise LiveStoreError(f"live event store {self.path}: could not store {what} ({error}); nothing was written") from None
         return changed
-
-    def append(self, events: list[tuple[str, str, int, int]]) -> int:
-        """Store (customer_id, product_id, type code, timestamp) rows in one transaction."""
-        self._write([(self.sql.append, events)], "events")
-        return len(events)
 
     def close(self) -> None:
         connection = getattr(self._local, "connection", None)

@@ -14,7 +14,6 @@ database give each its own schema with libpq's options, e.g.
 from __future__ import annotations
 
 import logging
-import threading
 from urllib.parse import urlsplit, urlunsplit
 
 from .errors import InputError, LiveStoreError
@@ -87,11 +86,8 @@ class PostgresLiveStore(SQLStore):
             import psycopg  # noqa: F401  (fail at startup, not at the first event)
         except ImportError:
             raise InputError("a postgresql:// live store needs psycopg: pip install -e '.[postgres]'") from None
+        super().__init__()
         self.url = url
-        self._local = threading.local()
-        self._setup_lock = threading.Lock()
-        self._ready = False
-        self.read_error: str | None = None
 
     @property
     def where(self) -> str:
@@ -143,7 +139,7 @@ class PostgresLiveStore(SQLStore):
                 connection.execute(_SCHEMA)
             self._ready = True
 
-    def _query(self, sql: str, params: tuple | dict = ()) -> list[tuple]:
+    def _query(self, sql: str, params: tuple = ()) -> list[tuple]:
         import psycopg
 
         try:
@@ -154,8 +150,9 @@ class PostgresLiveStore(SQLStore):
             self.close()  # a broken connection is reopened on the next call
             raise LiveStoreError(f"live event store {self.where}: {_message(error)}") from None
 
-    def _write(self, steps: list[tuple[str, list[tuple]]], what: str) -> list[int]:
-        """Run each (sql, rows) in one committed transaction; rows changed per step."""
+    def _write(self, steps: list[tuple[str, list[tuple]]], what: str, *, counted: bool = True) -> list[int]:
+        """Run each (sql, rows) in one committed transaction; rows changed per step (`counted=False`:
+        one executemany per step, whose rowcount is not the sum on every psycopg version)."""
         import psycopg
 
         try:
@@ -166,6 +163,10 @@ class PostgresLiveStore(SQLStore):
         try:
             with connection.transaction(), connection.cursor() as cursor:
                 for sql, rows in steps:
+                    if not counted:
+                        cursor.executemany(sql, rows)
+                        changed.append(len(rows))
+                        continue
                     total = 0
                     for params in rows:  # executemany's rowcount is not the sum on every psycopg version
                         cursor.execute(sql, params)
@@ -177,26 +178,6 @@ class PostgresLiveStore(SQLStore):
                 f"live event store {self.where}: could not store {what} ({_message(error)}); nothing was written"
             ) from None
         return changed
-
-    def append(self, events: list[tuple[str, str, int, int]]) -> int:
-        """Store (customer_id, product_id, type code, timestamp) rows in one committed transaction."""
-        import psycopg
-
-        if not events:
-            return 0
-        try:
-            connection = self._connection()
-        except LiveStoreError as error:
-            raise LiveStoreError(f"{error}; nothing was written") from None
-        try:
-            with connection.transaction(), connection.cursor() as cursor:
-                cursor.executemany(self.sql.append, events)
-        except psycopg.Error as error:
-            self.close()
-            raise LiveStoreError(
-                f"live event store {self.where}: could not store events ({_message(error)}); nothing was written"
-            ) from None
-        return len(events)
 
     def close(self) -> None:
         connection = getattr(self._local, "connection", None)
