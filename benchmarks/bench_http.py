@@ -364,7 +364,7 @@ def bench_scale(scale: str, args: argparse.Namespace) -> dict[str, Any]:
             if name == "events":
                 result["events_per_s"] = round(result["requests_per_s"] * args.batch, 1)
             scenarios[name] = {**result, "load_average_before": before}
-            spread = "/".join(f"{x:,.0f}" for x in result["runs_requests_per_s"])
+            spread = _each_run(result)
             print(
                 f"[{scale}] {name:8} {result['requests_per_s']:>9,.0f} req/s (runs {spread})  p50 {result['p50_ms']:7.2f} ms  "
                 f"p99 {result['p99_ms']:7.2f} ms  errors {result['errors']}  "
@@ -385,6 +385,10 @@ def bench_scale(scale: str, args: argparse.Namespace) -> dict[str, Any]:
     }
 
 
+def _each_run(result: dict) -> str:
+    return "/".join(f"{x:,.0f}" for x in result["runs_requests_per_s"])
+
+
 def rows_and_metrics(runs: dict[str, dict], args: argparse.Namespace) -> tuple[list[dict], list[dict]]:
     rows, metrics = [], []
     how = (
@@ -401,7 +405,7 @@ def rows_and_metrics(runs: dict[str, dict], args: argparse.Namespace) -> tuple[l
                     "scale": scale,
                     "scenario": name,
                     "req/s": f"{r['requests_per_s']:,.0f}",
-                    "runs": "/".join(f"{x:,.0f}" for x in r.get("runs_requests_per_s", [r["requests_per_s"]])),
+                    "runs": _each_run(r),
                     "p50 ms": f"{r['p50_ms']:.2f}",
                     "p99 ms": f"{r['p99_ms']:.2f}",
                     "errors": r["errors"],
