@@ -670,7 +670,7 @@ def test_trending_ranks_products_by_their_rise_in_a_window(client):
     assert bad.status_code == 400 and "window" in bad.get_json()["error"]["message"]
 
 
-def test_json_answers_are_bytes_from_orjson_and_numbers_past_64_bits_still_serialize():
+def test_json_answers_carry_what_was_returned_and_numbers_past_64_bits_still_serialize():
     """A JSON answer carries exactly what was returned; an integer orjson cannot write goes through
     Flask's own encoder instead of failing the request."""
     from flask import Flask
