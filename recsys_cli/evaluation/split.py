@@ -97,16 +97,18 @@ def temporal_split(events: pd.DataFrame, *, test_fraction: float = 0.2, test_day
 def last_item_split(events: pd.DataFrame) -> Split:
     """Hold out each customer's most recent distinct product (leave-last-out).
 
-    A product's recency is the customer's latest event on it; ties go to the greatest
-    product_id. All the customer's events on that product are test, everything else train.
-    Customers with a single distinct product stay wholly in train. Raises InputError when no
-    customer has two distinct products.
+    A product's recency is the customer's latest event on it; among products last seen at the
+    same time (one basket), the one whose event comes later in `events` (as exported: ingest keeps
+    that order within a timestamp). All the customer's events on that product are test, everything
+    else train. Customers with a single distinct product stay wholly in train. Raises InputError
+    when no customer has two distinct products.
     """
     _require_events(events)
-    pairs = events.groupby(["customer_id", "product_id"], sort=False, observed=True)["timestamp"].max().reset_index()
+    keyed = events[["customer_id", "product_id", "timestamp"]].assign(_row=np.arange(len(events)))
+    pairs = keyed.groupby(["customer_id", "product_id"], sort=False, observed=True)[["timestamp", "_row"]].max().reset_index()
     products_per_customer = pairs.groupby("customer_id", sort=False, observed=True)["product_id"].transform("size")
     eligible = pairs[products_per_customer.to_numpy() >= 2]
-    held_out = eligible.sort_values(["customer_id", "timestamp", "product_id"], kind="stable").drop_duplicates("customer_id", keep="last")
+    held_out = eligible.sort_values(["customer_id", "timestamp", "_row"], kind="stable").drop_duplicates("customer_id", keep="last")
     if held_out.empty:
         raise InputError(
             "a last-item split needs customers with at least 2 distinct products, and there are none; use a temporal split instead"

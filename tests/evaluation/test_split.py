@@ -138,16 +138,18 @@ def test_last_item_split_holds_out_each_customers_latest_product() -> None:
             ("a", "p2", PURCHASE, 5),
             ("b", "p1", VIEW, 4),  # b has one distinct product: stays in train
             ("b", "p1", VIEW, 9),
-            ("c", "p3", VIEW, 7),  # c's p3 and p4 tie at t=7: the greater product_id (p4) is held out
+            ("c", "p3", VIEW, 7),  # c's p3 and p4 tie at t=7 (one basket): the later line, p4, is held out
             ("c", "p4", VIEW, 7),
+            ("d", "p9", VIEW, 8),  # the same for d: its later line is p5, whatever the ids' order
+            ("d", "p5", VIEW, 8),
         ]
     )
     split = last_item_split(events)
     assert split.kind == "last" and split.cutoff is None
-    assert _pairs(split.test) == [("a", "p2"), ("a", "p2"), ("c", "p4")]
-    assert split.test.index.tolist() == [1, 3, 7]  # original rows, original order
-    assert _pairs(split.train) == [("a", "p1"), ("a", "p1"), ("b", "p1"), ("b", "p1"), ("c", "p3")]
-    assert _pairs(relevant_truth(split)) == [("a", "p2"), ("c", "p4")]
+    assert _pairs(split.test) == [("a", "p2"), ("a", "p2"), ("c", "p4"), ("d", "p5")]
+    assert split.test.index.tolist() == [1, 3, 7, 9]  # original rows, original order
+    assert _pairs(split.train) == [("a", "p1"), ("a", "p1"), ("b", "p1"), ("b", "p1"), ("c", "p3"), ("d", "p9")]
+    assert _pairs(relevant_truth(split)) == [("a", "p2"), ("c", "p4"), ("d", "p5")]
 
 
 def test_last_item_split_needs_a_customer_with_two_products() -> None:
