@@ -17,7 +17,7 @@ import tomllib
 import typing
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, PrivateAttr, ValidationError, create_model, model_validator
 
@@ -102,6 +102,11 @@ class SelectionSettings(Section):
     rp3beta and lightfm are available but not tried by default: neither won a segment on the seed
     preset, MovieLens-100k, Online Retail or Amazon Beauty, and each costs a fit.
     ease:window=F: EASE fitted on the newest share F of the period, for shops whose tastes move.
+    split: what "next" means on the validation split. temporal: everything customers did after one
+    cutoff (80% of the events by time), as for a list sent to everyone at once; last: each
+    customer's last distinct product, predicted from what they did before it, whenever that was,
+    as for a returning visitor's next step; auto: temporal, or last when timestamps carry no
+    global time (absent, constant, or restarting per customer).
     """
 
     candidates: Names = ["itemknn", "ease", "als", "als:alpha=4", "ease:window=0.5", "ease:window=0.25"]
@@ -110,6 +115,7 @@ class SelectionSettings(Section):
     pair_weights: Numbers = [0.25, 0.5]  # weights of the runner-up model tried in a blend with the best one
     max_users: Count = 3000  # validation customers scored per segment (a seeded sample)
     seed: Int = 42
+    split: Literal["auto", "temporal", "last"] = "auto"
 
 
 class PopularitySettings(Section):
@@ -312,6 +318,8 @@ def _expected(annotation: Any) -> str:
         (item,) = typing.get_args(annotation) or (str,)
         inner = _expected(item)
         return "a list of " + {"a number": "numbers", "a whole number": "whole numbers", "text": "names"}.get(inner, inner)
+    if typing.get_origin(annotation) is Literal:
+        return "one of " + ", ".join(str(choice) for choice in typing.get_args(annotation))
     return _EXPECTED.get(annotation, getattr(annotation, "__name__", str(annotation)))
 
 

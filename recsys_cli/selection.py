@@ -17,9 +17,12 @@ LEAD_SE standard errors of the paired per-customer difference, on the segment's 
 all of them: a trending window must earn its place. Blends use each segment's best-scoring
 ranking, and a model must score above every popularity ranking.
 
-The validation split mirrors how a shop is judged: a global cutoff at 80% of the events by time
-(what customers do next), or each customer's last distinct product when timestamps carry no
-global time (absent, constant, or per-customer positions, as in review datasets).
+The validation split mirrors how a shop is judged (`selection.split`): by default a global cutoff
+at 80% of the events by time (what customers do next), or each customer's last distinct product
+when timestamps carry no global time (absent, constant, or per-customer positions, as in review
+datasets); `last` asks for the second everywhere. The two can choose differently: trending
+products and models fitted on the newest events win what comes after a shared cutoff, a
+customer's own recent products win their next step whenever it came.
 """
 
 from __future__ import annotations
@@ -178,13 +181,16 @@ def _base_model(kind: str, settings: Settings, params: dict[str, Any] | None = N
     raise InputError(f"unknown model '{kind}' (known: itemknn, rp3beta, ease, als, lightfm, content, popularity)")
 
 
-def validation_split(events: pd.DataFrame) -> Split:
-    """Temporal at 80% of events by time, or leave-last when timestamps carry no global time."""
-    if _positional_time(events):
+def validation_split(events: pd.DataFrame, how: str = "auto") -> Split:
+    """`how` (selection.split) temporal: at 80% of events by time; last: each customer's last
+    distinct product; auto: temporal, or last when timestamps carry no global time."""
+    if how == "last" or how == "auto" and _positional_time(events):
         return last_item_split(events)
     try:
         return temporal_split(events, test_fraction=0.2)
-    except InputError:  # the newest events share one timestamp
+    except InputError as error:  # the newest events share one timestamp
+        if how == "temporal":
+            raise InputError(f"selection.split = temporal: {error}; set selection.split to last or auto") from None
         return last_item_split(events)
 
 
@@ -217,7 +223,7 @@ def select(
     section = settings["selection"]
     router = settings["router"]
     warm_min = int(router["warm_min_products"])
-    split = validation_split(events)
+    split = validation_split(events, str(section["split"]))
     progress(f"selection: validation split ({split.kind}), {len(split.train):,} / {len(split.test):,} events")
     dataset = build_dataset(split.train)
     truth_pairs = relevant_truth(split)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import typing
 from pathlib import Path
 
 import pytest
@@ -66,8 +67,11 @@ def test_updated_layers_changes_on_top_and_checks_them():
 # --- every setting from every source --------------------------------------------------------------
 
 
-def _changed(value: object) -> object:
-    """A valid value other than the default, of the same type."""
+def _changed(value: object, section: str = "", key: str = "") -> object:
+    """A valid value other than the default, of the same type (another choice for a setting with choices)."""
+    annotation = Settings.model_fields[section].annotation.model_fields[key].annotation if section else None
+    if typing.get_origin(annotation) is typing.Literal:
+        return next(choice for choice in typing.get_args(annotation) if choice != value)
     if isinstance(value, bool):
         return not value
     if isinstance(value, int):
@@ -95,7 +99,7 @@ SETTINGS = [(section, key) for section, entries in DEFAULTS.items() for key in e
 
 @pytest.mark.parametrize(("section", "key"), SETTINGS, ids=[f"{s}.{k}" for s, k in SETTINGS])
 def test_every_setting_is_reachable_from_the_file_the_environment_and_set(tmp_path, section, key):
-    value = _changed(DEFAULTS[section][key])
+    value = _changed(DEFAULTS[section][key], section, key)
     config = tmp_path / "recsys.toml"
     write_settings(config, {section: {key: value}})
     assert load_settings(config, environ={})[section][key] == value

@@ -8,6 +8,7 @@ import pytest
 
 from recsys_cli.config import load_settings
 from recsys_cli.dataset import Dataset
+from recsys_cli.errors import InputError
 from recsys_cli.selection import select, validation_split, winners
 from recsys_cli.service import POPULARITY, SOURCES, RecommendationService
 from recsys_cli.training import fit_models, weighting_from
@@ -80,6 +81,23 @@ def test_validation_split_is_leave_last_when_timestamps_restart_per_customer():
     events = pd.DataFrame(rows, columns=["customer_id", "product_id", "type", "timestamp"])
     assert validation_split(events).kind == "last"
     assert validation_split(paired_events()).kind == "temporal"
+
+
+def test_selection_split_setting_chooses_what_next_means():
+    events = paired_events()
+    assert validation_split(events, "last").kind == "last"
+    chosen = _select(events, {"selection": {**FAST["selection"], "split": "last"}})
+    # each customer's own last product: every validation customer has a history, none is cold
+    assert chosen.split.startswith("last") and "'cold': 0" in chosen.split
+    assert _select(events).split.startswith("temporal")
+
+
+def test_a_temporal_split_that_cannot_be_made_is_an_error_naming_the_setting():
+    events = paired_events()
+    events.loc[events["timestamp"] >= events["timestamp"].quantile(0.7), "timestamp"] = events["timestamp"].max()  # the newest 30% at once
+    assert validation_split(events).kind == "last", "auto falls back to each customer's last product"
+    with pytest.raises(InputError, match="selection.split = temporal"):
+        validation_split(events, "temporal")
 
 
 def test_the_router_serves_each_segment_with_its_winner():
