@@ -41,8 +41,9 @@ class _ItemToItem(DerivedCache):
     def _history_rows(self, users: np.ndarray, history: UserHistory | None) -> sparse.csr_matrix:
         """Rows aligned with `users`: `history.weights` when given, else the fit-time rows (empty when unknown).
 
-        With `decay` < 1 a customer's items weigh decay ** r, r = 0 for the most recent item, 1 for
-        the one before, ... (recency by position, so no clock is needed): recent interest leads.
+        With `decay` < 1 a customer's items weigh decay ** r, r = 0 for the most recent moment, 1 for
+        the one before, ... (recency by order, so no clock is needed; one basket is one moment):
+        recent interest leads.
         """
         if history is not None:
             weights = history.weights
@@ -88,7 +89,10 @@ class _ItemToItem(DerivedCache):
 def position_decay(rows: sparse.csr_matrix, last_seen: sparse.csr_matrix, decay: float) -> np.ndarray:
     """decay ** (recency rank within the row) for every stored entry of `rows` (0 = newest).
 
-    `last_seen` must share `rows`' sparsity pattern (as a UserHistory's matrices do).
+    The rank counts the distinct moments after the entry's: products last seen at the same time
+    (one basket, one day of reviews) share a rank and a weight, so no arbitrary order inside a
+    basket decides which of them leads. `last_seen` must share `rows`' sparsity pattern (as a
+    UserHistory's matrices do).
     """
     n_rows = rows.shape[0]
     row_of = np.repeat(np.arange(n_rows), np.diff(rows.indptr))
@@ -96,8 +100,12 @@ def position_decay(rows: sparse.csr_matrix, last_seen: sparse.csr_matrix, decay:
     if len(stamps) != len(row_of):
         return np.ones(len(row_of), dtype=np.float32)
     order = np.lexsort((-stamps, row_of))  # by row, newest first
+    rows_sorted, stamps_sorted = row_of[order], stamps[order]
+    new_moment = np.ones(len(order), dtype=bool)
+    new_moment[1:] = (rows_sorted[1:] != rows_sorted[:-1]) | (stamps_sorted[1:] != stamps_sorted[:-1])
+    moment = np.cumsum(new_moment) - 1  # numbered across rows; a row's newest moment is its first
     rank = np.empty(len(order), dtype=np.int64)
-    rank[order] = np.arange(len(order)) - rows.indptr[row_of[order]]
+    rank[order] = moment - moment[rows.indptr[rows_sorted]]
     return np.power(decay, rank).astype(np.float32)
 
 

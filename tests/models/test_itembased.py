@@ -138,3 +138,15 @@ def test_a_loaded_model_scored_from_many_threads_at_once_never_fails(model):
         for thread in threads:
             thread.join()
     assert not failures, failures[:3]
+
+
+def test_products_bought_in_one_basket_count_alike_whatever_their_ids():
+    """Recency decay ranks moments, not products: a basket's products share the newest weight."""
+    rows = [(f"a{c}", p, 10) for c in range(6) for p in ("m", "x")] + [(f"b{c}", p, 10) for c in range(6) for p in ("n", "y")]
+    rows += [("t", "old", 1), ("t", "m", 5), ("t", "n", 5)]  # m and n bought together, after "old"
+    events = pd.DataFrame(rows, columns=["customer_id", "product_id", "timestamp"]).assign(type=2)
+    dataset = Dataset.construct(events)
+    model = ItemKNNModel(decay=0.5).fit(dataset)
+    ids, scores = model.recommend(np.array([dataset.users.get("t")]), k=2, exclude=dataset.interactions[[dataset.users.get("t")]])
+    by_product = dict(zip(dataset.items.external_ids[ids[0]], scores[0], strict=True))
+    assert set(by_product) == {"x", "y"} and by_product["x"] == pytest.approx(by_product["y"])
