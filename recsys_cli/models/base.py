@@ -368,6 +368,6 @@ def rank_rows(
         else:
             picked, best[part] = select_top_k(scores[:, kept], k)
             ids[part] = np.where(picked >= 0, kept[np.maximum(picked, 0)], -1)
-    if space is not None:
+    if space is not None and len(space.items):
         ids = np.where(ids >= 0, space.items[np.maximum(ids, 0)], -1)
-    return ids, best
+    return ids, best  # a model with no columns (nothing co-occurred) returns its -1 padding

@@ -150,3 +150,10 @@ def test_products_bought_in_one_basket_count_alike_whatever_their_ids():
     ids, scores = model.recommend(np.array([dataset.users.get("t")]), k=2, exclude=dataset.interactions[[dataset.users.get("t")]])
     by_product = dict(zip(dataset.items.external_ids[ids[0]], scores[0], strict=True))
     assert set(by_product) == {"x", "y"} and by_product["x"] == pytest.approx(by_product["y"])
+
+
+def test_item_knn_that_found_no_neighbours_recommends_nothing_instead_of_failing():
+    dataset = events_dataset([("u0", "a"), ("u1", "b")])  # no customer has two products
+    model = ItemKNNModel().fit(dataset)
+    ids, scores = model.recommend(np.array([0, 1]), k=3)
+    assert (ids == -1).all() and np.isneginf(scores).all()
