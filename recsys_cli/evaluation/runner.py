@@ -18,6 +18,7 @@ from scipy import sparse
 from ..config import Settings
 from ..data.schema import EVENT_CODE
 from ..dataset import Dataset, UserHistory
+from ..errors import InputError
 from ..models.base import Recommender
 from ..service import RecommendationService, merge_candidates
 from ..training import fit_models
@@ -38,7 +39,10 @@ def deterministic(settings: Settings) -> Settings:
 
 def make_split(events: pd.DataFrame, *, kind: str = "temporal", test_fraction: float = 0.2, test_days: float | None = None) -> Split:
     if kind == "last":
-        return last_item_split(events)
+        try:
+            return last_item_split(events)
+        except InputError as error:
+            raise InputError(f"{error}; use --split temporal") from None
     return temporal_split(events, test_fraction=test_fraction, test_days=test_days)
 
 

@@ -94,27 +94,30 @@ def temporal_split(events: pd.DataFrame, *, test_fraction: float = 0.2, test_day
     return Split(train=events[~in_test], test=events[in_test], cutoff=cutoff, kind="temporal")
 
 
-def last_item_split(events: pd.DataFrame) -> Split:
-    """Hold out each customer's most recent distinct product (leave-last-out).
+LAST_ITEM_MIN_PRODUCTS = 3  # customers held out by a last-item split (the harness's rule)
 
-    A product's recency is the customer's latest event on it; among products last seen at the
-    same time (one basket), the one whose event comes later in `events` (as exported: ingest keeps
-    that order within a timestamp). All the customer's events on that product are test, everything
-    else train. Customers with a single distinct product stay wholly in train. Raises InputError
-    when no customer has two distinct products.
+
+def last_item_split(events: pd.DataFrame) -> Split:
+    """Hold out each customer's last event (leave-last-out), as the shared evaluation harness does.
+
+    The last event by timestamp; among events at the same time (one basket), the one that comes
+    later in `events` (as exported: ingest keeps that order within a timestamp). Only customers
+    with at least 3 distinct products are held out; the others stay wholly in train. The held-out
+    product counts as truth only when it is new to the customer (see `relevant_truth`): a repeat
+    of something they had already bought tells nothing a model could have predicted. Raises
+    InputError when no customer has 3 distinct products.
     """
     _require_events(events)
-    keyed = events[["customer_id", "product_id", "timestamp"]].assign(_row=np.arange(len(events)))
-    pairs = keyed.groupby(["customer_id", "product_id"], sort=False, observed=True)[["timestamp", "_row"]].max().reset_index()
-    products_per_customer = pairs.groupby("customer_id", sort=False, observed=True)["product_id"].transform("size")
-    eligible = pairs[products_per_customer.to_numpy() >= 2]
-    held_out = eligible.sort_values(["customer_id", "timestamp", "_row"], kind="stable").drop_duplicates("customer_id", keep="last")
-    if held_out.empty:
-        raise InputError(
-            "a last-item split needs customers with at least 2 distinct products, and there are none; use a temporal split instead"
-        )
-    held_keys = pd.MultiIndex.from_frame(held_out[["customer_id", "product_id"]])
-    in_test = pd.MultiIndex.from_frame(events[["customer_id", "product_id"]]).isin(held_keys)
+    rows = pd.DataFrame(
+        {"customer_id": events["customer_id"].to_numpy(), "timestamp": events["timestamp"].to_numpy(), "row": np.arange(len(events))}
+    )
+    last = rows.sort_values("timestamp", kind="stable").groupby("customer_id", sort=False).tail(1)
+    distinct = events.groupby("customer_id", sort=False, observed=True)["product_id"].nunique()
+    last = last[distinct.reindex(last["customer_id"]).to_numpy() >= LAST_ITEM_MIN_PRODUCTS]
+    if last.empty:
+        raise InputError(f"a last-item split needs customers with at least {LAST_ITEM_MIN_PRODUCTS} distinct products, and there are none")
+    in_test = np.zeros(len(events), dtype=bool)
+    in_test[last["row"].to_numpy()] = True
     return Split(train=events[~in_test], test=events[in_test], cutoff=None, kind="last")
 
 

@@ -129,32 +129,44 @@ def test_relevant_truth_narrowed_to_relevant_types() -> None:
     assert _pairs(relevant_truth(split, relevant_types=(CART,))) == []
 
 
-def test_last_item_split_holds_out_each_customers_latest_product() -> None:
+def test_last_item_split_holds_out_each_customers_last_event() -> None:
     events = _events(
         [
             ("a", "p1", VIEW, 1),
-            ("a", "p2", VIEW, 2),  # a's p2 is latest at t=5: both p2 events are test
-            ("a", "p1", CART, 3),
-            ("a", "p2", PURCHASE, 5),
-            ("b", "p1", VIEW, 4),  # b has one distinct product: stays in train
-            ("b", "p1", VIEW, 9),
-            ("c", "p3", VIEW, 7),  # c's p3 and p4 tie at t=7 (one basket): the later line, p4, is held out
-            ("c", "p4", VIEW, 7),
-            ("d", "p9", VIEW, 8),  # the same for d: its later line is p5, whatever the ids' order
+            ("a", "p2", VIEW, 2),
+            ("a", "p3", CART, 3),
+            ("a", "p2", PURCHASE, 5),  # a's last event: held out, but a had viewed p2, so it is no truth
+            ("b", "p1", VIEW, 4),  # b has two distinct products: stays in train
+            ("b", "p2", VIEW, 9),
+            ("c", "p3", VIEW, 6),
+            ("c", "p4", VIEW, 7),  # c's p4 and p5 at t=7 (one basket): the later line, p5, is held out
+            ("c", "p5", VIEW, 7),
+            ("d", "p9", VIEW, 8),  # the same for d, whatever the ids' order: p5
+            ("d", "p8", VIEW, 8),
             ("d", "p5", VIEW, 8),
         ]
     )
     split = last_item_split(events)
     assert split.kind == "last" and split.cutoff is None
-    assert _pairs(split.test) == [("a", "p2"), ("a", "p2"), ("c", "p4"), ("d", "p5")]
-    assert split.test.index.tolist() == [1, 3, 7, 9]  # original rows, original order
-    assert _pairs(split.train) == [("a", "p1"), ("a", "p1"), ("b", "p1"), ("b", "p1"), ("c", "p3"), ("d", "p9")]
-    assert _pairs(relevant_truth(split)) == [("a", "p2"), ("c", "p4"), ("d", "p5")]
+    assert _pairs(split.test) == [("a", "p2"), ("c", "p5"), ("d", "p5")]
+    assert split.test.index.tolist() == [3, 8, 11]  # original rows, original order
+    assert _pairs(split.train) == [
+        ("a", "p1"),
+        ("a", "p2"),
+        ("a", "p3"),
+        ("b", "p1"),
+        ("b", "p2"),
+        ("c", "p3"),
+        ("c", "p4"),
+        ("d", "p9"),
+        ("d", "p8"),
+    ]
+    assert _pairs(relevant_truth(split)) == [("c", "p5"), ("d", "p5")]
 
 
-def test_last_item_split_needs_a_customer_with_two_products() -> None:
-    events = _events([("a", "p1", VIEW, 1), ("a", "p1", PURCHASE, 2), ("b", "p2", VIEW, 3)])
-    with pytest.raises(InputError, match="at least 2 distinct products"):
+def test_last_item_split_needs_a_customer_with_three_products() -> None:
+    events = _events([("a", "p1", VIEW, 1), ("a", "p2", PURCHASE, 2), ("b", "p2", VIEW, 3)])
+    with pytest.raises(InputError, match="at least 3 distinct products"):
         last_item_split(events)
 
 
