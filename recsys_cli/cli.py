@@ -453,10 +453,13 @@ SKIP_LOG_PREFIX = "inputs and settings unchanged since version"
 
 def _print_selection(selection: dict) -> None:
     """Which model serves each segment, and its validation NDCG@10 against popularity and the runner-up."""
-    from .selection import winners
+    from .selection import NO_SPLIT, winners
 
     rows = winners(selection)
     if not rows:
+        split = str(selection.get("split", ""))
+        if split.startswith(NO_SPLIT + ":"):
+            out.print(f"No model search ({split[len(NO_SPLIT) + 1 :].strip()}): every segment the settings do not fix gets popularity.")
         return
     table = Table(title=f"Chosen on a validation split ({selection.get('split', '')})", show_header=True)
     for column in ("segment", "model", "NDCG@10", "popularity", "runner-up"):

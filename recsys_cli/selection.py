@@ -18,7 +18,7 @@ all of them: a trending window must earn its place. Blends use each segment's be
 ranking, and a model must score above every popularity ranking.
 
 The validation split mirrors how a shop is judged (`selection.split`): by default a global cutoff
-at 80% of the events by time (what customers do next), or each customer's last distinct product
+at 80% of the events by time (what customers do next), or each customer's last product
 when timestamps carry no global time (absent, constant, or per-customer positions, as in review
 datasets); `last` asks for the second everywhere. The two can choose differently: trending
 products and models fitted on the newest events win what comes after a shared cutoff, a
@@ -52,6 +52,7 @@ SEGMENTS = ("cold", "few", "warm")
 LEAD_SE = 2.0  # a lead counts when it exceeds two standard errors (about 98% one-sided confidence)
 WINDOWS = (None, 0.25, 0.1, 0.05)  # trending windows tried, as shares of the validation period, simplest first
 Progress = Callable[[str], None]
+NO_SPLIT = "none"  # Selection.split when no validation split could be made
 
 
 @dataclass
@@ -223,7 +224,11 @@ def select(
     section = settings["selection"]
     router = settings["router"]
     warm_min = int(router["warm_min_products"])
-    split = validation_split(events, str(section["split"]))
+    try:
+        split = validation_split(events, str(section["split"]))
+    except InputError as error:  # too few events, or of the wrong shape, to hold any out
+        progress(f"selection: no validation split: {error}")
+        return _unvalidated(settings, str(error), started)
     progress(f"selection: validation split ({split.kind}), {len(split.train):,} / {len(split.test):,} events")
     dataset = build_dataset(split.train)
     truth_pairs = relevant_truth(split)
@@ -293,14 +298,12 @@ def select(
     fixed_pop = _fixed_popularity(settings)
     # trending windows are tried as shares of the validation period and kept as what they measure,
     # a number of days: how fast a shop's demand moves does not depend on how much history it exports
-    windows = WINDOWS if split.kind == "temporal" else (None,)
     stamps = split.train["timestamp"].to_numpy(dtype=np.int64)
     span_days = (int(stamps.max()) - int(stamps.min())) / 86_400 if len(stamps) else 0.0
-    pop_options = (
-        [fixed_pop]
-        if fixed_pop
-        else [{"mode": m, "window_days": round(w * span_days, 3) if w and span_days > 0 else None} for w in windows for m in MODES]
-    )
+    # a window shorter than the timestamps' resolution (a few minutes of events) is no window
+    days = [None] + [round(w * span_days, 3) for w in WINDOWS if w and split.kind == "temporal"]
+    days = list(dict.fromkeys(d for d in days if d is None or d > 0))
+    pop_options = [fixed_pop] if fixed_pop else [{"mode": m, "window_days": d} for d in days for m in MODES]
     pops = []
     for options in pop_options:
         model = PopularityModel(**options).fit(dataset)
@@ -449,6 +452,23 @@ def _leads(a: np.ndarray, b: np.ndarray) -> bool:
         return False
     difference = a - b
     return float(difference.mean()) > LEAD_SE * float(difference.std(ddof=1)) / np.sqrt(len(difference))
+
+
+def _unvalidated(settings: Settings, reason: str, started: float) -> Selection:
+    """No evidence to choose on: the settings' fixed choices, popularity for the rest (never a model
+    that was not shown to beat it)."""
+    popularity = _fixed_popularity(settings) or {"mode": MODES[0], "window_days": None}
+    choice = {}
+    for segment in ("few", "warm"):
+        fixed = _fixed_segment(settings, segment)
+        choice[segment] = fixed if fixed is not None and fixed["kind"] != "popularity" else {"kind": "popularity", "popularity": popularity}
+    return Selection(
+        popularity=popularity,
+        few=choice["few"],
+        warm=choice["warm"],
+        split=f"{NO_SPLIT}: {reason}",
+        seconds=time.perf_counter() - started,
+    )
 
 
 def _fixed_popularity(settings: Settings) -> dict[str, Any] | None:

@@ -100,6 +100,30 @@ def test_a_temporal_split_that_cannot_be_made_is_an_error_naming_the_setting():
         validation_split(events, "temporal")
 
 
+def test_an_export_of_a_few_minutes_gets_no_empty_trending_window():
+    start = 1_700_000_000
+    events = pd.DataFrame(
+        [("c1", "p1", 0, start), ("c1", "p2", 2, start + 100), ("c2", "p1", 0, start + 200), ("c2", "p2", 0, start + 300)],
+        columns=["customer_id", "product_id", "type", "timestamp"],
+    )
+    chosen = _select(events)  # windows of 5-25% of 200 seconds round to 0 days: not tried
+    assert chosen.split.startswith("temporal")
+    assert all("last 0 days" not in row["candidate"] for row in chosen.table)
+
+
+def test_an_export_too_small_to_hold_anything_out_trains_with_popularity():
+    # one moment and nobody with 3 products: neither a temporal nor a last-item split can be made
+    events = pd.DataFrame(
+        [("c1", "p1", 0, 1_700_000_000), ("c2", "p2", 2, 1_700_000_000), ("c2", "p1", 2, 1_700_000_000)],
+        columns=["customer_id", "product_id", "type", "timestamp"],
+    )
+    chosen = _select(events)
+    assert chosen.split.startswith("none:") and "at least 3 distinct products" in chosen.split
+    assert chosen.few["kind"] == chosen.warm["kind"] == "popularity" and chosen.table == []
+    fixed = _select(events, {"router": {"collaborative": "itemknn", "few": "same"}})
+    assert fixed.warm["kind"] == fixed.few["kind"] == "itemknn", "what the settings fix still holds"
+
+
 def test_the_router_serves_each_segment_with_its_winner():
     events = paired_events()
     catalog = pd.DataFrame({"product_id": pd.unique(events["product_id"])})
