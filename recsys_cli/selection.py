@@ -184,7 +184,7 @@ def _base_model(kind: str, settings: Settings, params: dict[str, Any] | None = N
 
 def validation_split(events: pd.DataFrame, how: str = "auto") -> Split:
     """`how` (selection.split) temporal: at 80% of events by time; last: each customer's last
-    distinct product; auto: temporal, or last when timestamps carry no global time."""
+    product (see `last_item_split`); auto: temporal, or last when timestamps carry no global time."""
     if how == "last" or how == "auto" and _positional_time(events):
         return last_item_split(events)
     try:
