@@ -489,7 +489,10 @@ def evaluate(
     assignments: SetOpt = None,
     fmt: InputFormatOpt = InputFormat.canonical,
     split: Annotated[
-        SplitKind, typer.Option(help="temporal: the newest events are test (as the shared harness); last: each customer's last product.")
+        SplitKind,
+        typer.Option(
+            help="temporal: the newest events are test (as the shared harness); last: each customer's last event, customers with 3+ products (as the harness)."
+        ),
     ] = SplitKind.temporal,
     test_fraction: Annotated[float, typer.Option(help="Share of the events held out, newest first (temporal split).")] = 0.2,
     test_days: Annotated[float | None, typer.Option(help="Hold out the last N days instead of a fraction.")] = None,

@@ -104,9 +104,10 @@ class SelectionSettings(Section):
     ease:window=F: EASE fitted on the newest share F of the period, for shops whose tastes move.
     split: what "next" means on the validation split. temporal: everything customers did after one
     cutoff (80% of the events by time), as for a list sent to everyone at once; last: each
-    customer's last product (customers with 3 or more), predicted from what they did before it,
-    whenever that was, as for a returning visitor's next step; auto: temporal, or last when
-    timestamps carry no global time (absent, constant, or restarting per customer).
+    customer's last product (customers with 3 or more; it counts when it is new to them),
+    predicted from what they did before it, whenever that was, as for a returning visitor's next
+    step; auto: temporal, or last when timestamps carry no global time (absent, constant, or
+    restarting per customer). An explicit choice that cannot be made on the data is an error.
     """
 
     candidates: Names = ["itemknn", "ease", "als", "als:alpha=4", "ease:window=0.5", "ease:window=0.25"]

@@ -40,7 +40,7 @@ from .config import SECTIONS, Settings
 from .dataset import Dataset, UserHistory
 from .errors import InputError
 from .evaluation.metrics import ndcg_at_k
-from .evaluation.split import Split, last_item_split, relevant_truth, temporal_split, truth_matrix
+from .evaluation.split import NoSplitError, Split, last_item_split, relevant_truth, temporal_split, truth_matrix
 from .models.base import Recommender
 from .models.blend import BlendModel, combine, typical_best
 from .models.popularity import MODES, PopularityModel
@@ -185,14 +185,24 @@ def _base_model(kind: str, settings: Settings, params: dict[str, Any] | None = N
 def validation_split(events: pd.DataFrame, how: str = "auto") -> Split:
     """`how` (selection.split) temporal: at 80% of events by time; last: each customer's last
     product (see `last_item_split`); auto: temporal, or last when timestamps carry no global time."""
-    if how == "last" or how == "auto" and _positional_time(events):
-        return last_item_split(events)
     try:
-        return temporal_split(events, test_fraction=0.2)
-    except InputError as error:  # the newest events share one timestamp
-        if how == "temporal":
-            raise InputError(f"selection.split = temporal: {error}; set selection.split to last or auto") from None
-        return last_item_split(events)
+        if how == "last" or how == "auto" and _positional_time(events):
+            return last_item_split(events)
+        try:
+            return temporal_split(events, test_fraction=0.2)
+        except NoSplitError:  # the newest events share one timestamp
+            if how == "temporal":
+                raise
+            return last_item_split(events)
+    except InputError as error:
+        if how == "auto":
+            raise
+        raise _split_refused(how, error) from None
+
+
+def _split_refused(how: str, reason: object) -> InputError:
+    """The error for a validation split asked for by name that these events cannot give."""
+    return InputError(f"selection.split = {how}: {reason}; set selection.split to {'last' if how == 'temporal' else 'temporal'} or auto")
 
 
 def _positional_time(events: pd.DataFrame) -> bool:
@@ -224,15 +234,25 @@ def select(
     section = settings["selection"]
     router = settings["router"]
     warm_min = int(router["warm_min_products"])
+    how = str(section["split"])
+    products = int(events["product_id"].nunique())
     try:
-        split = validation_split(events, str(section["split"]))
+        split = validation_split(events, how)
     except InputError as error:  # too few events, or of the wrong shape, to hold any out
+        if how != "auto":  # asked for by name: say it cannot be done rather than serve without it
+            raise
         progress(f"selection: no validation split: {error}")
-        return _unvalidated(settings, str(error), started)
+        return _unvalidated(settings, str(error), products, started)
     progress(f"selection: validation split ({split.kind}), {len(split.train):,} / {len(split.test):,} events")
     dataset = build_dataset(split.train)
     truth_pairs = relevant_truth(split)
     customers = pd.unique(truth_pairs["customer_id"].astype(object))
+    if not len(customers):
+        reason = f"no product held out by the {split.kind} split is new to its customer"
+        if how != "auto":
+            raise _split_refused(how, reason)
+        progress(f"selection: {reason}")
+        return _unvalidated(settings, reason, products, started)
     users = dataset.users.to_internal(customers)
     full = dataset.history()
     distinct = np.where(users >= 0, np.diff(full.weights.indptr)[np.maximum(users, 0)], 0)
@@ -401,9 +421,9 @@ def select(
     choice = {}
     active = int((np.bincount(dataset.pairs["item"], minlength=dataset.n_items) > 0).sum())
     for segment in ("few", "warm"):
-        fixed = _fixed_segment(settings, segment, active)
+        fixed = _fixed_choice(settings, segment, active, best_pop_options)
         if fixed is not None:
-            choice[segment] = {**fixed, "popularity": best_pop_options} if fixed["kind"] == "popularity" else fixed
+            choice[segment] = fixed
             continue
         scored = [(results[n][segment], n) for n in results if segment in results[n]]
         best_score, best_name = max(scored, default=(-1.0, ""))
@@ -454,14 +474,14 @@ def _leads(a: np.ndarray, b: np.ndarray) -> bool:
     return float(difference.mean()) > LEAD_SE * float(difference.std(ddof=1)) / np.sqrt(len(difference))
 
 
-def _unvalidated(settings: Settings, reason: str, started: float) -> Selection:
+def _unvalidated(settings: Settings, reason: str, products: int, started: float) -> Selection:
     """No evidence to choose on: the settings' fixed choices, popularity for the rest (never a model
     that was not shown to beat it)."""
     popularity = _fixed_popularity(settings) or {"mode": MODES[0], "window_days": None}
-    choice = {}
-    for segment in ("few", "warm"):
-        fixed = _fixed_segment(settings, segment)
-        choice[segment] = fixed if fixed is not None and fixed["kind"] != "popularity" else {"kind": "popularity", "popularity": popularity}
+    choice = {
+        segment: _fixed_choice(settings, segment, products, popularity) or {"kind": "popularity", "popularity": popularity}
+        for segment in ("few", "warm")
+    }
     return Selection(
         popularity=popularity,
         few=choice["few"],
@@ -469,6 +489,14 @@ def _unvalidated(settings: Settings, reason: str, started: float) -> Selection:
         split=f"{NO_SPLIT}: {reason}",
         seconds=time.perf_counter() - started,
     )
+
+
+def _fixed_choice(settings: Settings, segment: str, active_items: int, popularity: dict[str, Any]) -> dict[str, Any] | None:
+    """The spec serving `segment` when the settings fix it (popularity with `popularity`'s options), else None."""
+    fixed = _fixed_segment(settings, segment, active_items)
+    if fixed is None:
+        return None
+    return {**fixed, "popularity": popularity} if fixed["kind"] == "popularity" else fixed
 
 
 def _fixed_popularity(settings: Settings) -> dict[str, Any] | None:

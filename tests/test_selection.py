@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -96,8 +98,20 @@ def test_a_temporal_split_that_cannot_be_made_is_an_error_naming_the_setting():
     events = paired_events()
     events.loc[events["timestamp"] >= events["timestamp"].quantile(0.7), "timestamp"] = events["timestamp"].max()  # the newest 30% at once
     assert validation_split(events).kind == "last", "auto falls back to each customer's last product"
-    with pytest.raises(InputError, match="selection.split = temporal"):
-        validation_split(events, "temporal")
+    with pytest.raises(InputError, match="selection.split = temporal: .*share one timestamp; set selection.split to last or auto"):
+        _select(events, {"selection": {**FAST["selection"], "split": "temporal"}})  # asked by name: train says it cannot
+
+
+def test_a_last_item_split_with_nothing_new_to_predict_is_no_evidence():
+    # every customer's last event repeats a product they had viewed: the harness's rule counts no truth
+    rows = [(f"c{c}", p, 0, 1_700_000_000 + 10 * j) for c in range(20) for j, p in enumerate(["p1", "p2", "p3"])]
+    rows += [(f"c{c}", "p1", 2, 1_700_000_100) for c in range(20)]
+    events = pd.DataFrame(rows, columns=["customer_id", "product_id", "type", "timestamp"])
+    with pytest.raises(InputError, match="selection.split = last: no product held out by the last split is new"):
+        _select(events, {"selection": {**FAST["selection"], "split": "last"}})
+    chosen = _select(events)  # auto (every customer starts at one moment: the last-item split): no search, popularity
+    assert chosen.split.startswith("none: no product held out by the last split is new")
+    assert chosen.few["kind"] == chosen.warm["kind"] == "popularity"
 
 
 def test_an_export_of_a_few_minutes_gets_no_empty_trending_window():
@@ -106,9 +120,10 @@ def test_an_export_of_a_few_minutes_gets_no_empty_trending_window():
         [("c1", "p1", 0, start), ("c1", "p2", 2, start + 100), ("c2", "p1", 0, start + 200), ("c2", "p2", 0, start + 300)],
         columns=["customer_id", "product_id", "type", "timestamp"],
     )
-    chosen = _select(events)  # windows of 5-25% of 200 seconds round to 0 days: not tried
+    chosen = _select(events)  # 5-25% of 200 seconds: the windows that round to 0 days are not tried
     assert chosen.split.startswith("temporal")
-    assert all("last 0 days" not in row["candidate"] for row in chosen.table)
+    windows = [float(m) for row in chosen.table for m in re.findall(r"last ([0-9.e-]+) days", row["candidate"])]
+    assert all(days > 0 for days in windows)
 
 
 def test_an_export_too_small_to_hold_anything_out_trains_with_popularity():

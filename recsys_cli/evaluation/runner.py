@@ -23,7 +23,7 @@ from ..models.base import Recommender
 from ..service import RecommendationService, merge_candidates
 from ..training import fit_models
 from .metrics import auc, evaluate_ranking, popularity_share
-from .split import Split, last_item_split, relevant_truth, segment_labels, temporal_split, truth_matrix
+from .split import NoSplitError, Split, last_item_split, relevant_truth, segment_labels, temporal_split, truth_matrix
 
 Progress = Callable[[str], None]
 SEGMENTS = ("cold", "few", "warm")
@@ -38,12 +38,12 @@ def deterministic(settings: Settings) -> Settings:
 
 
 def make_split(events: pd.DataFrame, *, kind: str = "temporal", test_fraction: float = 0.2, test_days: float | None = None) -> Split:
-    if kind == "last":
-        try:
+    try:
+        if kind == "last":
             return last_item_split(events)
-        except InputError as error:
-            raise InputError(f"{error}; use --split temporal") from None
-    return temporal_split(events, test_fraction=test_fraction, test_days=test_days)
+        return temporal_split(events, test_fraction=test_fraction, test_days=test_days)
+    except NoSplitError as error:
+        raise InputError(f"{error}; use --split {'temporal' if kind == 'last' else 'last'}") from None
 
 
 def evaluate(

@@ -80,9 +80,7 @@ def temporal_split(events: pd.DataFrame, *, test_fraction: float = 0.2, test_day
         window = f"the last {test_fraction:.0%} of the events"
         in_test = timestamps > cutoff
         if not in_test.any():
-            raise InputError(
-                f"a temporal split on {window} finds no event after {_iso(cutoff)}: the newest events share one timestamp; use --split last"
-            )
+            raise NoSplitError(f"a temporal split on {window} finds no event after {_iso(cutoff)}: the newest events share one timestamp")
         return Split(train=events[~in_test], test=events[in_test], cutoff=cutoff, kind="temporal")
     # The newest event is always at or after the cutoff, so only train can come out empty.
     in_test = timestamps >= cutoff
@@ -92,6 +90,10 @@ def temporal_split(events: pd.DataFrame, *, test_fraction: float = 0.2, test_day
             f"{len(timestamps)} events are at or after the cutoff; use a shorter test window"
         )
     return Split(train=events[~in_test], test=events[in_test], cutoff=cutoff, kind="temporal")
+
+
+class NoSplitError(InputError):
+    """The events have no room for this kind of split (the other kind may work)."""
 
 
 LAST_ITEM_MIN_PRODUCTS = 3  # customers held out by a last-item split (the harness's rule)
@@ -115,7 +117,9 @@ def last_item_split(events: pd.DataFrame) -> Split:
     distinct = events.groupby("customer_id", sort=False, observed=True)["product_id"].nunique()
     last = last[distinct.reindex(last["customer_id"]).to_numpy() >= LAST_ITEM_MIN_PRODUCTS]
     if last.empty:
-        raise InputError(f"a last-item split needs customers with at least {LAST_ITEM_MIN_PRODUCTS} distinct products, and there are none")
+        raise NoSplitError(
+            f"a last-item split needs customers with at least {LAST_ITEM_MIN_PRODUCTS} distinct products, and there are none"
+        )
     in_test = np.zeros(len(events), dtype=bool)
     in_test[last["row"].to_numpy()] = True
     return Split(train=events[~in_test], test=events[in_test], cutoff=None, kind="last")
