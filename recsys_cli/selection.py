@@ -185,19 +185,17 @@ def _base_model(kind: str, settings: Settings, params: dict[str, Any] | None = N
 def validation_split(events: pd.DataFrame, how: str = "auto") -> Split:
     """`how` (selection.split) temporal: at 80% of events by time; last: each customer's last
     product (see `last_item_split`); auto: temporal, or last when timestamps carry no global time."""
-    try:
-        if how == "last" or how == "auto" and _positional_time(events):
-            return last_item_split(events)
+    if how != "auto":
         try:
-            return temporal_split(events, test_fraction=0.2)
-        except NoSplitError:  # the newest events share one timestamp
-            if how == "temporal":
-                raise
-            return last_item_split(events)
-    except InputError as error:
-        if how == "auto":
-            raise
-        raise _split_refused(how, error) from None
+            return last_item_split(events) if how == "last" else temporal_split(events, test_fraction=0.2)
+        except InputError as error:
+            raise _split_refused(how, error) from None
+    if _positional_time(events):
+        return last_item_split(events)
+    try:
+        return temporal_split(events, test_fraction=0.2)
+    except NoSplitError:  # the newest events share one timestamp
+        return last_item_split(events)
 
 
 def _split_refused(how: str, reason: object) -> InputError:
