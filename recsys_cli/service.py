@@ -37,7 +37,18 @@ from .dataset import Dataset, UserHistory, csr_row, strongest_code
 from .errors import ArtifactError, InputError, LiveStoreError, NotFoundError
 from .limits import MAX_BATCH, MAX_N, RULE_SOURCE, SOURCES, WINDOW_PATTERN
 from .live import NO_CONTROLS, Controls, LiveEvents
-from .models.base import Covers, Explains, ExplainsWhileRanking, Ranking, Recommender, SimilarProducts, declares, lookup, take_rows
+from .models.base import (
+    MASKS_KEPT,
+    Covers,
+    Explains,
+    ExplainsWhileRanking,
+    Ranking,
+    Recommender,
+    SimilarProducts,
+    declares,
+    lookup,
+    take_rows,
+)
 from .models.together import BoughtTogetherModel
 from .privacy import customer_hash
 from .rules import Rules, apply_rules, parse_rules
@@ -46,7 +57,6 @@ from .weighting import pair_weights
 log = logging.getLogger("recsys.service")
 
 COLD_LIST = 100  # unknown customers' list is routed once per version up to this length
-MASKS_KEPT = 64  # filter masks kept per version (one per distinct brand, category or gender request; 283 KB each at 283k products)
 ITEM_ATTRIBUTES = ("brand", "category_path", "price")  # catalog fields every returned product carries, where known
 COLLABORATIVE, CONTENT, POPULARITY = 0, 1, 2
 VERBS = {0: "viewed", 1: "added to your cart", 2: "purchased"}
@@ -475,7 +485,8 @@ class RecommendationService:
         hidden = hidden if hidden is not None and hidden.nnz else None
         if allowed is None:
             allowed = self._shop.allowed
-        if n == 1 and (exclude.nnz or hidden is not None):  # one customer: one mask with the filter's, no pairs to check
+        kept = allowed is not None and not allowed.flags.writeable  # a filter's kept mask: models reuse what they derive from it
+        if n == 1 and (exclude.nnz or hidden is not None) and not kept:  # one customer: one mask with the filter's, no pairs to check
             allowed = np.ones(self.dataset.n_items, dtype=bool) if allowed is None else allowed.copy()
             for blocked in (exclude, hidden):
                 if blocked is not None:

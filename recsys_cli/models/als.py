@@ -133,15 +133,7 @@ class ALSModel(DerivedCache):
         best = np.full((n_rows, k), -np.inf, dtype=np.float32)
         columns, factors, blocked = self.items, self._active_factors, None
         if allowed is not None:
-            wanted_items = np.flatnonzero(allowed)
-            if len(wanted_items) * 2 < len(self.items):  # score only the allowed products with factors
-                at = self._cached("space", lambda: ItemSpace(self.items, self.n_items)).position[wanted_items]
-                at = at[at >= 0]
-                columns, factors = self.items[at], self._active_factors[at]
-            else:
-                kept = allowed[self.items]
-                if not kept.all():
-                    blocked = np.flatnonzero(~kept).astype(np.int32)
+            columns, factors, blocked = self._space().masks.get(allowed, lambda: self._allowed_factors(allowed))
             if not len(columns) or (blocked is not None and len(blocked) == len(self.items)):
                 return ids, best
         exclude = exclude.tocsr() if exclude is not None and exclude.nnz else None
@@ -159,10 +151,25 @@ class ALSModel(DerivedCache):
             if exclude is not None:
                 found &= ~pairs_in(take_rows(exclude, part), got)
                 order = np.argsort(~found, axis=1, kind="stable")[:, :k_eff]
-                got, scores, found = (np.take_along_axis(a, order, axis=1) for a in (got, scores, found))
+                at = np.arange(len(part))[:, None]  # plain fancy indexing: take_along_axis costs more per call
+                got, scores, found = got[at, order], scores[at, order], found[at, order]
             ids[part, :k_eff] = np.where(found[:, :k_eff], got[:, :k_eff], -1)
             best[part, :k_eff] = np.where(found[:, :k_eff], scores[:, :k_eff], -np.inf)
         return ids, best
+
+    def _space(self) -> ItemSpace:
+        return self._cached("space", lambda: ItemSpace(self.items, self.n_items))
+
+    def _allowed_factors(self, allowed: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+        """(products, their factors, blocked columns) to rank under `allowed`: a mask allowing under
+        half the products keeps only their factors (a filter's usual case), a wider one blocks columns."""
+        wanted = np.flatnonzero(allowed)
+        if len(wanted) * 2 < len(self.items):
+            at = self._space().position[wanted]
+            at = at[at >= 0]
+            return self.items[at], self._active_factors.take(at, axis=0), None  # take: a third of [at]'s cost
+        kept = allowed[self.items]
+        return self.items, self._active_factors, None if kept.all() else np.flatnonzero(~kept).astype(np.int32)
 
     def _vectors(self, users: np.ndarray, history: UserHistory | None) -> tuple[sparse.csr_matrix, np.ndarray]:
         """(history rows, customer factors solved from them)."""

@@ -132,16 +132,28 @@ class Scorer:
     `score(rows)` returns a writable float32 array (len(rows), n_cols) for those positions in the
     batch; its columns are `space.items` (all products when `space` is None). Rows where `active`
     is False have nothing to score. -inf marks a product the model will not propose.
+    `score_at(rows, columns)`, when given, returns exactly `score(rows)[:, columns]` without
+    scoring the other columns: a narrow filter's request then costs what the filter allows.
     """
 
     active: np.ndarray
     score: Callable[[np.ndarray], np.ndarray]
     n_cols: int
     space: "ItemSpace | None" = None
+    score_at: Callable[[np.ndarray, np.ndarray], np.ndarray] | None = None
 
     def top(self, k: int, *, exclude: sparse.csr_matrix | None = None, allowed: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
         """The top-k products of every row (see `rank_rows`)."""
-        return rank_rows(self.active, k, self.score, self.n_cols, exclude, space=self.space, allowed=allowed)
+        return rank_rows(self.active, k, self.score, self.n_cols, exclude, space=self.space, allowed=allowed, score_at=self.score_at)
+
+
+def block(matrix: np.ndarray, rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
+    """matrix[np.ix_(rows, cols)] (a new array), by one flat take when `matrix` is C-contiguous:
+    about half the cost of the 2-D fancy index for the few history rows of a request."""
+    if not matrix.flags.c_contiguous:
+        return matrix[np.ix_(rows, cols)]
+    flat = (np.asarray(rows, dtype=np.int64)[:, None] * matrix.shape[1] + np.asarray(cols, dtype=np.int64)).ravel()
+    return matrix.reshape(-1).take(flat).reshape(len(rows), len(cols))
 
 
 def top_k(scores: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
@@ -186,12 +198,42 @@ class DerivedCache:
 
 class ItemSpace:
     """The products a model scores, as columns: `items[c]` is column c's product and
-    `position[i]` product i's column (-1 when the model does not score it)."""
+    `position[i]` product i's column (-1 when the model does not score it). `masks` keeps what
+    the model derives from a filter's mask (see `MaskCache`)."""
 
     def __init__(self, items: np.ndarray, n_items: int) -> None:
         self.items = np.asarray(items, dtype=np.int64)
         self.position = np.full(n_items, -1, dtype=np.int64)
         self.position[self.items] = np.arange(len(self.items))
+        self.masks = MaskCache()
+
+
+MASKS_KEPT = 64  # filter masks kept per version (one per distinct brand, category or gender request; 283 KB each at 283k products)
+
+
+class MaskCache:
+    """Values derived from an `allowed` mask, kept by the mask's identity when it is read-only.
+
+    The service keeps each filter's mask read-only and passes the same array to every request
+    with that filter (a brand page's visitors), so a model derives its allowed columns once per
+    filter. A writable mask may change, so its values are computed every time. Holds the masks
+    it keys on (an id cannot be reused while kept); emptied when it holds MASKS_KEPT.
+    """
+
+    def __init__(self) -> None:
+        self._entries: dict[int, tuple[np.ndarray, Any]] = {}
+
+    def get(self, mask: np.ndarray, compute: Callable[[], Any]) -> Any:
+        if mask.flags.writeable:
+            return compute()
+        entry = self._entries.get(id(mask))
+        if entry is not None and entry[0] is mask:
+            return entry[1]
+        value = compute()
+        if len(self._entries) >= MASKS_KEPT:
+            self._entries.clear()
+        self._entries[id(mask)] = (mask, value)
+        return value
 
 
 def take_rows(matrix: sparse.csr_matrix, rows: np.ndarray) -> sparse.csr_matrix:
@@ -248,20 +290,26 @@ def mask_excluded(scores: np.ndarray, exclude: sparse.csr_matrix | None, rows: n
     """
     if exclude is None or not exclude.nnz:
         return scores
-    starts, stops = exclude.indptr[rows], exclude.indptr[rows + 1]
-    take = ranges(starts, stops)
-    if not len(take):
-        return scores
-    at = np.repeat(np.arange(len(rows)), stops - starts)
-    cols = exclude.indices[take].astype(np.int64)
+    at, cols = excluded_pairs(exclude, rows, space, scores.shape[1])
+    scores[at, cols] = -np.inf
+    return scores
+
+
+def excluded_pairs(exclude: sparse.csr_matrix, rows: np.ndarray, space: ItemSpace | None, n_cols: int) -> tuple[np.ndarray, np.ndarray]:
+    """(j, column) for every product row rows[j] of `exclude` marks that has a column (in `space`
+    when given, else the product itself below `n_cols`)."""
+    if len(rows) == 1:  # one customer's request: its own row
+        cols = exclude.indices[exclude.indptr[rows[0]] : exclude.indptr[rows[0] + 1]].astype(np.int64)
+        at = np.zeros(len(cols), dtype=np.int64)
+    else:
+        starts, stops = exclude.indptr[rows], exclude.indptr[rows + 1]
+        at = np.repeat(np.arange(len(rows)), stops - starts)
+        cols = exclude.indices[ranges(starts, stops)].astype(np.int64)
     if space is not None:
         inside = cols < len(space.position)
         at, cols = at[inside], space.position[cols[inside]]
-        at, cols = at[cols >= 0], cols[cols >= 0]
-    else:
-        at, cols = at[cols < scores.shape[1]], cols[cols < scores.shape[1]]
-    scores[at, cols] = -np.inf
-    return scores
+        return at[cols >= 0], cols[cols >= 0]
+    return at[cols < n_cols], cols[cols < n_cols]
 
 
 def explain_by_affinity(history_items: list[np.ndarray], ids: np.ndarray, affinity) -> np.ndarray:
@@ -334,6 +382,7 @@ def rank_rows(
     *,
     space: ItemSpace | None = None,
     allowed: np.ndarray | None = None,
+    score_at: Callable[[np.ndarray, np.ndarray], np.ndarray] | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Top-k per row, scored in chunks; rows where `active` is False get all -1 / -inf.
 
@@ -342,6 +391,9 @@ def rank_rows(
     products themselves. `exclude` (rows aligned with `active`, one column per product) marks
     pairs to skip; `allowed` (one flag per product, shared by all rows) the products that may be
     returned at all, e.g. a filter's: neither is ever expanded into a list of blocked pairs.
+    A filter allowing under half the columns ranks only those, and with `score_at` (see
+    `Scorer`) scores only those. The columns a read-only (kept) mask allows are derived once
+    per space (`ItemSpace.masks`).
     """
     n_rows = len(active)
     ids = np.full((n_rows, k), -1, dtype=np.int64)
@@ -349,13 +401,25 @@ def rank_rows(
     rows = np.flatnonzero(active)
     blocked = kept = None
     if allowed is not None:
-        columns = allowed[space.items] if space is not None else allowed[:n_cols]
-        if 2 * int(np.count_nonzero(columns)) < n_cols:  # a narrow filter: rank only the allowed columns
-            kept = np.flatnonzero(columns)
-            if not len(kept):
-                return ids, best
+        if space is not None:
+            kept, blocked = space.masks.get(allowed, lambda: allowed_columns(allowed[space.items], n_cols))
         else:
-            blocked = np.flatnonzero(~columns)
+            kept, blocked = allowed_columns(allowed[:n_cols], n_cols)
+        if kept is not None and not len(kept):
+            return ids, best
+    if kept is not None and score_at is not None:
+        chunk = max(1, CHUNK_CELLS // max(len(kept), 1))
+        for start in range(0, len(rows), chunk):
+            part = rows[start : start + chunk]
+            scores = score_at(part, kept)
+            if exclude is not None and exclude.nnz:  # the excluded products among the kept columns
+                at, cols = excluded_pairs(exclude, part, space, n_cols)
+                where = np.minimum(np.searchsorted(kept, cols), len(kept) - 1)
+                found = kept[where] == cols
+                scores[at[found], where[found]] = -np.inf
+            picked, best[part] = top_k(scores, k)
+            ids[part] = np.where(picked >= 0, kept[np.maximum(picked, 0)], -1)
+        return _products(ids, space), best
     chunk = max(1, CHUNK_CELLS // max(n_cols, 1))
     for start in range(0, len(rows), chunk):
         part = rows[start : start + chunk]
@@ -368,6 +432,19 @@ def rank_rows(
         else:
             picked, best[part] = select_top_k(scores[:, kept], k)
             ids[part] = np.where(picked >= 0, kept[np.maximum(picked, 0)], -1)
+    return _products(ids, space), best
+
+
+def allowed_columns(columns: np.ndarray, n_cols: int) -> tuple[np.ndarray | None, np.ndarray | None]:
+    """(kept, None) for a narrow mask of columns (under half allowed: rank only those), else
+    (None, blocked): the columns to set to -inf."""
+    if 2 * int(np.count_nonzero(columns)) < n_cols:
+        return np.flatnonzero(columns), None
+    return None, np.flatnonzero(~columns)
+
+
+def _products(ids: np.ndarray, space: ItemSpace | None) -> np.ndarray:
+    """Column ids as products (a model with no columns, nothing co-occurred, keeps its -1 padding)."""
     if space is not None and len(space.items):
-        ids = np.where(ids >= 0, space.items[np.maximum(ids, 0)], -1)
-    return ids, best  # a model with no columns (nothing co-occurred) returns its -1 padding
+        return np.where(ids >= 0, space.items[np.maximum(ids, 0)], -1)
+    return ids

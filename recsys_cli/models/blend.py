@@ -99,10 +99,13 @@ def combine(
     """Top-k of (1 - weight) * first + weight * second over two models' candidate lists (ids, scores)."""
     ids = np.concatenate([first[0], second[0]], axis=1)
     scores = np.concatenate([(1 - weight) * _scaled(first[1], scales[0]), weight * _scaled(second[1], scales[1])], axis=1)
-    if len(ids) == 1:  # one customer's request: sum by product directly
+    if len(ids) == 1:  # one customer's request: sort its candidates by product, sum equal neighbours
         proposed = ids[0] >= 0
-        items, at = np.unique(ids[0][proposed], return_inverse=True)
-        summed = np.bincount(at, weights=scores[0][proposed], minlength=len(items))
+        items, values = ids[0][proposed], scores[0][proposed]
+        order = np.argsort(items, kind="stable")  # first model's part before the second's, as in the batch path
+        items, values = items[order], values[order]
+        starts = np.flatnonzero(np.concatenate(([True], items[1:] != items[:-1]))) if len(items) else order
+        items, summed = items[starts], np.add.reduceat(values, starts) if len(items) else values
         picked, best = top_k(summed[None, :], k)
         chosen = items[np.maximum(picked, 0)] if len(items) else picked  # no candidate: picked is all -1
         return np.where(picked >= 0, chosen, -1), best

@@ -19,7 +19,7 @@ from threadpoolctl import threadpool_limits
 
 from ..dataset import Dataset, UserHistory, csr_row
 from ..errors import InputError
-from .base import DerivedCache, ItemSpace, Scorer, explain_by_affinity, lookup, rank_rows, take_rows, top_k
+from .base import DerivedCache, ItemSpace, Scorer, block, explain_by_affinity, lookup, rank_rows, take_rows, top_k
 
 _BLOCK_ROWS = 512
 _USER_CHUNK = 4096
@@ -155,7 +155,7 @@ class EASEModel(_ItemToItem):
         rows, cols = self._position[history], self._position[items]
         if not len(self.items):
             return np.zeros((len(history), len(items)), dtype=np.float32)
-        out = self.B[np.ix_(np.maximum(rows, 0), np.maximum(cols, 0))]  # a new (history x items) array
+        out = block(self.B, np.maximum(rows, 0), np.maximum(cols, 0))  # a new (history x items) array
         out[rows < 0] = 0.0  # products EASE does not model: no affinity
         out[:, cols < 0] = 0.0
         return out
@@ -180,7 +180,19 @@ class EASEModel(_ItemToItem):
         def score(part: np.ndarray) -> np.ndarray:
             return np.asarray(take_rows(rows, part) @ self.B, dtype=np.float32)
 
-        return Scorer(np.diff(rows.indptr) > 0, score, len(self.items), self._space(self.items))
+        def score_at(part: np.ndarray, columns: np.ndarray) -> np.ndarray:
+            # the same sums in the same order over only the rows of B the customers touch
+            sub = take_rows(rows, part)
+            if sub.shape[0] == 1 and sub.has_sorted_indices:  # one customer's request: its own products, in order
+                used = sub.indices
+                compact = csr_row(len(used), sub.data, np.arange(len(used), dtype=used.dtype), sorted_indices=True)
+            else:
+                used = np.unique(sub.indices)
+                at = np.searchsorted(used, sub.indices)
+                compact = sparse.csr_matrix((sub.data, at, sub.indptr), shape=(sub.shape[0], len(used)))
+            return np.asarray(compact @ block(self.B, used, columns), dtype=np.float32)
+
+        return Scorer(np.diff(rows.indptr) > 0, score, len(self.items), self._space(self.items), score_at)
 
     def similar_items(self, items: np.ndarray, *, k: int) -> tuple[np.ndarray, np.ndarray]:
         """Top-k other items by the item's row of B: what a customer whose history is that one item gets."""

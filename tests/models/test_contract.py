@@ -205,6 +205,27 @@ def test_one_customer_alone_gets_their_row_of_the_batch(case, dataset, share):
         assert (ids == -1).all()
 
 
+def test_a_kept_filter_mask_answers_like_a_fresh_one_request_after_request(case, dataset):
+    """The service passes a filter's mask read-only, the same array at every request with that
+    filter, and models keep what they derive from it: the second request, and a request with
+    another kept filter in between, get exactly what a fresh copy of the mask gives."""
+    _, model = case
+    users, exclude = np.arange(dataset.n_users), seen(dataset)
+    rng = np.random.default_rng(3)
+    masks = [rng.random(dataset.n_items) < share for share in (0.25, 0.75, 0.25)]
+    for mask in masks:
+        mask.setflags(write=False)
+    for mask in masks + masks:  # each mask twice, others in between
+        expected_ids, expected_scores = model.recommend(users, k=3, exclude=exclude, allowed=mask.copy())
+        for user in (0, dataset.n_users - 1):
+            one_ids, one_scores = model.recommend(users[user : user + 1], k=3, exclude=exclude[user : user + 1], allowed=mask)
+            np.testing.assert_allclose(one_scores[0], expected_scores[user], rtol=1e-5, atol=1e-6)
+            assert set(one_ids[0].tolist()) == set(expected_ids[user].tolist())
+        kept_ids, _ = model.recommend(users, k=3, exclude=exclude, allowed=mask)
+        assert set(kept_ids.ravel().tolist()) == set(expected_ids.ravel().tolist())
+        assert mask[kept_ids[kept_ids >= 0]].all()
+
+
 def test_recommendations_stay_in_the_customers_group(case, dataset):
     name, model = case
     if not MODELS[name][1]:
