@@ -26,7 +26,7 @@ from .data.schema import PURCHASE
 from .dataset import Dataset
 from .errors import InputError
 from .live import open_live_store
-from .models.base import Recommender
+from .models.base import KeepsCustomers, Recommender, declares
 from .models.blend import BlendModel
 from .models.content import ContentConfig, ContentModel
 from .models.popularity import PopularityModel
@@ -160,6 +160,8 @@ def fit_models(events: pd.DataFrame, catalog: pd.DataFrame, settings: Settings, 
             key = f"{spec['kind']}/{sorted((spec.get('params') or {}).items())}"
             if key not in models:
                 models[key] = build_model(spec, settings).fit(dataset)
+                if declares(models[key], KeepsCustomers):  # the published fit only: selection's fits skip it
+                    models[key].keep_customers()
             model = models[key]
             if hasattr(model, "decay") and model.decay != spec.get("decay", model.decay):
                 # the recency decay only changes scoring: one fit serves both segments

@@ -112,6 +112,14 @@ class Ranking(Protocol):
         ...
 
 
+@runtime_checkable
+class KeepsCustomers(Protocol):
+    """A model that can store, for the published version, what it would otherwise derive from each
+    fit-time customer's history at every request (ALS: their factors)."""
+
+    def keep_customers(self) -> Any: ...
+
+
 _DECLARED: dict[tuple[type, type], bool] = {}
 
 

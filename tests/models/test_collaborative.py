@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import sys
 
 import lightfm
@@ -139,6 +140,31 @@ def test_als_scores_customers_with_a_history_and_only_products_with_interactions
     everything, _ = model.recommend(np.arange(dataset.n_users), k=dataset.n_items)
     active = set(np.flatnonzero(np.bincount(dataset.pairs["item"], minlength=dataset.n_items) > 0).tolist())
     assert set(everything[everything >= 0].tolist()) <= active
+
+
+def test_als_kept_customer_factors_give_the_same_lists_and_new_events_still_count(dataset):
+    """The published ALS keeps every fit-time customer's factors: the lists are exactly the ones
+    it solves for, one customer or a batch, and a customer whose history changed (a live event)
+    is solved again rather than answered from the fit."""
+    from recsys_cli.dataset import UserHistory
+
+    solving = ALSModel(factors=4, iterations=2, num_threads=1).fit(dataset)
+    kept = copy.deepcopy(solving).keep_customers()
+    users, history = np.arange(dataset.n_users), dataset.history()
+    for part in (users, users[:1], users[5:6]):
+        rows = UserHistory(history.weights[part], history.last_seen[part], history.strongest[part])
+        expected = solving.recommend(part, k=5, history=rows)
+        got = kept.recommend(part, k=5, history=rows)
+        np.testing.assert_array_equal(got[0], expected[0])
+        np.testing.assert_array_equal(got[1], expected[1])
+    changed = history.weights[:1].tolil()
+    changed[0, int(np.argmin(dataset.interactions[0].toarray()))] = 5.0  # a purchase since the fit
+    one = UserHistory(changed.tocsr(), history.last_seen[:1], history.strongest[:1])
+    np.testing.assert_array_equal(kept.recommend(users[:1], k=5, history=one)[1], solving.recommend(users[:1], k=5, history=one)[1])
+    assert not np.array_equal(
+        kept.recommend(users[:1], k=5, history=one)[1],
+        kept.recommend(users[:1], k=5, history=UserHistory(history.weights[:1], history.last_seen[:1], history.strongest[:1]))[1],
+    )
 
 
 def test_als_without_implicit_says_how_to_install(dataset, monkeypatch):
