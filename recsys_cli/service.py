@@ -46,6 +46,7 @@ from .models.base import (
     Recommender,
     SimilarProducts,
     declares,
+    kept_mask,
     lookup,
     take_rows,
 )
@@ -485,8 +486,11 @@ class RecommendationService:
         hidden = hidden if hidden is not None and hidden.nnz else None
         if allowed is None:
             allowed = self._shop.allowed
-        kept = allowed is not None and not allowed.flags.writeable  # a filter's kept mask: models reuse what they derive from it
-        if n == 1 and (exclude.nnz or hidden is not None) and not kept:  # one customer: one mask with the filter's, no pairs to check
+        # one customer: their exclusions folded into one mask with the availability's (no pairs to check),
+        # unless it is a filter's kept mask, which goes to the models unchanged with the exclusions
+        # beside it: models keep what they derive from a kept mask (see models.base.MaskCache)
+        kept = allowed is not None and kept_mask(allowed)
+        if n == 1 and (exclude.nnz or hidden is not None) and not kept:
             allowed = np.ones(self.dataset.n_items, dtype=bool) if allowed is None else allowed.copy()
             for blocked in (exclude, hidden):
                 if blocked is not None:

@@ -114,8 +114,13 @@ def content_config(settings: Settings) -> ContentConfig:
     return ContentConfig(**settings["content"])
 
 
-def fit_models(events: pd.DataFrame, catalog: pd.DataFrame, settings: Settings, progress: Progress | None = None) -> Trained:
-    """Choose the models on a validation split (unless settings fix them), then fit them on all events."""
+def fit_models(
+    events: pd.DataFrame, catalog: pd.DataFrame, settings: Settings, progress: Progress | None = None, *, publish: bool = False
+) -> Trained:
+    """Choose the models on a validation split (unless settings fix them), then fit them on all events.
+
+    `publish` (train's fit, which becomes a version) also stores what models keep per customer
+    for serving (`KeepsCustomers`); evaluation and tuning fits skip it."""
     progress = progress or (lambda stage: None)
     seconds: dict[str, float] = {}
     weighting = weighting_from(settings)
@@ -160,7 +165,7 @@ def fit_models(events: pd.DataFrame, catalog: pd.DataFrame, settings: Settings, 
             key = f"{spec['kind']}/{sorted((spec.get('params') or {}).items())}"
             if key not in models:
                 models[key] = build_model(spec, settings).fit(dataset)
-                if declares(models[key], KeepsCustomers):  # the published fit only: selection's fits skip it
+                if publish and declares(models[key], KeepsCustomers):
                     models[key].keep_customers()
             model = models[key]
             if hasattr(model, "decay") and model.decay != spec.get("decay", model.decay):
@@ -272,7 +277,7 @@ def train(
                 )
         else:
             events = all_events()
-            trained = fit_models(events, snapshot.catalog(), settings, progress)
+            trained = fit_models(events, snapshot.catalog(), settings, progress, publish=True)
             n_events = len(events)
         trained.precompute(settings, progress)
         if engine == "spark":  # Spark read the snapshot itself; baskets need the events on the driver

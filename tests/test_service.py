@@ -275,8 +275,9 @@ def test_filters_live_events_and_long_lists_are_scored_not_read(service, tmp_pat
 
 
 def test_one_customer_gets_the_list_a_batch_gives_them_under_a_narrow_or_wide_filter(service):
-    """One request folds the customer's purchases into the filter's mask and ranks only the allowed
-    products; a batch checks excluded pairs over every product: the lists are the same."""
+    """One request passes the filter's kept mask with the customer's purchases beside it (models
+    drop them from the filter's columns) and ranks only the allowed products; a batch checks
+    excluded pairs over every product: the lists are the same."""
     users = np.concatenate([customers_with(service, 1, 4)[:15], customers_with(service, 5, 10_000)[:25]])
     catalog = service.dataset.catalog
     narrow = Filters(brand=str(catalog["brand"].value_counts().index[0]))

@@ -2,7 +2,9 @@
 
 The only module that imports `implicit`. Item factors come from the fit; a customer's factors are
 solved from their history at recommend time (one small least-squares solve each, exactly the ALS
-user step), so live events count and a customer unknown at fit time is scored from a session.
+user step), so live events count and a customer unknown at fit time is scored from a session. The
+published model keeps every fit-time customer's solved factors (`keep_customers`) and looks them up
+for a history that has not changed since.
 """
 
 from __future__ import annotations
@@ -14,10 +16,21 @@ from threadpoolctl import threadpool_limits
 
 from ..dataset import Dataset, UserHistory
 from ..errors import InputError
-from .base import DerivedCache, ItemSpace, explain_by_affinity, pairs_in, rank_rows, take_rows
+from .base import (
+    DerivedCache,
+    ItemSpace,
+    MaskCache,
+    allowed_columns,
+    explain_by_affinity,
+    pairs_in,
+    ranges,
+    rank_rows,
+    take_rows,
+)
 
 _TOPK_BLOCK = 100  # customers per call of implicit's top-k kernel (its own block size)
 _FILTERED = -np.finfo(np.float32).max
+FACTORS_KEPT = 1 << 20  # bytes of a filter's factor rows kept with its mask (MASKS_KEPT filters: 64 MB at most)
 
 
 class ALSModel(DerivedCache):
@@ -133,7 +146,12 @@ class ALSModel(DerivedCache):
         best = np.full((n_rows, k), -np.inf, dtype=np.float32)
         columns, factors, blocked = self.items, self._active_factors, None
         if allowed is not None:
-            columns, factors, blocked = self._space().masks.get(allowed, lambda: self._allowed_factors(allowed))
+            kept, factors, blocked = self._cached("masks", MaskCache).get(allowed, lambda: self._allowed_factors(allowed))
+            if kept is not None:  # a filter allowing under half the products: score only those
+                columns = self.items[kept]
+                factors = factors if factors is not None else self._active_factors.take(kept, axis=0)  # take: a third of [kept]'s cost
+            else:
+                factors = self._active_factors
             if not len(columns) or (blocked is not None and len(blocked) == len(self.items)):
                 return ids, best
         exclude = exclude.tocsr() if exclude is not None and exclude.nnz else None
@@ -160,16 +178,16 @@ class ALSModel(DerivedCache):
     def _space(self) -> ItemSpace:
         return self._cached("space", lambda: ItemSpace(self.items, self.n_items))
 
-    def _allowed_factors(self, allowed: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
-        """(products, their factors, blocked columns) to rank under `allowed`: a mask allowing under
-        half the products keeps only their factors (a filter's usual case), a wider one blocks columns."""
-        wanted = np.flatnonzero(allowed)
-        if len(wanted) * 2 < len(self.items):
-            at = self._space().position[wanted]
-            at = at[at >= 0]
-            return self.items[at], self._active_factors.take(at, axis=0), None  # take: a third of [at]'s cost
-        kept = allowed[self.items]
-        return self.items, self._active_factors, None if kept.all() else np.flatnonzero(~kept).astype(np.int32)
+    def _allowed_factors(self, allowed: np.ndarray) -> tuple[np.ndarray | None, np.ndarray | None, np.ndarray | None]:
+        """(kept columns, their factors, blocked columns) to rank under `allowed`, kept per filter
+        (see `MaskCache`): a mask allowing under half the products keeps only their columns (a
+        filter's usual case) and a copy of their factors up to FACTORS_KEPT bytes (past that they
+        are gathered per request); a wider one blocks columns."""
+        kept, blocked = allowed_columns(allowed[self.items], len(self.items))
+        if kept is None:
+            return None, None, blocked.astype(np.int32) if len(blocked) else None
+        small = len(kept) * self._active_factors.shape[1] * self._active_factors.itemsize <= FACTORS_KEPT
+        return kept, self._active_factors.take(kept, axis=0) if small else None, None
 
     def keep_customers(self) -> "ALSModel":
         """Solve every fit-time customer's factors now, for the published model (train calls it):
@@ -185,7 +203,7 @@ class ALSModel(DerivedCache):
         rows = self._rows(users, history)
         kept = self.__dict__.get("customer_factors")
         unchanged = self._unchanged(users, rows) if kept is not None else np.zeros(len(users), dtype=bool)
-        if unchanged.all():
+        if kept is not None and unchanged.all():
             return rows, kept[users]
         changed = np.flatnonzero(~unchanged)
         part = rows if len(changed) == len(users) else rows[changed]
@@ -214,9 +232,13 @@ class ALSModel(DerivedCache):
         result = np.zeros(len(users), dtype=bool)
         inside = np.flatnonzero(known)
         if len(inside):
-            mine, theirs = rows[inside], fit[users[inside]]
-            differing = np.diff((mine != theirs).tocsr().indptr)  # scipy's != keeps the differing entries
-            result[inside] = (differing == 0) & (np.diff(mine.indptr) == np.diff(theirs.indptr))
+            mine, theirs = rows[inside], fit[users[inside]]  # rows in their stored order
+            lengths = np.diff(mine.indptr)
+            same = np.flatnonzero(lengths == np.diff(theirs.indptr))
+            a = ranges(mine.indptr[same], mine.indptr[same + 1])
+            b = ranges(theirs.indptr[same], theirs.indptr[same + 1])
+            differing = (mine.indices[a] != theirs.indices[b]) | (mine.data[a] != theirs.data[b])  # entry by entry, in order
+            result[inside[same]] = np.bincount(np.repeat(np.arange(len(same)), lengths[same]), weights=differing, minlength=len(same)) == 0
         return result
 
     def similar_items(self, items: np.ndarray, *, k: int) -> tuple[np.ndarray, np.ndarray]:

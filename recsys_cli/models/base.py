@@ -39,7 +39,8 @@ class Recommender(Protocol):
         `history` (rows aligned with `users`) replaces the fit-time interactions when given, so live
         events count; models that embed customers use it where they can. `exclude` (rows aligned
         with `users`, n_items columns) marks items that must not be returned to that customer;
-        `allowed` (a boolean per item, for all rows) the only items that may be returned at all.
+        `allowed` (a boolean per item, for all rows) the only items that may be returned at all;
+        a read-only one that owns its data is taken never to change (see `MaskCache`).
         """
         ...
 
@@ -216,23 +217,32 @@ class ItemSpace:
         self.masks = MaskCache()
 
 
-MASKS_KEPT = 64  # filter masks kept per version (one per distinct brand, category or gender request; 283 KB each at 283k products)
+MASKS_KEPT = 64
+"""Filter masks the service keeps per version (one per distinct brand, category or gender request;
+283 KB each at 283k products), and what each model space keeps derived from them (MaskCache)."""
+
+
+def kept_mask(mask: np.ndarray) -> bool:
+    """Whether `mask` is a kept one: read-only and owning its data, so it never changes (the service's
+    filter masks; a read-only view of a writable array could change under it)."""
+    return not mask.flags.writeable and mask.flags.owndata
 
 
 class MaskCache:
-    """Values derived from an `allowed` mask, kept by the mask's identity when it is read-only.
+    """Values derived from an `allowed` mask, kept by the mask's identity when it is a kept mask.
 
     The service keeps each filter's mask read-only and passes the same array to every request
     with that filter (a brand page's visitors), so a model derives its allowed columns once per
-    filter. A writable mask may change, so its values are computed every time. Holds the masks
-    it keys on (an id cannot be reused while kept); emptied when it holds MASKS_KEPT.
+    filter (index arrays: at most half a model's columns, or the blocked ones). Any other mask
+    may change, so its values are computed every time. Holds the masks it keys on (an id cannot
+    be reused while kept); emptied when it holds MASKS_KEPT.
     """
 
     def __init__(self) -> None:
         self._entries: dict[int, tuple[np.ndarray, Any]] = {}
 
     def get(self, mask: np.ndarray, compute: Callable[[], Any]) -> Any:
-        if mask.flags.writeable:
+        if not kept_mask(mask):
             return compute()
         entry = self._entries.get(id(mask))
         if entry is not None and entry[0] is mask:
@@ -399,9 +409,9 @@ def rank_rows(
     products themselves. `exclude` (rows aligned with `active`, one column per product) marks
     pairs to skip; `allowed` (one flag per product, shared by all rows) the products that may be
     returned at all, e.g. a filter's: neither is ever expanded into a list of blocked pairs.
-    A filter allowing under half the columns ranks only those, and with `score_at` (see
-    `Scorer`) scores only those. The columns a read-only (kept) mask allows are derived once
-    per space (`ItemSpace.masks`).
+    A filter allowing under half the columns ranks only those, and for one customer with
+    `score_at` (see `Scorer`) scores only those. The columns a kept mask allows (see
+    `MaskCache`) are derived once per space (`ItemSpace.masks`).
     """
     n_rows = len(active)
     ids = np.full((n_rows, k), -1, dtype=np.int64)
@@ -413,20 +423,14 @@ def rank_rows(
             kept, blocked = space.masks.get(allowed, lambda: allowed_columns(allowed[space.items], n_cols))
         else:
             kept, blocked = allowed_columns(allowed[:n_cols], n_cols)
+        if kept is not None and len(rows) == 1 and exclude is not None and exclude.nnz:
+            # one customer: their excluded products leave the kept columns, exactly as a mask with them folded in
+            kept, exclude = drop_columns(kept, excluded_pairs(exclude, rows, space, n_cols)[1]), None
         if kept is not None and not len(kept):
             return ids, best
-    if kept is not None and score_at is not None:
-        chunk = max(1, CHUNK_CELLS // max(len(kept), 1))
-        for start in range(0, len(rows), chunk):
-            part = rows[start : start + chunk]
-            scores = score_at(part, kept)
-            if exclude is not None and exclude.nnz:  # the excluded products among the kept columns
-                at, cols = excluded_pairs(exclude, part, space, n_cols)
-                where = np.minimum(np.searchsorted(kept, cols), len(kept) - 1)
-                found = kept[where] == cols
-                scores[at[found], where[found]] = -np.inf
-            picked, best[part] = top_k(scores, k)
-            ids[part] = np.where(picked >= 0, kept[np.maximum(picked, 0)], -1)
+    if kept is not None and score_at is not None and len(rows) == 1:  # one customer: score the kept columns only
+        picked, best[rows] = select_top_k(score_at(rows, kept), k)
+        ids[rows] = np.where(picked >= 0, kept[np.maximum(picked, 0)], -1)
         return _products(ids, space), best
     chunk = max(1, CHUNK_CELLS // max(n_cols, 1))
     for start in range(0, len(rows), chunk):
@@ -449,6 +453,15 @@ def allowed_columns(columns: np.ndarray, n_cols: int) -> tuple[np.ndarray | None
     if 2 * int(np.count_nonzero(columns)) < n_cols:
         return np.flatnonzero(columns), None
     return None, np.flatnonzero(~columns)
+
+
+def drop_columns(kept: np.ndarray, columns: np.ndarray) -> np.ndarray:
+    """`kept` (increasing columns) without `columns`: one customer's exclusions taken out of a
+    filter's kept columns, leaving exactly the columns the filter and exclusions folded give."""
+    where = np.searchsorted(kept, columns)
+    inside = where < len(kept)
+    where = where[inside]
+    return np.delete(kept, where[kept[where] == columns[inside]])
 
 
 def _products(ids: np.ndarray, space: ItemSpace | None) -> np.ndarray:

@@ -105,7 +105,7 @@ def combine(
         order = np.argsort(items, kind="stable")  # first model's part before the second's, as in the batch path
         items, values = items[order], values[order]
         starts = np.flatnonzero(np.concatenate(([True], items[1:] != items[:-1]))) if len(items) else order
-        items, summed = items[starts], np.add.reduceat(values, starts) if len(items) else values
+        items, summed = items[starts], (np.add.reduceat(values, starts) + 0.0) if len(items) else values  # + 0.0: no -0.0
         picked, best = top_k(summed[None, :], k)
         chosen = items[np.maximum(picked, 0)] if len(items) else picked  # no candidate: picked is all -1
         return np.where(picked >= 0, chosen, -1), best

@@ -9,6 +9,7 @@ import lightfm
 import numpy as np
 import pandas as pd
 import pytest
+from scipy import sparse
 
 from recsys_cli.dataset import Dataset
 from recsys_cli.errors import InputError
@@ -165,6 +166,17 @@ def test_als_kept_customer_factors_give_the_same_lists_and_new_events_still_coun
         kept.recommend(users[:1], k=5, history=one)[1],
         kept.recommend(users[:1], k=5, history=UserHistory(history.weights[:1], history.last_seen[:1], history.strongest[:1]))[1],
     )
+    # a batch mixing a changed customer, unchanged ones and one unknown at fit time (a session)
+    mixed_users = np.array([0, 1, -1, 2])
+    order = [0, 1, 3, 2]
+    weights = sparse.vstack([changed.tocsr(), history.weights[1:2], history.weights[3:4], history.weights[2:3]]).tocsr()
+    mixed = UserHistory(weights, history.last_seen[order], history.strongest[order])
+    for got, expected in zip(kept.recommend(mixed_users, k=5, history=mixed), solving.recommend(mixed_users, k=5, history=mixed)):
+        np.testing.assert_array_equal(got, expected)
+    # no customers at all, with or without kept factors
+    for model in (solving, kept):
+        ids, scores = model.recommend(np.zeros(0, dtype=np.int64), k=5)
+        assert ids.shape == scores.shape == (0, 5)
 
 
 def test_als_without_implicit_says_how_to_install(dataset, monkeypatch):
