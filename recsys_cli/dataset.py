@@ -113,6 +113,8 @@ def csr_row(n_cols: int, values: np.ndarray, indices: np.ndarray, *, sorted_indi
     key = (n_cols, values.dtype)
     empty = _EMPTY_ROWS.get(key)
     if empty is None:
+        if len(_EMPTY_ROWS) >= 1024:  # widths vary with history lengths (EASE's compact rows): stay bounded
+            _EMPTY_ROWS.clear()
         empty = _EMPTY_ROWS[key] = sparse.csr_matrix((1, n_cols), dtype=values.dtype)
     row = object.__new__(type(empty))  # copy.copy's shallow copy, without its protocol lookups
     row.__dict__.update(empty.__dict__)
