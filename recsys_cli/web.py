@@ -86,10 +86,16 @@ def price_arg(args: MultiDict, name: str) -> float | None:
     return value
 
 
+FILTER_ARGS = ("category", "brand", "gender", "min_price", "max_price", "exclude")
+NO_FILTERS = Filters()
+
+
 def parse_filters() -> Filters:
     """Filters from the query string: category (prefix) and brand (each repeatable: any of them), gender,
     min_price, max_price, exclude (comma-separated, repeatable)."""
     args = request.args  # one lookup through the request proxy
+    if not any(name in args for name in FILTER_ARGS):  # most requests: no filter (1 us instead of 7)
+        return NO_FILTERS
     low, high = price_arg(args, "min_price"), price_arg(args, "max_price")
     if low is not None and high is not None and low > high:
         raise InputError(f"min_price ({low}) is greater than max_price ({high})")
