@@ -18,7 +18,6 @@ from ..dataset import Dataset, UserHistory
 from ..errors import InputError
 from .base import (
     DerivedCache,
-    ItemSpace,
     MaskCache,
     allowed_columns,
     explain_by_affinity,
@@ -174,9 +173,6 @@ class ALSModel(DerivedCache):
             ids[part, :k_eff] = np.where(found[:, :k_eff], got[:, :k_eff], -1)
             best[part, :k_eff] = np.where(found[:, :k_eff], scores[:, :k_eff], -np.inf)
         return ids, best
-
-    def _space(self) -> ItemSpace:
-        return self._cached("space", lambda: ItemSpace(self.items, self.n_items))
 
     def _allowed_factors(self, allowed: np.ndarray) -> tuple[np.ndarray | None, np.ndarray | None, np.ndarray | None]:
         """(kept columns, their factors, blocked columns) to rank under `allowed`, kept per filter
