@@ -44,6 +44,7 @@ from .models.base import (
     ExplainsWhileRanking,
     Ranking,
     Recommender,
+    RecommendsOne,
     SimilarProducts,
     declares,
     kept_mask,
@@ -477,18 +478,24 @@ class RecommendationService:
 
         `allowed` (one flag per product, as from `allowed(filters)`; default: every available
         product) limits every model and the fill; `hidden` (rows aligned with `users`) marks
-        products a customer asked never to see, excluded like their purchases.
+        products a customer asked never to see, excluded like their purchases. One customer (a
+        request) without a session takes `_route_one` when their model has a short path.
         """
         users = np.asarray(users, dtype=np.int64)
         n = len(users)
+        hidden = hidden if hidden is not None and hidden.nnz else None
+        if n == 1 and (session is None or self.session_weight <= 0):
+            routed = self._route_one(int(users[0]), history, k, allowed if allowed is not None else self._shop.allowed, hidden)
+            if routed is not None:
+                return routed
         distinct = np.diff(history.weights.indptr)
         exclude = self.exclusions(history)
-        hidden = hidden if hidden is not None and hidden.nnz else None
         if allowed is None:
             allowed = self._shop.allowed
-        # one customer: their exclusions folded into one mask with the availability's (no pairs to check),
-        # unless it is a filter's kept mask, which goes to the models unchanged with the exclusions
-        # beside it: models keep what they derive from a kept mask (see models.base.MaskCache)
+        # one customer whose model has no short path: their exclusions folded into one mask with the
+        # availability's (no pairs to check), unless it is a filter's kept mask, which goes to the models
+        # unchanged with the exclusions beside it: models keep what they derive from a kept mask (see
+        # models.base.MaskCache)
         kept = allowed is not None and kept_mask(allowed)
         if n == 1 and (exclude.nnz or hidden is not None) and not kept:
             allowed = np.ones(self.dataset.n_items, dtype=bool) if allowed is None else allowed.copy()
@@ -535,6 +542,39 @@ class RecommendationService:
         # a customer's source is the model their list starts with (a model that found nothing is not it)
         route = np.where(sources[:, 0] >= 0, sources[:, 0], route).astype(np.int8)
         return Routed(ids=ids, scores=scores, sources=sources, anchors=anchors, route=route)
+
+    def _route_one(
+        self, user: int, history: UserHistory, k: int, allowed: np.ndarray | None, hidden: sparse.csr_matrix | None
+    ) -> Routed | None:
+        """`route` for one customer (a request) whose segment's model has a short path
+        (`RecommendsOne`): the same list without the batch bookkeeping; None for any other model."""
+        distinct = history.weights.indptr[1] - history.weights.indptr[0]
+        warm = distinct >= self.warm_min and user >= 0 and (not declares(self.collaborative, Covers) or self.covered(np.array([user]))[0])
+        model = self.collaborative if warm else self.few if distinct >= 1 else None
+        if model is not None and (not declares(model, RecommendsOne) or declares(model, ExplainsWhileRanking)):
+            return None
+        exclude = self.exclusions(history)
+        if hidden is not None:
+            exclude = ((exclude + hidden) > 0).astype(np.int8).tocsr()
+        ids = np.full((1, k), -1, dtype=np.int64)
+        scores = np.full((1, k), -np.inf, dtype=np.float32)
+        sources = np.full((1, k), -1, dtype=np.int8)
+        anchors = np.full((1, k), -1, dtype=np.int64)
+        route = POPULARITY
+        if model is not None:
+            route = self.source_of(model)
+            ids[0], scores[0] = model.recommend_one(user, history, k=k, allowed=allowed, excluded=exclude.indices)
+            sources[0], anchors[0] = route, self._explain(model, history, ids)[0]
+        if ids[0, -1] < 0:
+            got_ids, got_scores = self.popularity.recommend(
+                np.array([user]), k=2 * k, exclude=exclude if exclude.nnz else None, allowed=allowed
+            )
+            _merge(ids, scores, sources, anchors, [0], got_ids, got_scores, POPULARITY, None)
+            sources[ids < 0] = -1
+        first = int(sources[0, 0])
+        return Routed(
+            ids=ids, scores=scores, sources=sources, anchors=anchors, route=np.array([first if first >= 0 else route], dtype=np.int8)
+        )
 
     def source_of(self, model: Recommender) -> int:
         """The source label (COLLABORATIVE, CONTENT or POPULARITY) of one of the served models."""

@@ -14,7 +14,7 @@ from scipy import sparse
 from scipy.linalg import lapack
 from threadpoolctl import threadpool_limits
 
-from ..dataset import Dataset, UserHistory
+from ..dataset import Dataset, UserHistory, csr_row
 from ..errors import InputError
 from .base import (
     DerivedCache,
@@ -143,16 +143,10 @@ class ALSModel(DerivedCache):
         n_rows = rows.shape[0]
         ids = np.full((n_rows, k), -1, dtype=np.int64)
         best = np.full((n_rows, k), -np.inf, dtype=np.float32)
-        columns, factors, blocked = self.items, self._active_factors, None
-        if allowed is not None:
-            kept, factors, blocked = self._cached("masks", MaskCache).get(allowed, lambda: self._allowed_factors(allowed))
-            if kept is not None:  # a filter allowing under half the products: score only those
-                columns = self.items[kept]
-                factors = factors if factors is not None else self._active_factors.take(kept, axis=0)  # take: a third of [kept]'s cost
-            else:
-                factors = self._active_factors
-            if not len(columns) or (blocked is not None and len(blocked) == len(self.items)):
-                return ids, best
+        ranked = self._ranked(allowed)
+        if ranked is None:
+            return ids, best
+        columns, factors, blocked = ranked
         exclude = exclude.tocsr() if exclude is not None and exclude.nnz else None
         excluded = np.diff(exclude.indptr) if exclude is not None else np.zeros(n_rows, dtype=np.int64)
         k_eff = min(k, len(columns))
@@ -173,6 +167,67 @@ class ALSModel(DerivedCache):
             ids[part, :k_eff] = np.where(found[:, :k_eff], got[:, :k_eff], -1)
             best[part, :k_eff] = np.where(found[:, :k_eff], scores[:, :k_eff], -np.inf)
         return ids, best
+
+    def recommend_one(
+        self, user: int, history: UserHistory, *, k: int, allowed: np.ndarray | None, excluded: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """One customer's top-k (see `RecommendsOne`): the same kernel call as `recommend`, without
+        its batch bookkeeping."""
+        ids, best = np.full(k, -1, dtype=np.int64), np.full(k, -np.inf, dtype=np.float32)
+        vector = self._vector_one(user, history)
+        if vector is None:
+            return ids, best
+        ranked = self._ranked(allowed)
+        if ranked is None:
+            return ids, best
+        columns, factors, blocked = ranked
+        k_eff = min(k, len(columns))
+        from implicit.cpu.topk import topk  # imported on first use, not at module import
+
+        got, scores = topk(factors, vector, min(k_eff + len(excluded), len(columns)), filter_items=blocked, num_threads=1)
+        got, scores = columns[got[0]], scores[0]
+        found = scores > _FILTERED
+        if len(excluded):
+            out = np.sort(excluded)
+            found &= out[np.minimum(np.searchsorted(out, got), len(out) - 1)] != got
+            order = np.argsort(~found, kind="stable")[:k_eff]
+            got, scores, found = got[order], scores[order], found[order]
+        ids[:k_eff] = np.where(found[:k_eff], got[:k_eff], -1)
+        best[:k_eff] = np.where(found[:k_eff], scores[:k_eff], -np.inf)
+        return ids, best
+
+    def _vector_one(self, user: int, history: UserHistory) -> np.ndarray | None:
+        """A one-row history's factors (1 x factors) as `_vectors` gives them; None when it is empty."""
+        weights = history.weights
+        start, stop = weights.indptr[0], weights.indptr[1]
+        data = weights.data[start:stop].astype(np.float32, copy=False)
+        if start == stop or not data.all():  # zero weights to drop: the general path
+            rows, vectors = self._vectors(np.array([user], dtype=np.int64), history)
+            return vectors if rows.nnz else None
+        kept, fit = self.__dict__.get("customer_factors"), self._interactions
+        if kept is not None and 0 <= user < fit.shape[0]:
+            at, end = fit.indptr[user], fit.indptr[user + 1]
+            if (
+                end - at == stop - start
+                and np.array_equal(weights.indices[start:stop], fit.indices[at:end])
+                and np.array_equal(data, fit.data[at:end])
+            ):
+                return kept[user : user + 1]
+        return self.user_factors(csr_row(weights.shape[1], data, weights.indices[start:stop]))
+
+    def _ranked(self, allowed: np.ndarray | None) -> tuple[np.ndarray, np.ndarray, np.ndarray | None] | None:
+        """(product of each ranked column, their factors, blocked columns or None) under `allowed`;
+        None when it allows nothing."""
+        if allowed is None:
+            return self.items, self._active_factors, None
+        kept, factors, blocked = self._cached("masks", MaskCache).get(allowed, lambda: self._allowed_factors(allowed))
+        if kept is None:
+            columns, factors = self.items, self._active_factors
+        else:  # a filter allowing under half the products: score only those (take: a third of [kept]'s cost)
+            columns, factors = self.items[kept], factors if factors is not None else self._active_factors.take(kept, axis=0)
+        if not len(columns) or (blocked is not None and len(blocked) == len(self.items)):
+            return None
+        return columns, factors, blocked
 
     def _allowed_factors(self, allowed: np.ndarray) -> tuple[np.ndarray | None, np.ndarray | None, np.ndarray | None]:
         """(kept columns, their factors, blocked columns) to rank under `allowed`, kept per filter

@@ -14,7 +14,7 @@ from typing import Any, Protocol, runtime_checkable
 import numpy as np
 from scipy import sparse
 
-from ..dataset import Dataset, UserHistory
+from ..dataset import Dataset, UserHistory, csr_row
 
 
 @runtime_checkable
@@ -121,6 +121,32 @@ class KeepsCustomers(Protocol):
     def keep_customers(self) -> Any: ...
 
 
+@runtime_checkable
+class RecommendsOne(Protocol):
+    """A model with a short path for one customer (what a request asks): plain arrays instead of the
+    batch structures, and under a narrow filter only the allowed columns scored. It returns exactly
+    the one row `recommend` returns for that customer alone with the same history, exclusions and mask."""
+
+    def recommend_one(
+        self, user: int, history: UserHistory, *, k: int, allowed: np.ndarray | None, excluded: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """(ids, scores), each of length k, padded with -1 / -inf; `history` is the customer's one-row
+        history, `excluded` the distinct products never to return."""
+        ...
+
+
+def recommend_one(
+    model: Recommender, user: int, history: UserHistory, *, k: int, allowed: np.ndarray | None, excluded: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """One customer's (ids, scores) from any model: its short path when it has one, else its batch
+    path with one row."""
+    if declares(model, RecommendsOne):
+        return model.recommend_one(user, history, k=k, allowed=allowed, excluded=excluded)
+    exclude = csr_row(history.weights.shape[1], np.ones(len(excluded), dtype=np.int8), np.asarray(excluded)) if len(excluded) else None
+    ids, scores = model.recommend(np.array([user], dtype=np.int64), k=k, exclude=exclude, history=history, allowed=allowed)
+    return ids[0], scores[0]
+
+
 _DECLARED: dict[tuple[type, type], bool] = {}
 
 
@@ -211,7 +237,8 @@ class ItemSpace:
     the model derives from a filter's mask (see `MaskCache`)."""
 
     def __init__(self, items: np.ndarray, n_items: int) -> None:
-        self.items = np.asarray(items, dtype=np.int64)
+        items = np.asarray(items)  # the same object when it is an array: callers compare by identity
+        self.items = items if items.dtype == np.int64 else items.astype(np.int64)
         self.position = np.full(n_items, -1, dtype=np.int64)
         self.position[self.items] = np.arange(len(self.items))
         self.masks = MaskCache()
@@ -388,6 +415,35 @@ def select_top_k(scores: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
     picked, best = top_k(candidates, k)
     ids = np.take_along_axis(columns, np.maximum(picked, 0), axis=1)
     ids[picked < 0] = -1
+    return ids, best
+
+
+def top_k_one(scores: np.ndarray, k: int, *, sample: bool = True) -> tuple[np.ndarray, np.ndarray]:
+    """`select_top_k(scores[None, :], k)`'s one row for a 1-D `scores` (`top_k`'s with `sample`
+    False), by the same steps without the batch bookkeeping (a request's top-k), so ids, scores
+    and tie order are the same."""
+    n_cols = len(scores)
+    n_sample = -(-n_cols // _SAMPLE_STRIDE)
+    candidates = None
+    if sample and k >= 1 and n_sample >= 4 * k:
+        threshold = np.partition(scores[::_SAMPLE_STRIDE], n_sample - k)[n_sample - k]
+        if np.isfinite(threshold):
+            candidates = np.flatnonzero(scores >= threshold)
+            scores = scores[candidates]
+            n_cols = len(scores)
+    ids, best = np.full(k, -1, dtype=np.int64), np.full(k, -np.inf, dtype=np.float32)
+    k_eff = min(k, n_cols)
+    if k_eff == 0:
+        return ids, best
+    part = np.argpartition(-scores, k_eff - 1)[:k_eff] if k_eff < n_cols else np.arange(n_cols)
+    part_scores = scores[part]
+    order = np.argsort(-part_scores, kind="stable")
+    picked, top = part[order], part_scores[order].astype(np.float32)
+    valid = np.isfinite(top)
+    if candidates is not None:
+        picked = candidates[picked]
+    ids[:k_eff] = np.where(valid, picked, -1)
+    best[:k_eff] = np.where(valid, top, -np.inf)
     return ids, best
 
 

@@ -16,7 +16,7 @@ import numpy as np
 from scipy import sparse
 
 from ..dataset import Dataset, UserHistory
-from .base import Explains, Recommender, declares, top_k
+from .base import Explains, Recommender, declares, recommend_one, top_k, top_k_one
 from .popularity import PopularityModel
 
 
@@ -60,6 +60,16 @@ class BlendModel:
         first = self.first.recommend(users, k=pool, exclude=exclude, history=history, allowed=allowed)
         second = self.second.recommend(users, k=pool, exclude=exclude, history=history, allowed=allowed)
         return combine(first, second, self.weight, self.scales, k)
+
+    def recommend_one(
+        self, user: int, history: UserHistory, *, k: int, allowed: np.ndarray | None, excluded: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """One customer's top-k (see `RecommendsOne`) from each model's own short path."""
+        pool = max(self.pool, k)
+        first = recommend_one(self.first, user, history, k=pool, allowed=allowed, excluded=excluded)
+        second = recommend_one(self.second, user, history, k=pool, allowed=allowed, excluded=excluded)
+        ids, scores = combine((first[0][None], first[1][None]), (second[0][None], second[1][None]), self.weight, self.scales, k)
+        return ids[0], scores[0]
 
     def similar_items(self, items: np.ndarray, *, k: int) -> tuple[np.ndarray, np.ndarray]:
         """The first model's similar items (a popularity prior says nothing about similarity)."""
@@ -106,9 +116,9 @@ def combine(
         items, values = items[order], values[order]
         starts = np.flatnonzero(np.concatenate(([True], items[1:] != items[:-1]))) if len(items) else order
         items, summed = items[starts], (np.add.reduceat(values, starts) + 0.0) if len(items) else values  # + 0.0: no -0.0
-        picked, best = top_k(summed[None, :], k)
+        picked, best = top_k_one(summed, k, sample=False)
         chosen = items[np.maximum(picked, 0)] if len(items) else picked  # no candidate: picked is all -1
-        return np.where(picked >= 0, chosen, -1), best
+        return np.where(picked >= 0, chosen, -1)[None, :], best[None, :]
     scores[ids < 0] = 0.0
     # sum the two parts of an item proposed by both: sort by id, add equal neighbours
     order = np.argsort(np.where(ids < 0, np.iinfo(np.int64).max, ids), axis=1, kind="stable")

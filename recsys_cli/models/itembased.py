@@ -19,7 +19,20 @@ from threadpoolctl import threadpool_limits
 
 from ..dataset import Dataset, UserHistory, csr_row
 from ..errors import InputError
-from .base import DerivedCache, ItemSpace, Scorer, block, explain_by_affinity, lookup, rank_rows, take_rows, top_k
+from .base import (
+    DerivedCache,
+    ItemSpace,
+    Scorer,
+    allowed_columns,
+    block,
+    drop_columns,
+    explain_by_affinity,
+    lookup,
+    rank_rows,
+    take_rows,
+    top_k,
+    top_k_one,
+)
 
 _BLOCK_ROWS = 512
 _USER_CHUNK = 4096
@@ -171,6 +184,48 @@ class EASEModel(_ItemToItem):
     ) -> tuple[np.ndarray, np.ndarray]:
         """Top-k items scored history @ B (see the module docstring for history and exclusion)."""
         return self.scorer(users, history=history).top(k, exclude=exclude, allowed=allowed)
+
+    def recommend_one(
+        self, user: int, history: UserHistory, *, k: int, allowed: np.ndarray | None, excluded: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """One customer's top-k (see `RecommendsOne`): the rows of B their history touches, at the
+        columns the mask allows less the excluded ones (all columns when the mask is wide), summed
+        in the batch path's order, so the scores are bit-identical to `recommend`'s."""
+        rows, weights = self._one_row(history)
+        if not len(rows):
+            return np.full(k, -1, dtype=np.int64), np.full(k, -np.inf, dtype=np.float32)
+        space = self._space(self.items)
+        kept = blocked = None
+        if allowed is not None:
+            kept, blocked = space.masks.get(allowed, lambda: allowed_columns(allowed[space.items], len(self.items)))
+        out = space.position[excluded[excluded < len(space.position)]] if len(excluded) else excluded
+        out = out[out >= 0]
+        if kept is not None:
+            kept = drop_columns(kept, out) if len(out) else kept
+            ids, best = top_k_one(_weighted_rows(weights, block(self.B, rows, kept)), k)
+            columns = np.where(ids >= 0, kept[np.maximum(ids, 0)], -1) if len(kept) else ids
+        else:
+            scores = _weighted_rows(weights, self.B.take(rows, axis=0))
+            if blocked is not None and len(blocked):
+                scores[blocked] = -np.inf
+            scores[out] = -np.inf
+            columns, best = top_k_one(scores, k)
+        return np.where(columns >= 0, self.items[np.maximum(columns, 0)], -1), best
+
+    def _one_row(self, history: UserHistory) -> tuple[np.ndarray, np.ndarray]:
+        """(B rows, weights) of a one-row history's modelled products with a nonzero weight, as
+        `_history_rows` and `_columns` give them for the batch path."""
+        if self.decay < 1:
+            row = _columns(self._history_rows(np.array([0]), history), self._position, len(self.items))
+            return row.indices, row.data
+        weights = history.weights
+        items = weights.indices[weights.indptr[0] : weights.indptr[1]]
+        data = (
+            np.ones(len(items), dtype=np.float32) if self.binary else weights.data[weights.indptr[0] : weights.indptr[1]].astype(np.float32)
+        )
+        rows = self._position[items]
+        keep = (rows >= 0) & (data != 0)
+        return (rows, data) if keep.all() else (rows[keep], data[keep])
 
     def scorer(self, users: np.ndarray, *, history: UserHistory | None = None) -> Scorer:
         """history @ B over the modelled products."""
@@ -359,6 +414,12 @@ class RP3betaModel(ItemKNNModel):
     def _similarity(self, dots: np.ndarray, rows: np.ndarray, cols: np.ndarray, norms: np.ndarray) -> np.ndarray:
         penalty = np.power(np.maximum(norms[cols], 1.0), self.beta)
         return np.power(dots, self.alpha) / penalty
+
+
+def _weighted_rows(weights: np.ndarray, rows: np.ndarray) -> np.ndarray:
+    """sum_j weights[j] * rows[j] in float32, added row by row in order: the sums scipy's
+    one-row CSR @ dense product computes (no -0.0: the sum starts from zero as scipy's does)."""
+    return (weights.astype(np.float32)[:, None] * rows).sum(axis=0) + np.float32(0.0)
 
 
 def _columns(rows: sparse.csr_matrix, position: np.ndarray, width: int) -> sparse.csr_matrix:
