@@ -484,8 +484,9 @@ class RecommendationService:
         users = np.asarray(users, dtype=np.int64)
         n = len(users)
         hidden = hidden if hidden is not None and hidden.nnz else None
-        if n == 1 and (session is None or self.session_weight <= 0):
-            routed = self._route_one(int(users[0]), history, k, allowed if allowed is not None else self._shop.allowed, hidden)
+        if n == 1:
+            recent = session[0] if session is not None and self.session_weight > 0 else None
+            routed = self._route_one(int(users[0]), history, k, allowed if allowed is not None else self._shop.allowed, hidden, recent)
             if routed is not None:
                 return routed
         distinct = np.diff(history.weights.indptr)
@@ -544,10 +545,17 @@ class RecommendationService:
         return Routed(ids=ids, scores=scores, sources=sources, anchors=anchors, route=route)
 
     def _route_one(
-        self, user: int, history: UserHistory, k: int, allowed: np.ndarray | None, hidden: sparse.csr_matrix | None
+        self,
+        user: int,
+        history: UserHistory,
+        k: int,
+        allowed: np.ndarray | None,
+        hidden: sparse.csr_matrix | None,
+        session: np.ndarray | None = None,
     ) -> Routed | None:
         """`route` for one customer (a request) whose segment's model has a short path
-        (`RecommendsOne`): the same list without the batch bookkeeping; None for any other model."""
+        (`RecommendsOne`): the same list without the batch bookkeeping; None for any other model.
+        `session` (their recent live products) re-ranks the warm model's candidates (`_blend_session`)."""
         distinct = history.weights.indptr[1] - history.weights.indptr[0]
         warm = distinct >= self.warm_min and user >= 0 and (not declares(self.collaborative, Covers) or self.covered(np.array([user]))[0])
         model = self.collaborative if warm else self.few if distinct >= 1 else None
@@ -563,7 +571,11 @@ class RecommendationService:
         route = POPULARITY
         if model is not None:
             route = self.source_of(model)
-            ids[0], scores[0] = model.recommend_one(user, history, k=k, allowed=allowed, excluded=exclude.indices)
+            if session is not None and model is self.collaborative and not declares(model, Ranking):
+                candidates = model.recommend_one(user, history, k=_session_pool(k), allowed=allowed, excluded=exclude.indices)
+                ids[0], scores[0] = self._session_rerank(*candidates, session, k)
+            else:
+                ids[0], scores[0] = model.recommend_one(user, history, k=k, allowed=allowed, excluded=exclude.indices)
             sources[0], anchors[0] = route, self._explain(model, history, ids)[0]
         if ids[0, -1] < 0:
             got_ids, got_scores = self.popularity.recommend(
@@ -603,25 +615,30 @@ class RecommendationService:
         score = (1 - w) * model score scaled to [0, 1] over the candidates + w * max content
         similarity of the candidate to the last `router.session_items` live products.
         """
-        pool = max(4 * k, 50)
-        cand_ids, cand_scores = self.collaborative.recommend(users, k=pool, exclude=exclude, history=history, allowed=allowed)
+        cand_ids, cand_scores = self.collaborative.recommend(users, k=_session_pool(k), exclude=exclude, history=history, allowed=allowed)
         out_ids = np.full((len(users), k), -1, dtype=np.int64)
         out_scores = np.full((len(users), k), -np.inf, dtype=np.float32)
         for row, recent in enumerate(session):
-            valid = cand_ids[row] >= 0
-            items, raw = cand_ids[row][valid], cand_scores[row][valid].astype(np.float64)
-            if not len(items):
-                continue
-            scaled = (raw - raw.min()) / (raw.max() - raw.min()) if raw.max() > raw.min() else np.ones_like(raw)
-            boost = np.zeros(len(items))
-            recent = recent[: self.session_items]
-            if len(recent):
-                neighbour_ids, neighbour_scores = self.content.similar_items(recent, k=self.content.neighbour_count())
-                boost = _best_per_item(neighbour_ids.ravel(), neighbour_scores.ravel(), items)
-            blended = (1 - self.session_weight) * scaled + self.session_weight * boost
-            order = np.argsort(-blended, kind="stable")[:k]
-            out_ids[row, : len(order)] = items[order]
-            out_scores[row, : len(order)] = blended[order]
+            out_ids[row], out_scores[row] = self._session_rerank(cand_ids[row], cand_scores[row], recent, k)
+        return out_ids, out_scores
+
+    def _session_rerank(self, ids: np.ndarray, scores: np.ndarray, recent: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+        """One customer's candidates (ids, scores, best first) re-ranked by `_blend_session`'s rule:
+        the top k, padded with -1 / -inf."""
+        out_ids, out_scores = np.full(k, -1, dtype=np.int64), np.full(k, -np.inf, dtype=np.float32)
+        valid = ids >= 0
+        items, raw = ids[valid], scores[valid].astype(np.float64)
+        if not len(items):
+            return out_ids, out_scores
+        scaled = (raw - raw.min()) / (raw.max() - raw.min()) if raw.max() > raw.min() else np.ones_like(raw)
+        boost = np.zeros(len(items))
+        recent = recent[: self.session_items]
+        if len(recent):
+            neighbour_ids, neighbour_scores = self.content.similar_items(recent, k=self.content.neighbour_count())
+            boost = _best_per_item(neighbour_ids.ravel(), neighbour_scores.ravel(), items)
+        blended = (1 - self.session_weight) * scaled + self.session_weight * boost
+        order = np.argsort(-blended, kind="stable")[:k]
+        out_ids[: len(order)], out_scores[: len(order)] = items[order], blended[order]
         return out_ids, out_scores
 
     # --- external ids in, dictionaries out -----------------------------------------------------
@@ -1153,6 +1170,11 @@ class _Read(NamedTuple):
     shop: ShopState
     hidden: np.ndarray
     forgotten: bool
+
+
+def _session_pool(k: int) -> int:
+    """Candidates the warm model proposes for a session's re-ranking of k."""
+    return max(4 * k, 50)
 
 
 def _best_per_item(ids: np.ndarray, scores: np.ndarray, items: np.ndarray) -> np.ndarray:

@@ -292,6 +292,26 @@ def test_one_customer_gets_the_list_a_batch_gives_them_under_a_narrow_or_wide_fi
             assert [i["score"] for i in alone["items"]] == pytest.approx(batch.scores[row][valid].tolist(), abs=1e-5)
 
 
+def test_one_customer_with_viewed_products_gets_the_list_a_batch_gives_them(service):
+    """A request with a session (viewed products) re-ranks the warm model's candidates on the
+    one-customer path; a batch routing the same history and session gives the same list."""
+    from scipy import sparse
+
+    from recsys_cli.dataset import UserHistory
+
+    catalog_ids = service.dataset.items.external_ids
+    for offset, user in enumerate(customers_with(service, 5, 10_000)[:12]):
+        customer = str(service.dataset.users.external_ids[user])
+        viewed = [str(catalog_ids[(7 * offset + j) % len(catalog_ids)]) for j in range(2)]
+        alone = service.recommend(customer, 10, viewed=viewed)
+        _, history, recent = service.history_for(customer, viewed)
+        twice = UserHistory(*(sparse.vstack([m, m], format="csr") for m in (history.weights, history.last_seen, history.strongest)))
+        batch = service.route(np.array([user, user]), twice, 10, session=[recent, recent])
+        valid = batch.ids[0] >= 0
+        assert [i["product_id"] for i in alone["items"]] == list(catalog_ids[batch.ids[0][valid]])
+        assert [i["score"] for i in alone["items"]] == pytest.approx(batch.scores[0][valid].tolist(), abs=1e-5)
+
+
 def test_customers_left_out_of_the_stored_lists_are_scored(service):
     """train's time budget may stop before the least active customers: they are scored instead."""
     from dataclasses import replace
