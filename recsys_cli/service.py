@@ -479,7 +479,7 @@ class RecommendationService:
         `allowed` (one flag per product, as from `allowed(filters)`; default: every available
         product) limits every model and the fill; `hidden` (rows aligned with `users`) marks
         products a customer asked never to see, excluded like their purchases. One customer (a
-        request) without a session takes `_route_one` when their model has a short path.
+        request) takes `_route_one` when their segment's model has a short path.
         """
         users = np.asarray(users, dtype=np.int64)
         n = len(users)
@@ -569,20 +569,21 @@ class RecommendationService:
         sources = np.full((1, k), -1, dtype=np.int8)
         anchors = np.full((1, k), -1, dtype=np.int64)
         route = POPULARITY
+        excluded = exclude.indices[exclude.indptr[0] : exclude.indptr[1]]
         if model is not None:
             route = self.source_of(model)
             if session is not None and model is self.collaborative and not declares(model, Ranking):
-                candidates = model.recommend_one(user, history, k=_session_pool(k), allowed=allowed, excluded=exclude.indices)
+                candidates = model.recommend_one(user, history, k=_session_pool(k), allowed=allowed, excluded=excluded)
                 ids[0], scores[0] = self._session_rerank(*candidates, session, k)
             else:
-                ids[0], scores[0] = model.recommend_one(user, history, k=k, allowed=allowed, excluded=exclude.indices)
+                ids[0], scores[0] = model.recommend_one(user, history, k=k, allowed=allowed, excluded=excluded)
             sources[0], anchors[0] = route, self._explain(model, history, ids)[0]
         if ids[0, -1] < 0:
             got_ids, got_scores = self.popularity.recommend(
                 np.array([user]), k=2 * k, exclude=exclude if exclude.nnz else None, allowed=allowed
             )
             _merge(ids, scores, sources, anchors, [0], got_ids, got_scores, POPULARITY, None)
-            sources[ids < 0] = -1
+        sources[ids < 0] = -1
         first = int(sources[0, 0])
         return Routed(
             ids=ids, scores=scores, sources=sources, anchors=anchors, route=np.array([first if first >= 0 else route], dtype=np.int8)

@@ -298,9 +298,11 @@ def test_one_customer_with_viewed_products_gets_the_list_a_batch_gives_them(serv
     from scipy import sparse
 
     from recsys_cli.dataset import UserHistory
+    from recsys_cli.models.base import RecommendsOne, declares
 
+    assert declares(service.collaborative, RecommendsOne) and service.session_weight > 0  # else both sides take the batch path
     catalog_ids = service.dataset.items.external_ids
-    for offset, user in enumerate(customers_with(service, 5, 10_000)[:12]):
+    for offset, user in enumerate(customers_with(service, max(service.warm_min, 5), 10_000)[:12]):
         customer = str(service.dataset.users.external_ids[user])
         viewed = [str(catalog_ids[(7 * offset + j) % len(catalog_ids)]) for j in range(2)]
         alone = service.recommend(customer, 10, viewed=viewed)
@@ -310,6 +312,7 @@ def test_one_customer_with_viewed_products_gets_the_list_a_batch_gives_them(serv
         valid = batch.ids[0] >= 0
         assert [i["product_id"] for i in alone["items"]] == list(catalog_ids[batch.ids[0][valid]])
         assert [i["score"] for i in alone["items"]] == pytest.approx(batch.scores[0][valid].tolist(), abs=1e-5)
+        assert [i["source"] for i in alone["items"]] == [SOURCES[s] for s in batch.sources[0][valid]]
 
 
 def test_customers_left_out_of_the_stored_lists_are_scored(service):

@@ -237,7 +237,9 @@ class ItemSpace:
     the model derives from a filter's mask (see `MaskCache`)."""
 
     def __init__(self, items: np.ndarray, n_items: int) -> None:
-        items = np.asarray(items)  # the same object when it is an array: callers compare by identity
+        # the same object when it is an int64 array (np.asarray with a dtype gave a new view of
+        # joblib-loaded arrays): EASE compares its cached space by identity at every request
+        items = np.asarray(items)
         self.items = items if items.dtype == np.int64 else items.astype(np.int64)
         self.position = np.full(n_items, -1, dtype=np.int64)
         self.position[self.items] = np.arange(len(self.items))
@@ -429,7 +431,7 @@ def top_k_one(scores: np.ndarray, k: int, *, sample: bool = True) -> tuple[np.nd
         threshold = np.partition(scores[::_SAMPLE_STRIDE], n_sample - k)[n_sample - k]
         if np.isfinite(threshold):
             candidates = np.flatnonzero(scores >= threshold)
-            scores = scores[candidates]
+            scores = scores[candidates].astype(np.float32, copy=False)  # as select_top_k's candidate array
             n_cols = len(scores)
     ids, best = np.full(k, -1, dtype=np.int64), np.full(k, -np.inf, dtype=np.float32)
     k_eff = min(k, n_cols)

@@ -418,8 +418,12 @@ class RP3betaModel(ItemKNNModel):
 
 def _weighted_rows(weights: np.ndarray, rows: np.ndarray) -> np.ndarray:
     """sum_j weights[j] * rows[j] in float32, added row by row in order: the sums scipy's
-    one-row CSR @ dense product computes (no -0.0: the sum starts from zero as scipy's does)."""
-    return (weights.astype(np.float32)[:, None] * rows).sum(axis=0) + np.float32(0.0)
+    one-row CSR @ dense product computes (no -0.0: the sum starts from zero as scipy's does).
+    A single column goes through cumsum: numpy sums a contiguous axis pairwise, not in order."""
+    products = weights.astype(np.float32)[:, None] * rows
+    if products.shape[1] == 1 and len(products):
+        return np.cumsum(products, axis=0)[-1] + np.float32(0.0)
+    return products.sum(axis=0) + np.float32(0.0)
 
 
 def _columns(rows: sparse.csr_matrix, position: np.ndarray, width: int) -> sparse.csr_matrix:

@@ -96,6 +96,11 @@ MODELS: dict[str, tuple[Callable[[], object], bool, bool]] = {
         True,
     ),
     "ease": (_factory("itembased", "EASEModel"), True, True),
+    "ease-weighted-recency": (
+        _factory("itembased", "EASEModel", binary=False, decay=0.5),
+        False,
+        True,
+    ),  # negative scores may rank below the other group's zeros
     "itemknn": (_factory("itembased", "ItemKNNModel"), True, True),
     "itemknn-recency": (_factory("itembased", "ItemKNNModel", decay=0.5), True, True),
     "rp3beta": (_factory("itembased", "RP3betaModel"), True, True),
@@ -276,14 +281,16 @@ def _with_product(history: UserHistory, item: int) -> UserHistory:
     return UserHistory.one(items, *arrays, row.shape[1])
 
 
-@pytest.mark.parametrize("mask", ["none", "narrow-kept", "wide-kept", "narrow-fresh", "nothing"])
+@pytest.mark.parametrize("mask", ["none", "narrow-kept", "wide-kept", "narrow-fresh", "one-product", "nothing"])
 def test_the_one_customer_path_gives_exactly_the_one_row_batch(case, dataset, mask):
     """A request takes a model's short path (`recommend_one`, where the model has one) with the
     customer's exclusions beside the mask: the same products in the same order and bit-identical
     scores as `recommend` with that one row, for a history as fitted, one changed since (a live
-    event) and an empty one; ALS also with its kept customer factors."""
+    event), a long one (ten products: sums over many rows at one allowed column) and an empty
+    one, k within and beyond the catalog; ALS also with its kept customer factors. Models without
+    a short path take their batch path, so only EASE, ALS and blends of them test one here."""
     name, model = case
-    if name in ("ease", "als", "blend-ease-als"):
+    if name.startswith(("ease", "als", "blend-ease-als")) and name != "ease-recent":
         assert declares(model, RecommendsOne)
     rng = np.random.default_rng(5)
     allowed = {
@@ -291,26 +298,35 @@ def test_the_one_customer_path_gives_exactly_the_one_row_batch(case, dataset, ma
         "narrow-kept": rng.random(dataset.n_items) < 0.25,
         "wide-kept": rng.random(dataset.n_items) < 0.75,
         "narrow-fresh": rng.random(dataset.n_items) < 0.25,
+        "one-product": np.arange(dataset.n_items) == GROUP_SIZE - 1,  # in the long history, scored from its other rows
         "nothing": np.zeros(dataset.n_items, dtype=bool),
     }[mask]
-    if mask.endswith("kept"):
+    if mask.endswith("kept") or mask == "one-product":
         allowed.setflags(write=False)
     exclude = seen(dataset)
     models = [model]
     if declares(model, KeepsCustomers):
         models.append(copy.deepcopy(model).keep_customers())
     empty = UserHistory.one(np.zeros(0, dtype=np.int32), np.zeros(0, np.float32), np.zeros(0), np.zeros(0, np.int8), dataset.n_items)
+    ten = np.arange(10, dtype=np.int32)
+    longs = [  # weights whose float32 sums at one column depend on the order of adding (a pairwise sum differs)
+        UserHistory.one(ten, weights.astype(np.float32), 1_700_000_000.0 + 60 * ten, np.ones(10, np.int8), dataset.n_items)
+        for weights in (np.random.default_rng(seed).uniform(0.5, 3.0, 10) for seed in range(4))
+    ]
     for user in range(0, dataset.n_users, 3):
         fitted = dataset.history(np.array([user]))
         changed = _with_product(fitted, (user * 5) % dataset.n_items)
-        for history in (fitted, changed, empty):
-            excluded = history.weights.indices if history is not changed else exclude[user].indices
+        nothing = np.zeros(0, dtype=np.int32)
+        for history, excluded in [(fitted, fitted.weights.indices), (changed, exclude[user].indices), (empty, nothing)] + [
+            (long, nothing) for long in longs
+        ]:
             row = sparse.csr_matrix((np.ones(len(excluded), dtype=np.int8), excluded, [0, len(excluded)]), shape=(1, dataset.n_items))
             for scorer in models:
-                want_ids, want_scores = scorer.recommend(np.array([user]), k=4, exclude=row, history=history, allowed=allowed)
-                got_ids, got_scores = recommend_one(scorer, user, history, k=4, allowed=allowed, excluded=np.asarray(excluded))
-                np.testing.assert_array_equal(got_ids, want_ids[0])
-                np.testing.assert_array_equal(got_scores, want_scores[0])
+                for k in (4, dataset.n_items + 3):
+                    want_ids, want_scores = scorer.recommend(np.array([user]), k=k, exclude=row, history=history, allowed=allowed)
+                    got_ids, got_scores = recommend_one(scorer, user, history, k=k, allowed=allowed, excluded=np.asarray(excluded))
+                    np.testing.assert_array_equal(got_ids, want_ids[0])
+                    np.testing.assert_array_equal(got_scores, want_scores[0])
 
 
 def test_recommendations_stay_in_the_customers_group(case, dataset):
