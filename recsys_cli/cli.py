@@ -470,6 +470,11 @@ def _print_selection(selection: dict) -> None:
     out.print(table)
     if any(row["chosen"].startswith("popularity") and row["ndcg"] < row["best_popularity"] for row in rows):
         out.print("A popularity ranking that leads the simplest one by no more than two standard errors does not replace it.")
+    if any(row["runner_up"] and row["runner_up_ndcg"] > row["ndcg"] and not row["chosen"].startswith("popularity") for row in rows):
+        out.print(
+            "A blend of two models that leads the best single one by no more than two standard errors does not replace it"
+            " (it costs both models at every request)."
+        )
     out.print(
         f"{len(selection.get('table', []))} candidates scored in {selection.get('seconds', 0):.1f} s; all of them are in the version's manifest.json."
     )

@@ -15,7 +15,9 @@ popularity ranking that serves a segment on its own is therefore the simplest on
 trending, longer windows before shorter) that the segment's best does not lead by more than
 LEAD_SE standard errors of the paired per-customer difference, on the segment's customers or on
 all of them: a trending window must earn its place. Blends use each segment's best-scoring
-ranking, and a model must score above every popularity ranking.
+ranking, and a model must score above every popularity ranking. A blend of two models (both
+scored at every request) serves only when it leads the best candidate without a second model by
+more than LEAD_SE standard errors.
 
 The validation split mirrors how a shop is judged (`selection.split`): by default a global cutoff
 at 80% of the events by time (what customers do next), or each customer's last product
@@ -425,6 +427,12 @@ def select(
             continue
         scored = [(results[n][segment], n) for n in results if segment in results[n]]
         best_score, best_name = max(scored, default=(-1.0, ""))
+        # a blend of two models costs both at every request: it must lead the best candidate
+        # without a second model by more than noise
+        if best_name and specs[best_name].get("pair"):
+            single_score, single_name = max(((v, n) for v, n in scored if not specs[n].get("pair")), default=(-1.0, ""))
+            if single_name and not _leads(per_customer[best_name][segment], per_customer[single_name][segment]):
+                best_score, best_name = single_score, single_name
         floor = segment_pop[segment][2].get(segment, 0.0)
         # never send a segment to a model that did worse than popularity on it
         fallback = simplest_popularity((segment,))[0] if len(rows[segment]) else best_pop_options

@@ -232,3 +232,23 @@ def test_a_shift_in_demand_seen_in_everyone_moves_cold_customers_to_the_trending
         rows.append((f"new{c}", f"p{int(rng.integers(20, 40))}", 2, start + span - 1000 * c))
     chosen = _select(pd.DataFrame(rows, columns=["customer_id", "product_id", "type", "timestamp"]))
     assert chosen.popularity["window_days"] is not None, chosen.table
+
+
+def test_a_blend_of_two_models_serves_only_when_it_leads_the_best_single_one_by_more_than_noise(monkeypatch):
+    """A pair of models costs both at every request. On the planted pairs (seed 1) item kNN
+    blended with RP3beta leads item kNN alone clearly and serves; when the same lead counted as
+    noise, the single model would serve instead."""
+    from recsys_cli import selection
+
+    chosen = _select(paired_events(seed=1))
+    assert "pair" in chosen.warm, chosen.table
+    rows = {r["candidate"]: r for r in chosen.table if "warm" in r}
+    best_single = max(v["warm"] for v in rows.values() if v["role"] == "model")
+    pair_row = next(r for r in chosen.table if "warm" in r.get("chosen_for", []))
+    assert pair_row["warm"] > best_single
+
+    monkeypatch.setattr(selection, "_leads", lambda a, b: False)  # every lead within noise
+    cautious = _select(paired_events(seed=1))
+    assert "pair" not in cautious.warm
+    served = next(r for r in cautious.table if "warm" in r.get("chosen_for", []))
+    assert served["warm"] < pair_row["warm"], "the single model serves although the pair scored higher"
