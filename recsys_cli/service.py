@@ -49,6 +49,7 @@ from .models.base import (
     declares,
     kept_mask,
     lookup,
+    recommend_one,
     take_rows,
 )
 from .models.together import BoughtTogetherModel
@@ -579,10 +580,8 @@ class RecommendationService:
                 ids[0], scores[0] = model.recommend_one(user, history, k=k, allowed=allowed, excluded=excluded)
             sources[0], anchors[0] = route, self._explain(model, history, ids)[0]
         if ids[0, -1] < 0:
-            got_ids, got_scores = self.popularity.recommend(
-                np.array([user]), k=2 * k, exclude=exclude if exclude.nnz else None, allowed=allowed
-            )
-            _merge(ids, scores, sources, anchors, [0], got_ids, got_scores, POPULARITY, None)
+            got_ids, got_scores = recommend_one(self.popularity, user, history, k=2 * k, allowed=allowed, excluded=excluded)
+            _merge(ids, scores, sources, anchors, [0], got_ids[None, :], got_scores[None, :], POPULARITY, None)
         sources[ids < 0] = -1
         first = int(sources[0, 0])
         return Routed(

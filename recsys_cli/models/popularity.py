@@ -19,11 +19,12 @@ from scipy import sparse
 
 from ..dataset import Dataset, UserHistory
 from ..errors import InputError
+from .base import DerivedCache, MaskCache
 
 MODES = ("customers", "interactions", "purchasers")
 
 
-class PopularityModel:
+class PopularityModel(DerivedCache):
     """Products ranked by one popularity count; ties and untouched products follow internal index.
 
     `ranking` covers every recommendable item (products absent from a non-empty catalog are never
@@ -119,6 +120,23 @@ class PopularityModel:
         position = np.full(len(self._position), len(ranking), dtype=np.int64)
         position[ranking] = np.arange(len(ranking))
         return self._first_allowed(n_rows, k, rows, cols, ranking=ranking, position=position)
+
+    def recommend_one(
+        self, user: int, history: UserHistory, *, k: int, allowed: np.ndarray | None, excluded: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """One customer's first k of the ranking (see `RecommendsOne`): a filter's allowed ranking is
+        derived once per kept mask, then the excluded products are skipped."""
+        ranking = self.ranking
+        if allowed is not None:
+            ranking = self._cached("masks", MaskCache).get(allowed, lambda: self.ranking[allowed[self.ranking]])
+        ids, scores = np.full(k, -1, dtype=np.int64), np.full(k, -np.inf, dtype=np.float32)
+        first = ranking[: k + len(excluded)]
+        if len(excluded):
+            out = np.sort(excluded)
+            first = first[out[np.minimum(np.searchsorted(out, first), len(out) - 1)] != first][:k]
+        ids[: len(first)] = first
+        scores[: len(first)] = self.scores[first]
+        return ids, scores
 
     def similar_items(self, items: np.ndarray, *, k: int) -> tuple[np.ndarray, np.ndarray]:
         """The most popular items other than each item itself."""
