@@ -433,17 +433,19 @@ def top_k_one(scores: np.ndarray, k: int, *, sample: bool = True) -> tuple[np.nd
             candidates = np.flatnonzero(scores >= threshold)
             scores = scores[candidates].astype(np.float32, copy=False)  # as select_top_k's candidate array
             n_cols = len(scores)
-    ids, best = np.full(k, -1, dtype=np.int64), np.full(k, -np.inf, dtype=np.float32)
     k_eff = min(k, n_cols)
     if k_eff == 0:
-        return ids, best
+        return np.full(k, -1, dtype=np.int64), np.full(k, -np.inf, dtype=np.float32)
     part = np.argpartition(-scores, k_eff - 1)[:k_eff] if k_eff < n_cols else np.arange(n_cols)
     part_scores = scores[part]
     order = np.argsort(-part_scores, kind="stable")
     picked, top = part[order], part_scores[order].astype(np.float32)
-    valid = np.isfinite(top)
     if candidates is not None:
         picked = candidates[picked]
+    valid = np.isfinite(top)
+    if k_eff == k and valid.all():  # the usual case: k finite scores, nothing to pad
+        return picked.astype(np.int64, copy=False), top
+    ids, best = np.full(k, -1, dtype=np.int64), np.full(k, -np.inf, dtype=np.float32)
     ids[:k_eff] = np.where(valid, picked, -1)
     best[:k_eff] = np.where(valid, top, -np.inf)
     return ids, best

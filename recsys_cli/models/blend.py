@@ -68,8 +68,7 @@ class BlendModel:
         pool = max(self.pool, k)
         first = recommend_one(self.first, user, history, k=pool, allowed=allowed, excluded=excluded)
         second = recommend_one(self.second, user, history, k=pool, allowed=allowed, excluded=excluded)
-        ids, scores = combine((first[0][None], first[1][None]), (second[0][None], second[1][None]), self.weight, self.scales, k)
-        return ids[0], scores[0]
+        return combine_one(first, second, self.weight, self.scales, k)
 
     def similar_items(self, items: np.ndarray, *, k: int) -> tuple[np.ndarray, np.ndarray]:
         """The first model's similar items (a popularity prior says nothing about similarity)."""
@@ -107,18 +106,11 @@ def combine(
     first: tuple[np.ndarray, np.ndarray], second: tuple[np.ndarray, np.ndarray], weight: float, scales: tuple[float, float], k: int
 ) -> tuple[np.ndarray, np.ndarray]:
     """Top-k of (1 - weight) * first + weight * second over two models' candidate lists (ids, scores)."""
+    if len(first[0]) == 1:  # one customer's request
+        ids, best = combine_one((first[0][0], first[1][0]), (second[0][0], second[1][0]), weight, scales, k)
+        return ids[None, :], best[None, :]
     ids = np.concatenate([first[0], second[0]], axis=1)
     scores = np.concatenate([(1 - weight) * _scaled(first[1], scales[0]), weight * _scaled(second[1], scales[1])], axis=1)
-    if len(ids) == 1:  # one customer's request: sort its candidates by product, sum equal neighbours
-        proposed = ids[0] >= 0
-        items, values = ids[0][proposed], scores[0][proposed]
-        order = np.argsort(items, kind="stable")  # first model's part before the second's, as in the batch path
-        items, values = items[order], values[order]
-        starts = np.flatnonzero(np.concatenate(([True], items[1:] != items[:-1]))) if len(items) else order
-        items, summed = items[starts], (np.add.reduceat(values, starts) + 0.0) if len(items) else values  # + 0.0: no -0.0
-        picked, best = top_k_one(summed, k, sample=False)
-        chosen = items[np.maximum(picked, 0)] if len(items) else picked  # no candidate: picked is all -1
-        return np.where(picked >= 0, chosen, -1)[None, :], best[None, :]
     scores[ids < 0] = 0.0
     # sum the two parts of an item proposed by both: sort by id, add equal neighbours
     order = np.argsort(np.where(ids < 0, np.iinfo(np.int64).max, ids), axis=1, kind="stable")
@@ -132,3 +124,25 @@ def combine(
     chosen = np.take_along_axis(ids, np.maximum(picked, 0), axis=1)
     chosen[picked < 0] = -1
     return chosen, best
+
+
+def combine_one(
+    first: tuple[np.ndarray, np.ndarray], second: tuple[np.ndarray, np.ndarray], weight: float, scales: tuple[float, float], k: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """`combine` for one customer's 1-D candidate lists: sort the candidates by product, sum equal
+    neighbours (the first model's part before the second's, as in the batch path), top k."""
+    parts = []
+    for (ids, scores), share, scale in ((first, 1 - weight, scales[0]), (second, weight, scales[1])):
+        count = len(ids) if not len(ids) or ids[-1] >= 0 else int(np.count_nonzero(ids >= 0))  # padding trails
+        parts.append((ids[:count], share * _scaled(scores[:count], scale)))
+    items, values = np.concatenate((parts[0][0], parts[1][0])), np.concatenate((parts[0][1], parts[1][1]))
+    if not len(items):
+        return np.full(k, -1, dtype=np.int64), np.full(k, -np.inf, dtype=np.float32)
+    order = np.argsort(items, kind="stable")
+    items, values = items[order], values[order]
+    starts = np.flatnonzero(np.concatenate(([True], items[1:] != items[:-1])))
+    picked, best = top_k_one(np.add.reduceat(values, starts) + 0.0, k, sample=False)  # + 0.0: no -0.0
+    items = items[starts]
+    if not len(picked) or picked[-1] >= 0:  # padding trails: none here
+        return items[picked], best
+    return np.where(picked >= 0, items[np.maximum(picked, 0)], -1), best

@@ -203,14 +203,14 @@ class EASEModel(_ItemToItem):
         if kept is not None:
             kept = drop_columns(kept, out) if len(out) else kept
             ids, best = top_k_one(_weighted_rows(weights, block(self.B, rows, kept)), k)
-            columns = np.where(ids >= 0, kept[np.maximum(ids, 0)], -1) if len(kept) else ids
+            columns = _at(kept, ids) if len(kept) else ids
         else:
             scores = _weighted_rows(weights, self.B.take(rows, axis=0))
             if blocked is not None and len(blocked):
                 scores[blocked] = -np.inf
             scores[out] = -np.inf
             columns, best = top_k_one(scores, k)
-        return np.where(columns >= 0, self.items[np.maximum(columns, 0)], -1), best
+        return _at(self.items, columns), best
 
     def _one_row(self, history: UserHistory) -> tuple[np.ndarray, np.ndarray]:
         """(B rows, weights) of a one-row history's modelled products with a nonzero weight, as
@@ -414,6 +414,13 @@ class RP3betaModel(ItemKNNModel):
     def _similarity(self, dots: np.ndarray, rows: np.ndarray, cols: np.ndarray, norms: np.ndarray) -> np.ndarray:
         penalty = np.power(np.maximum(norms[cols], 1.0), self.beta)
         return np.power(dots, self.alpha) / penalty
+
+
+def _at(values: np.ndarray, positions: np.ndarray) -> np.ndarray:
+    """values[positions] where positions >= 0, else -1 (one row's padding)."""
+    if not len(positions) or positions[-1] >= 0:  # padding trails: none here
+        return values[positions]
+    return np.where(positions >= 0, values[np.maximum(positions, 0)], -1)
 
 
 def _weighted_rows(weights: np.ndarray, rows: np.ndarray) -> np.ndarray:
