@@ -453,7 +453,7 @@ SKIP_LOG_PREFIX = "inputs and settings unchanged since version"
 
 def _print_selection(selection: dict) -> None:
     """Which model serves each segment, and its validation NDCG@10 against popularity and the runner-up."""
-    from .selection import NO_SPLIT, winners
+    from .selection import LEAD_SE, NO_SPLIT, winners
 
     rows = winners(selection)
     if not rows:
@@ -470,9 +470,9 @@ def _print_selection(selection: dict) -> None:
     out.print(table)
     if any(row["chosen"].startswith("popularity") and row["ndcg"] < row["best_popularity"] for row in rows):
         out.print("A popularity ranking that leads the simplest one by no more than two standard errors does not replace it.")
-    if any(row["runner_up"] and row["runner_up_ndcg"] > row["ndcg"] and not row["chosen"].startswith("popularity") for row in rows):
+    if any(row.get("within_noise_for") for row in selection.get("table", [])):
         out.print(
-            "A blend of two models that leads the best single one by no more than two standard errors does not replace it"
+            f"A blend of two models that leads the best single one by no more than {LEAD_SE:g} standard errors does not replace it"
             " (it costs both models at every request)."
         )
     out.print(

@@ -415,8 +415,13 @@ def select(
             pair_spec = {**first, "pair": second, "mix": weight}
             pair_name = describe(pair_spec)
             specs[pair_name] = pair_spec
-            results[pair_name] = blended(pair_name, [(describe(first), left), (describe(second), right)], weight, segment)
-            table.append({"candidate": pair_name, "role": "blend", **results[pair_name]})
+            result = blended(pair_name, [(describe(first), left), (describe(second), right)], weight, segment)
+            if pair_name in results:  # the same pair scored for the other segment already: one row for both
+                results[pair_name].update(result)
+                next(row for row in table if row["candidate"] == pair_name).update(result)
+                continue
+            results[pair_name] = result
+            table.append({"candidate": pair_name, "role": "blend", **result})
 
     choice = {}
     active = int((np.bincount(dataset.pairs["item"], minlength=dataset.n_items) > 0).sum())
@@ -426,14 +431,13 @@ def select(
             choice[segment] = fixed
             continue
         scored = [(results[n][segment], n) for n in results if segment in results[n]]
-        best_score, best_name = max(scored, default=(-1.0, ""))
-        # a blend of two models costs both at every request: it must lead the best candidate
-        # without a second model by more than noise
-        if best_name and specs[best_name].get("pair"):
-            single_score, single_name = max(((v, n) for v, n in scored if not specs[n].get("pair")), default=(-1.0, ""))
-            if single_name and not _leads(per_customer[best_name][segment], per_customer[single_name][segment]):
-                best_score, best_name = single_score, single_name
         floor = segment_pop[segment][2].get(segment, 0.0)
+        pairs = {n for _, n in scored if specs[n].get("pair")}
+        best_name, passed = _serving_candidate(scored, pairs, {n: per_customer[n][segment] for _, n in scored}, floor)
+        best_score = results[best_name][segment] if best_name else -1.0
+        for row in table:
+            if row["candidate"] in passed:
+                row.setdefault("within_noise_for", []).append(segment)
         # never send a segment to a model that did worse than popularity on it
         fallback = simplest_popularity((segment,))[0] if len(rows[segment]) else best_pop_options
         choice[segment] = specs[best_name] if best_name and best_score > floor else {"kind": "popularity", "popularity": fallback}
@@ -469,6 +473,32 @@ def check_model_names(settings: Settings) -> None:
         kind, _ = parse_candidate(str(candidate), settings)
         if kind not in KINDS[:5]:
             raise InputError(f"selection.candidates: '{candidate}' is not a model (choose from {', '.join(KINDS[:5])})")
+
+
+def _serving_candidate(
+    scored: list[tuple[float, str]], pairs: set[str], customers: dict[str, np.ndarray], floor: float
+) -> tuple[str, list[str]]:
+    """The candidate that serves a segment ("" when none was scored) and the blends passed over.
+
+    The best-scoring candidate, except that a blend of two models (in `pairs`: it costs both at
+    every request) serves only when it leads the best candidate without a second model that clears
+    the popularity `floor` by more than LEAD_SE standard errors of the paired per-customer
+    difference (`customers`: each candidate's per-customer scores, same customers); the
+    best-scoring such blend serves, else that single candidate."""
+    ranked = sorted(scored, reverse=True)
+    if not ranked or ranked[0][1] not in pairs:
+        return (ranked[0][1] if ranked else ""), []
+    single = next((name for value, name in ranked if name not in pairs and value > floor), None)
+    if single is None:  # nothing cheaper clears popularity: the blend is measured against the floor alone
+        return ranked[0][1], []
+    passed = []
+    for _, name in ranked:
+        if name == single:
+            break
+        if _leads(customers[name], customers[single]):
+            return name, passed
+        passed.append(name)
+    return single, passed
 
 
 def _leads(a: np.ndarray, b: np.ndarray) -> bool:

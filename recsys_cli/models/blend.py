@@ -133,8 +133,8 @@ def combine_one(
     neighbours (the first model's part before the second's, as in the batch path), top k."""
     parts = []
     for (ids, scores), share, scale in ((first, 1 - weight, scales[0]), (second, weight, scales[1])):
-        count = len(ids) if not len(ids) or ids[-1] >= 0 else int(np.count_nonzero(ids >= 0))  # padding trails
-        parts.append((ids[:count], share * _scaled(scores[:count], scale)))
+        proposed = ids >= 0
+        parts.append((ids[proposed], share * _scaled(scores[proposed], scale)))
     items, values = np.concatenate((parts[0][0], parts[1][0])), np.concatenate((parts[0][1], parts[1][1]))
     if not len(items):
         return np.full(k, -1, dtype=np.int64), np.full(k, -np.inf, dtype=np.float32)

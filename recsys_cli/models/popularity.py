@@ -124,19 +124,39 @@ class PopularityModel(DerivedCache):
     def recommend_one(
         self, user: int, history: UserHistory, *, k: int, allowed: np.ndarray | None, excluded: np.ndarray
     ) -> tuple[np.ndarray, np.ndarray]:
-        """One customer's first k of the ranking (see `RecommendsOne`): a filter's allowed ranking is
-        derived once per kept mask, then the excluded products are skipped."""
-        ranking = self.ranking
-        if allowed is not None:
-            ranking = self._cached("masks", MaskCache).get(allowed, lambda: self.ranking[allowed[self.ranking]])
+        """One customer's first k of the ranking (see `RecommendsOne`): a narrow filter's allowed
+        ranking is derived once per kept mask, a wide one's head is read per request, then the
+        excluded products are skipped."""
+        wanted = max(k, 0) + len(excluded)
+        if allowed is None:
+            first = self.ranking[:wanted]
+        else:
+            narrow = self._cached("masks", MaskCache).get(allowed, lambda: self._narrow_ranking(allowed))
+            first = narrow[:wanted] if narrow is not None else self._allowed_head(allowed, wanted)
         ids, scores = np.full(k, -1, dtype=np.int64), np.full(k, -np.inf, dtype=np.float32)
-        first = ranking[: k + len(excluded)]
         if len(excluded):
             out = np.sort(excluded)
             first = first[out[np.minimum(np.searchsorted(out, first), len(out) - 1)] != first][:k]
         ids[: len(first)] = first
         scores[: len(first)] = self.scores[first]
         return ids, scores
+
+    def _narrow_ranking(self, allowed: np.ndarray) -> np.ndarray | None:
+        """The ranking's products `allowed` keeps when they are under half of it (kept per filter:
+        at most half the ranking's memory); None for a wider mask."""
+        ranked = self.ranking[allowed[self.ranking]]
+        return ranked if 2 * len(ranked) < len(self.ranking) else None
+
+    def _allowed_head(self, allowed: np.ndarray, wanted: int) -> np.ndarray:
+        """The first `wanted` products of the ranking that a wide mask allows: at least half of it
+        passes, so twice as many leading products usually hold them."""
+        size = 2 * wanted
+        while True:
+            head = self.ranking[:size]
+            first = head[allowed[head]][:wanted]
+            if len(first) == wanted or size >= len(self.ranking):
+                return first
+            size *= 2
 
     def similar_items(self, items: np.ndarray, *, k: int) -> tuple[np.ndarray, np.ndarray]:
         """The most popular items other than each item itself."""

@@ -288,9 +288,9 @@ def test_the_one_customer_path_gives_exactly_the_one_row_batch(case, dataset, ma
     scores as `recommend` with that one row, for a history as fitted, one changed since (a live
     event), a long one (ten products: sums over many rows at one allowed column) and an empty
     one, k within and beyond the catalog; ALS also with its kept customer factors. Models without
-    a short path take their batch path, so only EASE, ALS and blends of them test one here."""
+    a short path take their batch path, so EASE, ALS, popularity and blends test one here."""
     name, model = case
-    if name.startswith(("ease", "als", "blend-ease-als")) and name != "ease-recent":
+    if name.startswith(("ease", "als", "blend", "popularity")) and name != "ease-recent":
         assert declares(model, RecommendsOne)
     rng = np.random.default_rng(5)
     allowed = {
