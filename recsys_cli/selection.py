@@ -16,8 +16,8 @@ trending, longer windows before shorter) that the segment's best does not lead b
 LEAD_SE standard errors of the paired per-customer difference, on the segment's customers or on
 all of them: a trending window must earn its place. Blends use each segment's best-scoring
 ranking, and a model must score above every popularity ranking. A blend of two models (both
-scored at every request) serves only when it leads the best candidate without a second model by
-more than LEAD_SE standard errors.
+scored at every request) serves only when it leads the best candidate without a second model that
+beats popularity by more than LEAD_SE standard errors (`_serving_candidate`).
 
 The validation split mirrors how a shop is judged (`selection.split`): by default a global cutoff
 at 80% of the events by time (what customers do next), or each customer's last product
