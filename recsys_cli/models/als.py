@@ -21,6 +21,7 @@ from .base import (
     MaskCache,
     allowed_columns,
     explain_by_affinity,
+    members,
     pairs_in,
     ranges,
     rank_rows,
@@ -188,8 +189,7 @@ class ALSModel(DerivedCache):
         got, scores = columns[got[0]], scores[0]
         found = scores > _FILTERED
         if len(excluded):
-            out = np.sort(excluded)
-            found &= out[np.minimum(np.searchsorted(out, got), len(out) - 1)] != got
+            found &= ~members(got, excluded)
             order = np.argsort(~found, kind="stable")[:k_eff]
             got, scores, found = got[order], scores[order], found[order]
         ids[:k_eff] = np.where(found[:k_eff], got[:k_eff], -1)
@@ -204,15 +204,9 @@ class ALSModel(DerivedCache):
         if start == stop or not data.all():  # zero weights to drop: the general path
             rows, vectors = self._vectors(np.array([user], dtype=np.int64), history)
             return vectors if rows.nnz else None
-        kept, fit = self.__dict__.get("customer_factors"), self._interactions
-        if kept is not None and 0 <= user < fit.shape[0]:
-            at, end = fit.indptr[user], fit.indptr[user + 1]
-            if (
-                end - at == stop - start
-                and np.array_equal(weights.indices[start:stop], fit.indices[at:end])
-                and np.array_equal(data, fit.data[at:end])
-            ):
-                return kept[user : user + 1]
+        kept = self.__dict__.get("customer_factors")
+        if kept is not None and self._fit_row_is(user, weights.indices[start:stop], data):
+            return kept[user : user + 1]
         return self.user_factors(csr_row(weights.shape[1], data, weights.indices[start:stop]))
 
     def _ranked(self, allowed: np.ndarray | None) -> tuple[np.ndarray, np.ndarray, np.ndarray | None] | None:
@@ -272,14 +266,11 @@ class ALSModel(DerivedCache):
 
     def _unchanged(self, users: np.ndarray, rows: sparse.csr_matrix) -> np.ndarray:
         """Per row: the customer is a fit-time one and `rows` holds exactly their fit-time row."""
+        if len(users) == 1:  # one customer's request: compare the two rows directly
+            start, stop = rows.indptr[0], rows.indptr[1]
+            return np.array([self._fit_row_is(int(users[0]), rows.indices[start:stop], rows.data[start:stop])])
         fit = self._interactions
         known = (users >= 0) & (users < fit.shape[0])
-        if len(users) == 1:  # one customer's request: compare the two rows directly
-            if not known[0]:
-                return known
-            start, stop, at, end = rows.indptr[0], rows.indptr[1], fit.indptr[users[0]], fit.indptr[users[0] + 1]
-            same = stop - start == end - at and np.array_equal(rows.indices[start:stop], fit.indices[at:end])
-            return np.array([same and np.array_equal(rows.data[start:stop], fit.data[at:end])])
         result = np.zeros(len(users), dtype=bool)
         inside = np.flatnonzero(known)
         if len(inside):
@@ -291,6 +282,14 @@ class ALSModel(DerivedCache):
             differing = (mine.indices[a] != theirs.indices[b]) | (mine.data[a] != theirs.data[b])  # entry by entry, in order
             result[inside[same]] = np.bincount(np.repeat(np.arange(len(same)), lengths[same]), weights=differing, minlength=len(same)) == 0
         return result
+
+    def _fit_row_is(self, user: int, indices: np.ndarray, data: np.ndarray) -> bool:
+        """Whether `user` is a fit-time customer whose fit-time row holds exactly these entries, in order."""
+        fit = self._interactions
+        if not 0 <= user < fit.shape[0]:
+            return False
+        at, end = fit.indptr[user], fit.indptr[user + 1]
+        return end - at == len(indices) and np.array_equal(indices, fit.indices[at:end]) and np.array_equal(data, fit.data[at:end])
 
     def similar_items(self, items: np.ndarray, *, k: int) -> tuple[np.ndarray, np.ndarray]:
         """Top-k items by cosine of item factors (the item itself excluded); unknown items get -1."""

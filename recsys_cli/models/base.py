@@ -451,6 +451,20 @@ def top_k_one(scores: np.ndarray, k: int, *, sample: bool = True) -> tuple[np.nd
     return ids, best
 
 
+def take_padded(values: np.ndarray, positions: np.ndarray) -> np.ndarray:
+    """values[positions] for one row of positions, -1 where a position is -1 (padding trails)."""
+    if not len(positions) or positions[-1] >= 0:  # nothing padded
+        return values[positions]
+    return np.where(positions >= 0, values[np.maximum(positions, 0)], -1)
+
+
+def members(values: np.ndarray, among: np.ndarray) -> np.ndarray:
+    """True where values[i] is one of `among` (any order; a request's few excluded products):
+    a sorted search, without np.isin's set-up cost on small arrays."""
+    ordered = np.sort(among)
+    return ordered[np.minimum(np.searchsorted(ordered, values), len(ordered) - 1)] == values
+
+
 def rank_rows(
     active: np.ndarray,
     k: int,

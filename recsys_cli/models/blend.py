@@ -16,7 +16,7 @@ import numpy as np
 from scipy import sparse
 
 from ..dataset import Dataset, UserHistory
-from .base import Explains, Recommender, declares, recommend_one, top_k, top_k_one
+from .base import Explains, Recommender, declares, recommend_one, take_padded, top_k, top_k_one
 from .popularity import PopularityModel
 
 
@@ -142,7 +142,4 @@ def combine_one(
     items, values = items[order], values[order]
     starts = np.flatnonzero(np.concatenate(([True], items[1:] != items[:-1])))
     picked, best = top_k_one(np.add.reduceat(values, starts) + 0.0, k, sample=False)  # + 0.0: no -0.0
-    items = items[starts]
-    if not len(picked) or picked[-1] >= 0:  # padding trails: none here
-        return items[picked], best
-    return np.where(picked >= 0, items[np.maximum(picked, 0)], -1), best
+    return take_padded(items[starts], picked), best

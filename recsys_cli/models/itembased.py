@@ -29,6 +29,7 @@ from .base import (
     explain_by_affinity,
     lookup,
     rank_rows,
+    take_padded,
     take_rows,
     top_k,
     top_k_one,
@@ -203,14 +204,14 @@ class EASEModel(_ItemToItem):
         if kept is not None:
             kept = drop_columns(kept, out) if len(out) else kept
             ids, best = top_k_one(_weighted_rows(weights, block(self.B, rows, kept)), k)
-            columns = _at(kept, ids) if len(kept) else ids
+            columns = take_padded(kept, ids) if len(kept) else ids
         else:
             scores = _weighted_rows(weights, self.B.take(rows, axis=0))
             if blocked is not None and len(blocked):
                 scores[blocked] = -np.inf
             scores[out] = -np.inf
             columns, best = top_k_one(scores, k)
-        return _at(self.items, columns), best
+        return take_padded(self.items, columns), best
 
     def _one_row(self, history: UserHistory) -> tuple[np.ndarray, np.ndarray]:
         """(B rows, weights) of a one-row history's modelled products with a nonzero weight, as
@@ -414,13 +415,6 @@ class RP3betaModel(ItemKNNModel):
     def _similarity(self, dots: np.ndarray, rows: np.ndarray, cols: np.ndarray, norms: np.ndarray) -> np.ndarray:
         penalty = np.power(np.maximum(norms[cols], 1.0), self.beta)
         return np.power(dots, self.alpha) / penalty
-
-
-def _at(values: np.ndarray, positions: np.ndarray) -> np.ndarray:
-    """values[positions] where positions >= 0, else -1 (one row's padding)."""
-    if not len(positions) or positions[-1] >= 0:  # padding trails: none here
-        return values[positions]
-    return np.where(positions >= 0, values[np.maximum(positions, 0)], -1)
 
 
 def _weighted_rows(weights: np.ndarray, rows: np.ndarray) -> np.ndarray:

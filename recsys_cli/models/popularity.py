@@ -19,7 +19,7 @@ from scipy import sparse
 
 from ..dataset import Dataset, UserHistory
 from ..errors import InputError
-from .base import DerivedCache, MaskCache
+from .base import DerivedCache, MaskCache, members
 
 MODES = ("customers", "interactions", "purchasers")
 
@@ -135,8 +135,7 @@ class PopularityModel(DerivedCache):
             first = narrow[:wanted] if narrow is not None else self._allowed_head(allowed, wanted)
         ids, scores = np.full(k, -1, dtype=np.int64), np.full(k, -np.inf, dtype=np.float32)
         if len(excluded):
-            out = np.sort(excluded)
-            first = first[out[np.minimum(np.searchsorted(out, first), len(out) - 1)] != first][:k]
+            first = first[~members(first, excluded)][:k]
         ids[: len(first)] = first
         scores[: len(first)] = self.scores[first]
         return ids, scores
