@@ -472,8 +472,8 @@ def _print_selection(selection: dict) -> None:
         out.print("A popularity ranking that leads the simplest one by no more than two standard errors does not replace it.")
     if any(row.get("within_noise_for") for row in selection.get("table", [])):
         out.print(
-            f"A blend of two models that leads the best single one by no more than {LEAD_SE:g} standard errors does not replace it"
-            " (it costs both models at every request)."
+            f"A blend that leads the best single model by no more than {LEAD_SE:g} standard errors does not replace it"
+            " (it scores and merges two lists at every request)."
         )
     out.print(
         f"{len(selection.get('table', []))} candidates scored in {selection.get('seconds', 0):.1f} s; all of them are in the version's manifest.json."

@@ -15,9 +15,9 @@ popularity ranking that serves a segment on its own is therefore the simplest on
 trending, longer windows before shorter) that the segment's best does not lead by more than
 LEAD_SE standard errors of the paired per-customer difference, on the segment's customers or on
 all of them: a trending window must earn its place. Blends use each segment's best-scoring
-ranking, and a model must score above every popularity ranking. A blend of two models (both
-scored at every request) serves only when it leads the best candidate without a second model that
-beats popularity by more than LEAD_SE standard errors (`_serving_candidate`).
+ranking, and a model must score above every popularity ranking. A blend (a model with a second
+model or with popularity: both scored and merged at every request) serves only when it leads the
+best single model that beats popularity by more than LEAD_SE standard errors (`_serving_candidate`).
 
 The validation split mirrors how a shop is judged (`selection.split`): by default a global cutoff
 at 80% of the events by time (what customers do next), or each customer's last product
@@ -432,8 +432,8 @@ def select(
             continue
         scored = [(results[n][segment], n) for n in results if segment in results[n]]
         floor = segment_pop[segment][2].get(segment, 0.0)
-        pairs = {n for _, n in scored if specs[n].get("pair")}
-        best_name, passed = _serving_candidate(scored, pairs, {n: per_customer[n][segment] for _, n in scored}, floor)
+        blends = {n for _, n in scored if specs[n].get("pair") or specs[n].get("blend")}
+        best_name, passed = _serving_candidate(scored, blends, {n: per_customer[n][segment] for _, n in scored}, floor)
         best_score = results[best_name][segment] if best_name else -1.0
         for row in table:
             if row["candidate"] in passed:
@@ -476,19 +476,20 @@ def check_model_names(settings: Settings) -> None:
 
 
 def _serving_candidate(
-    scored: list[tuple[float, str]], pairs: set[str], customers: dict[str, np.ndarray], floor: float
+    scored: list[tuple[float, str]], blends: set[str], customers: dict[str, np.ndarray], floor: float
 ) -> tuple[str, list[str]]:
     """The candidate that serves a segment ("" when none was scored) and the blends passed over.
 
-    The best-scoring candidate, except that a blend of two models (in `pairs`: it costs both at
-    every request) serves only when it leads the best candidate without a second model that clears
-    the popularity `floor` by more than LEAD_SE standard errors of the paired per-customer
-    difference (`customers`: each candidate's per-customer scores, same customers); the
-    best-scoring such blend serves, else that single candidate."""
+    The best-scoring candidate, except that a blend (in `blends`: a model with a second model or
+    with popularity; it scores a pool from both and merges them at every request) serves only when
+    it leads the best single model that clears the popularity `floor` by more than LEAD_SE
+    standard errors of the paired per-customer difference (`customers`: each candidate's
+    per-customer scores, same customers); the best-scoring such blend serves, else that single
+    model."""
     ranked = sorted(scored, reverse=True)
-    if not ranked or ranked[0][1] not in pairs:
+    if not ranked or ranked[0][1] not in blends:
         return (ranked[0][1] if ranked else ""), []
-    single = next((name for value, name in ranked if name not in pairs and value > floor), None)
+    single = next((name for value, name in ranked if name not in blends and value > floor), None)
     if single is None:  # nothing cheaper clears popularity: the blend is measured against the floor alone
         return ranked[0][1], []
     passed = []

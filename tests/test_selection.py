@@ -246,10 +246,11 @@ def test_a_blend_of_two_models_that_clearly_leads_serves_and_train_says_which_we
             assert row[segment] > next(r for r in chosen.table if segment in r.get("chosen_for", []))[segment]
 
 
-def test_a_blend_of_two_models_must_lead_the_best_cheaper_candidate_by_more_than_noise():
+def test_a_blend_must_lead_the_best_single_model_by_more_than_noise():
     """Which candidate serves a segment, from each candidate's per-customer validation scores: a
-    blend of two models (costing both at every request) only when its lead over the best single
-    candidate that beats popularity is more than two standard errors."""
+    blend (two models, or a model with popularity: two lists scored and merged at every request)
+    only when its lead over the best single model that beats popularity is more than two standard
+    errors."""
     from recsys_cli.selection import _serving_candidate
 
     rng = np.random.default_rng(0)
@@ -268,6 +269,11 @@ def test_a_blend_of_two_models_must_lead_the_best_cheaper_candidate_by_more_than
     wide = single + rng.normal(0.0, 1.2, 500)
     scores["ease + 0.25 x als"] = wide + single.mean() + 0.06 - wide.mean()  # the best-scoring blend: noise (SE ~0.05)
     assert serving(["ease", "ease + 0.25 x als", "ease + 0.5 x als"]) == ("ease + 0.5 x als", ["ease + 0.25 x als"])
+    # a model blended with popularity is held to the same rule
+    scores["ease + 0.1 x popularity (customers)"] = noisy
+    assert serving(["ease", "ease + 0.1 x popularity (customers)"]) == ("ease", ["ease + 0.1 x popularity (customers)"])
+    scores["ease + 0.1 x popularity (customers)"] = clear
+    assert serving(["ease", "ease + 0.1 x popularity (customers)"]) == ("ease + 0.1 x popularity (customers)", [])
     # nothing cheaper beats popularity: the blend is only held to the popularity floor
     assert serving(["ease", "ease + 0.25 x als"], floor=1.0) == ("ease + 0.25 x als", [])
     assert serving([]) == ("", [])
