@@ -644,13 +644,21 @@ class RecommendationService:
     # --- external ids in, dictionaries out -----------------------------------------------------
 
     def history_for(
-        self, customer_id: str, viewed: Sequence[str] = (), *, live_rows: list | None = None, forgotten: bool = False
+        self,
+        customer_id: str,
+        viewed: Sequence[str] = (),
+        *,
+        live_rows: list | None = None,
+        forgotten: bool = False,
+        user: int | None = None,
     ) -> tuple[int, UserHistory, np.ndarray]:
         """A customer's history: training rows merged with their live events (and `viewed`, the
         current session's products, newest last); also their recent live items, newest first.
-        `live_rows` passes what `live_rows(customer_id, viewed)` already returned; a `forgotten`
-        customer has no training history (only what they did since)."""
-        user = -1 if forgotten else self.dataset.users.get(customer_id)
+        `live_rows` passes what `live_rows(customer_id, viewed)` already returned, `user` the
+        customer's index when the caller looked it up; a `forgotten` customer has no training
+        history (only what they did since)."""
+        if user is None:
+            user = -1 if forgotten else self.dataset.users.get(customer_id)
         base = self._history_row(user) if user >= 0 else self._empty_history
         if live_rows is None:
             live_rows = self.live_rows(customer_id, viewed)
@@ -850,7 +858,7 @@ class RecommendationService:
             kept = _served(*self._cold_list(shop, COLD_LIST if len(hidden) else n), n, None, hidden)  # everyone unknown: the same list
             if kept is not None:
                 return next(iter(self._results([customer_id], *kept)))
-        user, history, recent = self.history_for(customer_id, live_rows=live_rows, forgotten=forgotten)
+        user, history, recent = self.history_for(customer_id, live_rows=live_rows, forgotten=forgotten, user=user)
         session = [recent] if len(recent) else None
         routed = self.route(
             np.array([user]), history, n, allowed=self.allowed(filters, shop), session=session, hidden=self._hidden_row(hidden)
@@ -949,11 +957,9 @@ class RecommendationService:
 
     def _results(self, customer_ids: Sequence[str], routed: Routed, codes: np.ndarray) -> Iterable[dict]:
         """One result dictionary per routed row; ids, scores and anchors converted once per batch."""
-        external = self.dataset.items.external_ids
+        external = self._external_ids()
         valid = routed.ids >= 0
-        ids = routed.ids.tolist()
-        product_ids = external[np.where(valid, routed.ids, 0)].tolist()
-        anchor_ids = np.where(routed.anchors >= 0, external[np.maximum(routed.anchors, 0)], None).tolist()
+        ids, anchors = routed.ids.tolist(), routed.anchors.tolist()
         scores = np.round(routed.scores.astype(np.float64), 6).tolist()
         sources, codes, routes = routed.sources.tolist(), codes.tolist(), routed.route.tolist()
         complete = valid.all(axis=1).tolist()
@@ -961,16 +967,27 @@ class RecommendationService:
             kept = range(len(ids[row])) if complete[row] else np.flatnonzero(valid[row]).tolist()
             items = [
                 {
-                    "product_id": str(product_ids[row][j]),
+                    "product_id": str(external[ids[row][j]]),
                     "score": scores[row][j],
                     "rank": rank,
                     "source": SOURCES[sources[row][j]],
-                    "reason": self._reason(sources[row][j], ids[row][j], anchor_ids[row][j], codes[row][j]),
+                    "reason": self._reason(
+                        sources[row][j], ids[row][j], external[anchors[row][j]] if anchors[row][j] >= 0 else None, codes[row][j]
+                    ),
                     **self._attributes(ids[row][j]),
                 }
                 for rank, j in enumerate(kept, start=1)
             ]
             yield {"customer_id": customer_id, "source": SOURCES[routes[row]], "model_version": self.version, "items": items}
+
+    def _external_ids(self) -> list:
+        """The products' external ids as a list (a list index is several times cheaper than a numpy
+        one for a request's ten items), rebuilt when the id map changes."""
+        external = self.dataset.items.external_ids
+        cached = self.__dict__.get("_external_cache")
+        if cached is None or cached[0] is not external:
+            cached = self.__dict__["_external_cache"] = (external, external.tolist())
+        return cached[1]
 
     def _reason(self, source: int, item: int, anchor_id: str | None, code: int) -> str:
         if source == POPULARITY:

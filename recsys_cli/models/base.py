@@ -370,9 +370,9 @@ def explain_by_affinity(history_items: list[np.ndarray], ids: np.ndarray, affini
         valid = np.flatnonzero(ids[row] >= 0)
         if not len(history) or not len(valid):
             continue
-        weights = np.asarray(affinity(history, ids[row, valid]), dtype=np.float64)
+        weights = np.asarray(affinity(history, ids[row, valid]))
         best = weights.argmax(axis=0)
-        anchors[row, valid] = np.where(weights.max(axis=0) > 0, history[best], -1)
+        anchors[row, valid] = np.where(weights[best, np.arange(len(valid))] > 0, history[best], -1)
     return anchors
 
 

@@ -169,9 +169,11 @@ class EASEModel(_ItemToItem):
         rows, cols = self._position[history], self._position[items]
         if not len(self.items):
             return np.zeros((len(history), len(items)), dtype=np.float32)
-        out = block(self.B, np.maximum(rows, 0), np.maximum(cols, 0))  # a new (history x items) array
-        out[rows < 0] = 0.0  # products EASE does not model: no affinity
-        out[:, cols < 0] = 0.0
+        out = block(self.B, rows, cols)  # a new (history x items) array; -1 reads a real entry, zeroed here:
+        if rows.min() < 0:  # products EASE does not model have no affinity
+            out[rows < 0] = 0.0
+        if cols.min() < 0:
+            out[:, cols < 0] = 0.0
         return out
 
     def recommend(
