@@ -535,7 +535,9 @@ def drop_columns(kept: np.ndarray, columns: np.ndarray) -> np.ndarray:
     where = np.searchsorted(kept, columns)
     inside = where < len(kept)
     where = where[inside]
-    return np.delete(kept, where[kept[where] == columns[inside]])
+    keep = np.ones(len(kept), dtype=bool)  # np.delete's own result, without its argument handling
+    keep[where[kept[where] == columns[inside]]] = False
+    return kept[keep]
 
 
 def _products(ids: np.ndarray, space: ItemSpace | None) -> np.ndarray:
