@@ -16,8 +16,9 @@ trending, longer windows before shorter) that the segment's best does not lead b
 LEAD_SE standard errors of the paired per-customer difference, on the segment's customers or on
 all of them: a trending window must earn its place. Blends use each segment's best-scoring
 ranking, and a model must score above every popularity ranking. A blend (a model with a second
-model or with popularity: both scored and merged at every request) serves only when it leads the
-best single model that beats popularity by more than LEAD_SE standard errors (`_serving_candidate`).
+model or with popularity: both scored and merged at every request) serves only when it leads, by
+more than LEAD_SE standard errors of the paired per-customer difference, the best single model
+that scores above the popularity floor (`_serving_candidate`).
 
 The validation split mirrors how a shop is judged (`selection.split`): by default a global cutoff
 at 80% of the events by time (what customers do next), or each customer's last product
@@ -432,7 +433,7 @@ def select(
             continue
         scored = [(results[n][segment], n) for n in results if segment in results[n]]
         floor = segment_pop[segment][2].get(segment, 0.0)
-        blends = {n for _, n in scored if specs[n].get("pair") or specs[n].get("blend")}
+        blends = {n for _, n in scored if not _single(specs[n])}
         best_name, passed = _serving_candidate(scored, blends, {n: per_customer[n][segment] for _, n in scored}, floor)
         best_score = results[best_name][segment] if best_name else -1.0
         for row in table:
@@ -482,9 +483,9 @@ def _serving_candidate(
 
     The best-scoring candidate, except that a blend (in `blends`: a model with a second model or
     with popularity; it scores a pool from both and merges them at every request) serves only when
-    it leads the best single model that clears the popularity `floor` by more than LEAD_SE
-    standard errors of the paired per-customer difference (`customers`: each candidate's
-    per-customer scores, same customers); the best-scoring such blend serves, else that single
+    it leads, by more than LEAD_SE standard errors of the paired per-customer difference
+    (`customers`: each candidate's per-customer scores, same customers), the best single model
+    that scores above the popularity `floor`; the best-scoring such blend serves, else that single
     model."""
     ranked = sorted(scored, reverse=True)
     if not ranked or ranked[0][1] not in blends:

@@ -657,8 +657,10 @@ class RecommendationService:
         `live_rows` passes what `live_rows(customer_id, viewed)` already returned, `user` the
         customer's index when the caller looked it up; a `forgotten` customer has no training
         history (only what they did since)."""
-        if user is None:
-            user = -1 if forgotten else self.dataset.users.get(customer_id)
+        if forgotten:
+            user = -1
+        elif user is None:
+            user = self.dataset.users.get(customer_id)
         base = self._history_row(user) if user >= 0 else self._empty_history
         if live_rows is None:
             live_rows = self.live_rows(customer_id, viewed)
@@ -982,12 +984,11 @@ class RecommendationService:
 
     def _external_ids(self) -> list:
         """The products' external ids as a list (a list index is several times cheaper than a numpy
-        one for a request's ten items), rebuilt when the id map changes."""
-        external = self.dataset.items.external_ids
-        cached = self.__dict__.get("_external_cache")
-        if cached is None or cached[0] is not external:
-            cached = self.__dict__["_external_cache"] = (external, external.tolist())
-        return cached[1]
+        one for a request's ten items), built on first use: a service's item map never changes."""
+        cached = self.__dict__.get("_external_list")
+        if cached is None:
+            cached = self.__dict__["_external_list"] = self.dataset.items.external_ids.tolist()
+        return cached
 
     def _reason(self, source: int, item: int, anchor_id: str | None, code: int) -> str:
         if source == POPULARITY:

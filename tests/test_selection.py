@@ -246,6 +246,25 @@ def test_a_blend_of_two_models_that_clearly_leads_serves_and_train_says_which_we
             assert row[segment] > next(r for r in chosen.table if segment in r.get("chosen_for", []))[segment]
 
 
+def test_train_holds_blends_with_popularity_to_the_noise_rule_as_blends_of_two_models(monkeypatch):
+    """Every blend `train` scores, with popularity or with a second model, is one that must lead
+    the best single model by more than noise; single models never are."""
+    from recsys_cli import selection
+
+    seen: list[set[str]] = []
+    real = selection._serving_candidate
+
+    def recording(scored, blends, customers, floor):
+        seen.append(set(blends))
+        return real(scored, blends, customers, floor)
+
+    monkeypatch.setattr(selection, "_serving_candidate", recording)
+    chosen = _select(paired_events(seed=0))
+    blends = {r["candidate"] for r in chosen.table if r["role"] == "blend" and "warm" in r}
+    assert any("x popularity" in name for name in blends) and any("x popularity" not in name for name in blends)
+    assert seen and seen[-1] == blends, (seen, blends)
+
+
 def test_a_blend_must_lead_the_best_single_model_by_more_than_noise():
     """Which candidate serves a segment, from each candidate's per-customer validation scores: a
     blend (two models, or a model with popularity: two lists scored and merged at every request)

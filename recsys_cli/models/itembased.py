@@ -169,10 +169,12 @@ class EASEModel(_ItemToItem):
         rows, cols = self._position[history], self._position[items]
         if not len(self.items):
             return np.zeros((len(history), len(items)), dtype=np.float32)
-        out = block(self.B, rows, cols)  # a new (history x items) array; -1 reads a real entry, zeroed here:
-        if rows.min() < 0:  # products EASE does not model have no affinity
+        # products EASE does not model (-1) have no affinity; the clamps and masks only when there are any
+        unmodelled_rows, unmodelled_cols = bool(len(rows)) and rows.min() < 0, bool(len(cols)) and cols.min() < 0
+        out = block(self.B, np.maximum(rows, 0) if unmodelled_rows else rows, np.maximum(cols, 0) if unmodelled_cols else cols)
+        if unmodelled_rows:
             out[rows < 0] = 0.0
-        if cols.min() < 0:
+        if unmodelled_cols:
             out[:, cols < 0] = 0.0
         return out
 

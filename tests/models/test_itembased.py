@@ -69,6 +69,20 @@ def test_ease_restricts_to_the_most_interacted_items():
     assert np.all(model.similar_items(outside[:3], k=3)[0] == -1)
 
 
+@pytest.mark.parametrize("modelled", [1, 2], ids=["one product", "two products"])
+def test_ease_explains_only_by_the_products_it_models(modelled):
+    """A history product or a recommended one outside EASE's most active products (a blend's other
+    items, a live product) has no affinity, also when EASE models a single product."""
+    dataset = events_dataset([("u0", "a"), ("u0", "b"), ("u1", "a"), ("u1", "b"), ("u2", "a"), ("u3", "c")])
+    model = EASEModel(max_items=modelled).fit(dataset)
+    a, b, c = (dataset.items.get(p) for p in "abc")
+    anchors = model.explain(history_of([[a, b, c]], dataset.n_items), np.array([[b, c, a]]))
+    outside = [p for p in (b, c, a) if p not in model.items.tolist()]
+    assert all(anchors[0, [b, c, a].index(p)] == -1 for p in outside)
+    if modelled == 2:  # a and b co-occur: each explains the other
+        assert anchors[0, 0] == a and anchors[0, 2] == b
+
+
 @pytest.mark.parametrize("make", [EASEModel, ItemKNNModel], ids=["ease", "itemknn"])
 def test_live_history_counts_and_empty_history_pads(make):
     dataset = events_dataset([("u0", "a"), ("u0", "b"), ("u1", "b"), ("u1", "c"), ("u2", "c"), ("u2", "d")])
