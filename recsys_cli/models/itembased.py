@@ -424,8 +424,10 @@ class RP3betaModel(ItemKNNModel):
 def _weighted_rows(weights: np.ndarray, rows: np.ndarray) -> np.ndarray:
     """sum_j weights[j] * rows[j] in float32, added row by row in order: the sums scipy's
     one-row CSR @ dense product computes (no -0.0: the sum starts from zero as scipy's does).
-    A single column goes through cumsum: numpy sums a contiguous axis pairwise, not in order."""
-    products = weights.astype(np.float32)[:, None] * rows
+    A single column goes through cumsum: numpy sums a contiguous axis pairwise, not in order.
+    `rows` (B's rows taken for this call) is scaled in place: a second array of a long history's
+    full rows (20 x 5,000 floats) came from fresh pages each request and cost ten times the sum."""
+    products = np.multiply(rows, weights.astype(np.float32)[:, None], out=rows)
     if products.shape[1] == 1 and len(products):
         return np.cumsum(products, axis=0)[-1] + np.float32(0.0)
     return products.sum(axis=0) + np.float32(0.0)
