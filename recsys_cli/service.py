@@ -709,9 +709,8 @@ class RecommendationService:
         items = items[known]
         kinds = np.fromiter((row[1] for row in live_rows), dtype=np.int64, count=len(live_rows))[known]
         stamps = np.fromiter((row[2] for row in live_rows), dtype=np.int64, count=len(live_rows))[known]
-        _, first = np.unique(items, return_index=True)
+        live_items, first, inverse = np.unique(items, return_index=True, return_inverse=True)
         recent = items[np.sort(first)]  # newest first, each product once
-        live_items, inverse = np.unique(items, return_inverse=True)
         counts = {
             name: np.bincount(inverse[kinds == code], minlength=len(live_items))
             for code, name in enumerate(("n_view", "n_cart", "n_purchase"))
