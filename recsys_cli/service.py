@@ -958,26 +958,22 @@ class RecommendationService:
 
     def _results(self, customer_ids: Sequence[str], routed: Routed, codes: np.ndarray) -> Iterable[dict]:
         """One result dictionary per routed row; ids, scores and anchors converted once per batch."""
-        external = self._external_ids()
-        valid = routed.ids >= 0
+        external, reason, attributes = self._external_ids(), self._reason, self._attributes
         ids, anchors = routed.ids.tolist(), routed.anchors.tolist()
         scores = np.round(routed.scores.astype(np.float64), 6).tolist()
         sources, codes, routes = routed.sources.tolist(), codes.tolist(), routed.route.tolist()
-        complete = valid.all(axis=1).tolist()
         for row, customer_id in enumerate(customer_ids):
-            kept = range(len(ids[row])) if complete[row] else np.flatnonzero(valid[row]).tolist()
+            shown = [entry for entry in zip(ids[row], scores[row], sources[row], anchors[row], codes[row], strict=True) if entry[0] >= 0]
             items = [
                 {
-                    "product_id": str(external[ids[row][j]]),
-                    "score": scores[row][j],
+                    "product_id": str(external[item]),
+                    "score": score,
                     "rank": rank,
-                    "source": SOURCES[sources[row][j]],
-                    "reason": self._reason(
-                        sources[row][j], ids[row][j], external[anchors[row][j]] if anchors[row][j] >= 0 else None, codes[row][j]
-                    ),
-                    **self._attributes(ids[row][j]),
+                    "source": SOURCES[source],
+                    "reason": reason(source, item, external[anchor] if anchor >= 0 else None, code),
+                    **attributes(item),
                 }
-                for rank, j in enumerate(kept, start=1)
+                for rank, (item, score, source, anchor, code) in enumerate(shown, start=1)
             ]
             yield {"customer_id": customer_id, "source": SOURCES[routes[row]], "model_version": self.version, "items": items}
 
