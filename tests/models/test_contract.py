@@ -288,8 +288,10 @@ def test_the_one_customer_path_gives_exactly_the_one_row_batch(case, dataset, ma
     scores as `recommend` with that one row, for a history as fitted, one changed since (a live
     event), a long one (ten products: sums over many rows at one allowed column) and an empty
     one, k within and beyond the catalog; ALS also with its kept customer factors. Models without
-    a short path take their batch path, so EASE, ALS, popularity and blends test one here."""
+    a short path take their batch path, so EASE, ALS, popularity and blends test one here. The
+    short path scales the rows it takes in place: EASE's weights stay as fitted."""
     name, model = case
+    fitted_weights = [(part, part.B.copy()) for part in (model, getattr(model, "first", None), getattr(model, "second", None)) if hasattr(part, "B")]
     if name.startswith(("ease", "als", "blend", "popularity")) and name != "ease-recent":
         assert declares(model, RecommendsOne)
     rng = np.random.default_rng(5)
@@ -327,6 +329,8 @@ def test_the_one_customer_path_gives_exactly_the_one_row_batch(case, dataset, ma
                     got_ids, got_scores = recommend_one(scorer, user, history, k=k, allowed=allowed, excluded=np.asarray(excluded))
                     np.testing.assert_array_equal(got_ids, want_ids[0])
                     np.testing.assert_array_equal(got_scores, want_scores[0])
+    for part, weights in fitted_weights:
+        np.testing.assert_array_equal(part.B, weights)
 
 
 def test_recommendations_stay_in_the_customers_group(case, dataset):
