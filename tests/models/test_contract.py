@@ -291,7 +291,9 @@ def test_the_one_customer_path_gives_exactly_the_one_row_batch(case, dataset, ma
     a short path take their batch path, so EASE, ALS, popularity and blends test one here. The
     short path scales the rows it takes in place: EASE's weights stay as fitted."""
     name, model = case
-    fitted_weights = [(part, part.B.copy()) for part in (model, getattr(model, "first", None), getattr(model, "second", None)) if hasattr(part, "B")]
+    fitted_weights = [
+        (part, part.B.copy()) for part in (model, getattr(model, "first", None), getattr(model, "second", None)) if hasattr(part, "B")
+    ]
     if name.startswith(("ease", "als", "blend", "popularity")) and name != "ease-recent":
         assert declares(model, RecommendsOne)
     rng = np.random.default_rng(5)
