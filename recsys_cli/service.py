@@ -1260,9 +1260,9 @@ def anchor_codes(strongest: sparse.csr_matrix, anchors: np.ndarray) -> np.ndarra
     if not matrix.has_sorted_indices:
         matrix = matrix.sorted_indices()
     found, position = lookup(matrix, np.arange(anchors.shape[0]), anchors)
-    codes = np.full(anchors.shape, -1, dtype=np.int64)
-    codes[found] = matrix.data[position[found]].astype(np.int64) - 1
-    return codes
+    if not len(matrix.data):  # nobody has a history: no anchor is found
+        return np.full(anchors.shape, -1, dtype=np.int64)
+    return np.where(found, matrix.data[position].astype(np.int64) - 1, -1)
 
 
 def _merge(ids, scores, sources, anchors, rows, new_ids, new_scores, source, new_anchors) -> None:

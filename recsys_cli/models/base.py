@@ -311,8 +311,9 @@ def lookup(matrix: sparse.csr_matrix, rows: np.ndarray, cols: np.ndarray) -> tup
         start, stop = int(matrix.indptr[rows[0]]), int(matrix.indptr[rows[0] + 1])
         if start == stop:
             return np.zeros(cols.shape, dtype=bool), np.zeros(cols.shape, dtype=np.int64)
-        where = np.minimum(np.searchsorted(matrix.indices[start:stop], cols), stop - start - 1)
-        return (matrix.indices[start:stop][where] == cols) & (cols >= 0), where + start
+        row = matrix.indices[start:stop]  # stored columns are never negative: a -1 is never found
+        where = np.minimum(np.searchsorted(row, cols), stop - start - 1)
+        return row[where] == cols, where + start
     starts, stops = matrix.indptr[rows].astype(np.int64), matrix.indptr[rows + 1].astype(np.int64)
     take = ranges(starts, stops)
     if not len(take):

@@ -96,8 +96,12 @@ class _ItemToItem(DerivedCache):
     def explain(self, history: UserHistory, ids: np.ndarray) -> np.ndarray:
         """The history item contributing most to each recommended item's score (-1 if none)."""
         rows = history.weights.tocsr()
-        items = [rows.indices[rows.indptr[r] : rows.indptr[r + 1]] for r in range(rows.shape[0])]
+        items = [self._explainers(rows.indices[rows.indptr[r] : rows.indptr[r + 1]]) for r in range(rows.shape[0])]
         return explain_by_affinity(items, ids, self._affinity)
+
+    def _explainers(self, items: np.ndarray) -> np.ndarray:
+        """The history products that can explain a recommendation (all of them here)."""
+        return items
 
 
 def position_decay(rows: sparse.csr_matrix, last_seen: sparse.csr_matrix, decay: float) -> np.ndarray:
@@ -164,6 +168,12 @@ class EASEModel(_ItemToItem):
         gram[np.diag_indices_from(gram)] += self.l2
         self.B = _ease_weights(gram) if len(kept) else np.zeros((0, 0), dtype=np.float32)
         return self
+
+    def _explainers(self, items: np.ndarray) -> np.ndarray:
+        """Only the products EASE models: the others have no affinity to anything, so they never
+        explain (the first best-affinity product stays the same), and the affinity block needs
+        no masking of its rows."""
+        return items[self._position[items] >= 0]
 
     def _affinity(self, history: np.ndarray, items: np.ndarray) -> np.ndarray:
         rows, cols = self._position[history], self._position[items]
