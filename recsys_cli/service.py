@@ -506,7 +506,7 @@ class RecommendationService:
                     allowed[blocked.indices] = False
             exclude = None
         elif hidden is not None:
-            exclude = ((exclude + hidden) > 0).astype(np.int8).tocsr()
+            exclude = _with_hidden(exclude, hidden)
         warm = (distinct >= self.warm_min) & self.covered(users)
         few = (distinct >= 1) & ~warm
         route = np.full(n, POPULARITY, dtype=np.int8)
@@ -564,7 +564,7 @@ class RecommendationService:
             return None
         exclude = self.exclusions(history)
         if hidden is not None:
-            exclude = ((exclude + hidden) > 0).astype(np.int8).tocsr()
+            exclude = _with_hidden(exclude, hidden)
         ids = np.full((1, k), -1, dtype=np.int64)
         scores = np.full((1, k), -np.inf, dtype=np.float32)
         sources = np.full((1, k), -1, dtype=np.int8)
@@ -1183,6 +1183,11 @@ class _Read(NamedTuple):
     shop: ShopState
     hidden: np.ndarray
     forgotten: bool
+
+
+def _with_hidden(exclude: sparse.csr_matrix, hidden: sparse.csr_matrix) -> sparse.csr_matrix:
+    """Exclusions with the products customers asked never to see (rows aligned) added."""
+    return ((exclude + hidden) > 0).astype(np.int8).tocsr()
 
 
 def _session_pool(k: int) -> int:

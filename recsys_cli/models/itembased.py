@@ -176,15 +176,12 @@ class EASEModel(_ItemToItem):
         return items[self._position[items] >= 0]
 
     def _affinity(self, history: np.ndarray, items: np.ndarray) -> np.ndarray:
+        """B[history, items] as a new array: `history` holds modelled products only (`_explainers`);
+        recommended products EASE does not model (a blend's other candidates) have no affinity."""
         rows, cols = self._position[history], self._position[items]
-        if not len(self.items):
-            return np.zeros((len(history), len(items)), dtype=np.float32)
-        # products EASE does not model (-1) have no affinity; the clamps and masks only when there are any
-        unmodelled_rows, unmodelled_cols = bool(len(rows)) and rows.min() < 0, bool(len(cols)) and cols.min() < 0
-        out = block(self.B, np.maximum(rows, 0) if unmodelled_rows else rows, np.maximum(cols, 0) if unmodelled_cols else cols)
-        if unmodelled_rows:
-            out[rows < 0] = 0.0
-        if unmodelled_cols:
+        unmodelled = bool(len(cols)) and cols.min() < 0
+        out = block(self.B, rows, np.maximum(cols, 0) if unmodelled else cols)
+        if unmodelled:
             out[:, cols < 0] = 0.0
         return out
 
