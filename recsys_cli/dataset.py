@@ -95,9 +95,19 @@ class UserHistory:
         return self.weights.shape[0]
 
     @classmethod
-    def one(cls, indices: np.ndarray, weights: np.ndarray, last_seen: np.ndarray, strongest: np.ndarray, n_items: int) -> "UserHistory":
-        """One customer's history from its arrays (`indices` distinct; the arrays are shared, not copied)."""
-        ordered = _increasing(indices)
+    def one(
+        cls,
+        indices: np.ndarray,
+        weights: np.ndarray,
+        last_seen: np.ndarray,
+        strongest: np.ndarray,
+        n_items: int,
+        *,
+        sorted_indices: bool | None = None,
+    ) -> "UserHistory":
+        """One customer's history from its arrays (`indices` distinct; the arrays are shared, not
+        copied); `sorted_indices` as `csr_row`'s."""
+        ordered = _increasing(indices) if sorted_indices is None else sorted_indices
         return cls(*(csr_row(n_items, values, indices, sorted_indices=ordered) for values in (weights, last_seen, strongest)))
 
 

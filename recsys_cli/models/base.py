@@ -366,15 +366,25 @@ def explain_by_affinity(history_items: list[np.ndarray], ids: np.ndarray, affini
     `history_items[r]` are row r's history items; `affinity` returns a (len(history), len(items))
     array. Items with no positive affinity to any history item get -1. Used for reasons.
     """
+    if len(history_items) == 1 and len(history_items[0]) and ids.shape[1] and ids[0, -1] >= 0:
+        return _best_anchor(history_items[0], ids[0], affinity)[None, :]  # a request's full list
     anchors = np.full(ids.shape, -1, dtype=np.int64)
     for row, history in enumerate(history_items):
-        valid = np.flatnonzero(ids[row] >= 0)
-        if not len(history) or not len(valid):
+        if not len(history) or not ids.shape[1]:
             continue
-        weights = np.asarray(affinity(history, ids[row, valid]))
-        best = weights.argmax(axis=0)
-        anchors[row, valid] = np.where(weights[best, np.arange(len(valid))] > 0, history[best], -1)
+        if ids[row, -1] >= 0:  # a full list: no positions to pick
+            anchors[row] = _best_anchor(history, ids[row], affinity)
+            continue
+        valid = np.flatnonzero(ids[row] >= 0)
+        if len(valid):
+            anchors[row, valid] = _best_anchor(history, ids[row, valid], affinity)
     return anchors
+
+
+def _best_anchor(history: np.ndarray, items: np.ndarray, affinity) -> np.ndarray:
+    """Per item, the history item of highest positive affinity, else -1 (the first on ties)."""
+    weights = np.asarray(affinity(history, items))
+    return np.where(weights.max(axis=0) > 0, history[weights.argmax(axis=0)], -1)
 
 
 CHUNK_CELLS = 4_000_000
