@@ -119,6 +119,7 @@ _CANDIDATE_CELLS = 1 << 20  # scores per candidate block (4 MB of float32)
 _MAX_COMBO_TABLE = 4096  # (category path, gender) combinations: precompute their table up to this many
 _PRICE_BLOCK_ROWS = 16  # rows per candidate block: a narrow price range bounds scores tightly
 _BOUND_SLACK = 1e-4  # bounds are float64, scores float32 sums of at most five parts in [0, 1]
+_FEW_ITEMS = 8  # similar_items for up to this many products (a request's) fills each row from a slice
 _CACHED_ROWS = 50_000  # on-demand neighbour rows kept (about 1 KB each at K = 100)
 _SEED_ITEMS = 8  # times K + 1: items scored first per block, for each row's K-th best similarity
 # ln(p / midrange price) / scale is clipped here so exp(+-it) and their products stay finite in float32;
@@ -234,6 +235,8 @@ class ContentModel:
         scores = np.full((len(items), max(k, 0)), -np.inf, dtype=np.float32)
         if k <= 0 or len(items) == 0:
             return ids, scores
+        if len(items) <= _FEW_ITEMS:  # a request's few products: a slice of each list
+            return self._few_similar(items.tolist(), ids, scores)
         known = (items >= 0) & (items < self.n_items)
         rows = np.flatnonzero(known)
         start, degree, indices, data = self._rows(items[rows])
@@ -243,6 +246,27 @@ class ContentModel:
         source = np.repeat(start, length) + rank
         ids[out_row, rank] = indices[source]
         scores[out_row, rank] = data[source]
+        return ids, scores
+
+    def _few_similar(self, items: list[int], ids: np.ndarray, scores: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """`similar_items` for a few products: each row filled from its list, cut to the width of
+        `ids` (already padded with -1 / -inf); those not precomputed from `_on_demand` at once."""
+        k, ptr, known = ids.shape[1], self.neighbours.indptr, [i for i in items if 0 <= i < self.n_items]
+        lists = {
+            i: (self.neighbours.indices[ptr[i] : ptr[i + 1]], self.neighbours.data[ptr[i] : ptr[i + 1]])
+            for i in known
+            if self.precomputed[i]
+        }
+        missing = [i for i in known if i not in lists]
+        if missing:
+            lengths, extra_ids, extra_data = self._on_demand(np.array(missing, dtype=np.int64))
+            for item, stop, length in zip(missing, np.cumsum(lengths).tolist(), lengths.tolist(), strict=True):
+                lists[item] = (extra_ids[stop - length : stop], extra_data[stop - length : stop])
+        for row, item in enumerate(items):
+            if item in lists:
+                found_ids, found_scores = lists[item]
+                width = min(len(found_ids), k)
+                ids[row, :width], scores[row, :width] = found_ids[:width], found_scores[:width]
         return ids, scores
 
     def _rows(self, items: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:

@@ -472,6 +472,19 @@ def test_an_inactive_product_gets_the_list_the_precomputed_path_gives(sample: tu
         np.testing.assert_array_equal(model.similar_items(mixed, k=20)[0], full.similar_items(mixed, k=20)[0])
 
 
+def test_a_products_neighbours_are_the_same_asked_alone_or_among_many(sample: tuple[Dataset, ContentModel, ContentModel]) -> None:
+    # a request asks for a few products (one slice each), a batch for many (one vectorized gather)
+    dataset, model, _ = sample
+    inactive = np.flatnonzero(~model.precomputed)
+    few = np.array([5, inactive[1], -1, dataset.n_items, 5, inactive[2]])
+    many = np.concatenate([few, np.arange(40), inactive[:20]])
+    for k in (1, 7, 100, 250):
+        alone, among = model.similar_items(few, k=k), model.similar_items(many, k=k)
+        for got, expected in zip(alone, among, strict=True):
+            np.testing.assert_array_equal(got, expected[: len(few)])
+        assert (alone[0][[2, 3]] == -1).all() and np.isneginf(alone[1][[2, 3]]).all()  # unknown products: padding only
+
+
 def test_a_live_history_of_inactive_products_gets_recommendations(sample: tuple[Dataset, ContentModel, ContentModel]) -> None:
     dataset, model, full = sample
     inactive = np.flatnonzero(~model.precomputed)[[10, 20]]
