@@ -51,6 +51,7 @@ from .models.base import (
     kept_mask,
     lookup,
     recommend_one,
+    recommend_one_explained,
     take_rows,
 )
 from .models.together import BoughtTogetherModel
@@ -574,9 +575,10 @@ class RecommendationService:
             if session is not None and model is self.collaborative and not declares(model, Ranking):
                 candidates = model.recommend_one(user, history, k=_session_pool(k), allowed=allowed, excluded=excluded)
                 ids[0], scores[0] = self._session_rerank(*candidates, session, k)
+                anchors[0] = self._explain(model, history, ids)[0]
             else:
-                ids[0], scores[0] = model.recommend_one(user, history, k=k, allowed=allowed, excluded=excluded)
-            sources[0], anchors[0] = route, self._explain(model, history, ids)[0]
+                ids[0], scores[0], anchors[0] = recommend_one_explained(model, user, history, k=k, allowed=allowed, excluded=excluded)
+            sources[0] = route
         if ids[0, -1] < 0:
             got_ids, got_scores = recommend_one(self.popularity, user, history, k=2 * k, allowed=allowed, excluded=excluded)
             _merge(ids, scores, sources, anchors, [0], got_ids[None, :], got_scores[None, :], POPULARITY, None)

@@ -135,6 +135,18 @@ class RecommendsOne(Protocol):
         ...
 
 
+@runtime_checkable
+class ExplainsOne(Protocol):
+    """A `RecommendsOne` model that names the history item behind each product of its one-customer
+    list from the rows it read to rank them, instead of reading them again in `explain`."""
+
+    def recommend_one_explained(
+        self, user: int, history: UserHistory, *, k: int, allowed: np.ndarray | None, excluded: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(ids, scores, anchors): exactly `recommend_one`'s list and `explain(history, ids)`'s row."""
+        ...
+
+
 def recommend_one(
     model: Recommender, user: int, history: UserHistory, *, k: int, allowed: np.ndarray | None, excluded: np.ndarray
 ) -> tuple[np.ndarray, np.ndarray]:
@@ -145,6 +157,18 @@ def recommend_one(
     exclude = csr_row(history.weights.shape[1], np.ones(len(excluded), dtype=np.int8), np.asarray(excluded)) if len(excluded) else None
     ids, scores = model.recommend(np.array([user], dtype=np.int64), k=k, exclude=exclude, history=history, allowed=allowed)
     return ids[0], scores[0]
+
+
+def recommend_one_explained(
+    model: Recommender, user: int, history: UserHistory, *, k: int, allowed: np.ndarray | None, excluded: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """One customer's (ids, scores, anchors) from any model: in one step when it `ExplainsOne`, else
+    `recommend_one` then `explain` (anchors -1 for a model that does not explain)."""
+    if declares(model, ExplainsOne):
+        return model.recommend_one_explained(user, history, k=k, allowed=allowed, excluded=excluded)
+    ids, scores = recommend_one(model, user, history, k=k, allowed=allowed, excluded=excluded)
+    anchors = model.explain(history, ids[None, :])[0] if declares(model, Explains) else np.full(len(ids), -1, dtype=np.int64)
+    return ids, scores, anchors
 
 
 _DECLARED: dict[tuple[type, type], bool] = {}

@@ -203,9 +203,21 @@ class EASEModel(_ItemToItem):
         """One customer's top-k (see `RecommendsOne`): the rows of B their history touches, at the
         columns the mask allows less the excluded ones (all columns when the mask is wide), summed
         in the batch path's order, so the scores are bit-identical to `recommend`'s."""
+        ids, scores, _ = self._one(history, k, allowed, excluded, explained=False)
+        return ids, scores
+
+    def recommend_one_explained(
+        self, user: int, history: UserHistory, *, k: int, allowed: np.ndarray | None, excluded: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """`recommend_one` and `explain`'s row for it (see `ExplainsOne`)."""
+        return self._one(history, k, allowed, excluded, explained=True)
+
+    def _one(
+        self, history: UserHistory, k: int, allowed: np.ndarray | None, excluded: np.ndarray, *, explained: bool
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
         rows, weights = self._one_row(history)
         if not len(rows):
-            return np.full(k, -1, dtype=np.int64), np.full(k, -np.inf, dtype=np.float32)
+            return np.full(k, -1, dtype=np.int64), np.full(k, -np.inf, dtype=np.float32), np.full(k, -1, dtype=np.int64)
         space = self._space(self.items)
         kept = blocked = None
         if allowed is not None:
@@ -214,15 +226,30 @@ class EASEModel(_ItemToItem):
         out = out[out >= 0]
         if kept is not None:
             kept = drop_columns(kept, out) if len(out) else kept
-            ids, best = top_k_one(_weighted_rows(weights, block(self.B, rows, kept)), k)
-            columns = take_padded(kept, ids) if len(kept) else ids
+            taken = block(self.B, rows, kept)
+            at, best = top_k_one(_weighted_rows(weights, taken), k)
+            columns = take_padded(kept, at) if len(kept) else at
         else:
-            scores = _weighted_rows(weights, self.B.take(rows, axis=0))
+            taken = self.B.take(rows, axis=0)
+            scores = _weighted_rows(weights, taken)
             if blocked is not None and len(blocked):
                 scores[blocked] = -np.inf
             scores[out] = -np.inf
             columns, best = top_k_one(scores, k)
-        return take_padded(self.items, columns), best
+            at = columns
+        ids = take_padded(self.items, columns)
+        if not explained:
+            return ids, best, None
+        if not self.binary or self.decay < 1:  # the rows ranked were scaled: B's own values are gone
+            return ids, best, self.explain(history, ids[None, :])[0]
+        # every history product weighs 1 and each modelled one is a row here, in the history's order, so
+        # `taken` holds B[explainers, columns] as `explain` reads it (the first best row on ties, as there)
+        valid = at if len(at) and at[-1] >= 0 else at[at >= 0]  # padding trails
+        anchors = np.full(k, -1, dtype=np.int64)
+        if len(valid):
+            picked = taken.take(valid, axis=1)
+            anchors[: len(valid)] = np.where(picked.max(axis=0) > 0, self.items[rows[picked.argmax(axis=0)]], -1)
+        return ids, best, anchors
 
     def _one_row(self, history: UserHistory) -> tuple[np.ndarray, np.ndarray]:
         """(B rows, weights) of a one-row history's modelled products with a nonzero weight, as

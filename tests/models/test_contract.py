@@ -22,7 +22,7 @@ import pytest
 from scipy import sparse
 
 from recsys_cli.dataset import Dataset, UserHistory
-from recsys_cli.models.base import KeepsCustomers, RecommendsOne, declares, recommend_one
+from recsys_cli.models.base import Explains, ExplainsOne, KeepsCustomers, RecommendsOne, declares, recommend_one, recommend_one_explained
 
 GROUP_SIZE = 8
 SEEN = 4
@@ -287,15 +287,19 @@ def test_the_one_customer_path_gives_exactly_the_one_row_batch(case, dataset, ma
     customer's exclusions beside the mask: the same products in the same order and bit-identical
     scores as `recommend` with that one row, for a history as fitted, one changed since (a live
     event), a long one (ten products: sums over many rows at one allowed column) and an empty
-    one, k within and beyond the catalog; ALS also with its kept customer factors. Models without
-    a short path take their batch path, so EASE, ALS, popularity and blends test one here. The
-    short path scales the rows it takes in place: EASE's weights stay as fitted."""
+    one, k within and beyond the catalog; ALS also with its kept customer factors. The anchors
+    given with the list (`recommend_one_explained`; EASE reads them from the rows it ranked) are
+    `explain`'s. Models without a short path take their batch path, so EASE, ALS, popularity and
+    blends test one here. The short path scales the rows it takes in place: EASE's weights stay
+    as fitted."""
     name, model = case
     fitted_weights = [
         (part, part.B.copy()) for part in (model, getattr(model, "first", None), getattr(model, "second", None)) if hasattr(part, "B")
     ]
     if name.startswith(("ease", "als", "blend", "popularity")) and name != "ease-recent":
         assert declares(model, RecommendsOne)
+    if name.startswith("ease") and name != "ease-recent":
+        assert declares(model, ExplainsOne)
     rng = np.random.default_rng(5)
     allowed = {
         "none": None,
@@ -331,6 +335,13 @@ def test_the_one_customer_path_gives_exactly_the_one_row_batch(case, dataset, ma
                     got_ids, got_scores = recommend_one(scorer, user, history, k=k, allowed=allowed, excluded=np.asarray(excluded))
                     np.testing.assert_array_equal(got_ids, want_ids[0])
                     np.testing.assert_array_equal(got_scores, want_scores[0])
+                    ids, scores, anchors = recommend_one_explained(
+                        scorer, user, history, k=k, allowed=allowed, excluded=np.asarray(excluded)
+                    )
+                    np.testing.assert_array_equal(ids, want_ids[0])
+                    np.testing.assert_array_equal(scores, want_scores[0])
+                    want_anchors = scorer.explain(history, want_ids)[0] if declares(scorer, Explains) else np.full(k, -1)
+                    np.testing.assert_array_equal(anchors, want_anchors)
     for part, weights in fitted_weights:
         np.testing.assert_array_equal(part.B, weights)
 
