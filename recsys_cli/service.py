@@ -42,6 +42,7 @@ from .models.base import (
     MASKS_KEPT,
     Covers,
     Explains,
+    ExplainsOne,
     ExplainsWhileRanking,
     Ranking,
     Recommender,
@@ -573,9 +574,14 @@ class RecommendationService:
         if model is not None:
             route = self.source_of(model)
             if session is not None and model is self.collaborative and not declares(model, Ranking):
-                candidates = model.recommend_one(user, history, k=_session_pool(k), allowed=allowed, excluded=excluded)
-                ids[0], scores[0] = self._session_rerank(*candidates, session, k)
-                anchors[0] = self._explain(model, history, ids)[0]
+                # EASE reads a product's anchor from B as explain does (its own column); any other model explains
+                # the final list, as the batch does (a product's affinities may round differently in a wider BLAS product)
+                explained = declares(model, ExplainsOne)
+                pool = (model.recommend_one_explained if explained else model.recommend_one)(
+                    user, history, k=_session_pool(k), allowed=allowed, excluded=excluded
+                )
+                ids[0], scores[0], picked = self._session_rerank(pool[0], pool[1], session, k)
+                anchors[0] = np.where(picked >= 0, pool[2][picked], -1) if explained else self._explain(model, history, ids)[0]
             else:
                 ids[0], scores[0], anchors[0] = recommend_one_explained(model, user, history, k=k, allowed=allowed, excluded=excluded)
             sources[0] = route
@@ -619,17 +625,18 @@ class RecommendationService:
         out_ids = np.full((len(users), k), -1, dtype=np.int64)
         out_scores = np.full((len(users), k), -np.inf, dtype=np.float32)
         for row, recent in enumerate(session):
-            out_ids[row], out_scores[row] = self._session_rerank(cand_ids[row], cand_scores[row], recent, k)
+            out_ids[row], out_scores[row], _ = self._session_rerank(cand_ids[row], cand_scores[row], recent, k)
         return out_ids, out_scores
 
-    def _session_rerank(self, ids: np.ndarray, scores: np.ndarray, recent: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    def _session_rerank(self, ids: np.ndarray, scores: np.ndarray, recent: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """One customer's candidates (ids, scores, best first) re-ranked by `_blend_session`'s rule:
-        the top k, padded with -1 / -inf."""
+        the top k, padded with -1 / -inf, and each one's position among the candidates (-1 padding)."""
         out_ids, out_scores = np.full(k, -1, dtype=np.int64), np.full(k, -np.inf, dtype=np.float32)
-        valid = ids >= 0
+        out_from = np.full(k, -1, dtype=np.int64)
+        valid = np.flatnonzero(ids >= 0)
         items, raw = ids[valid], scores[valid].astype(np.float64)
         if not len(items):
-            return out_ids, out_scores
+            return out_ids, out_scores, out_from
         scaled = (raw - raw.min()) / (raw.max() - raw.min()) if raw.max() > raw.min() else np.ones_like(raw)
         boost = np.zeros(len(items))
         recent = recent[: self.session_items]
@@ -638,8 +645,8 @@ class RecommendationService:
             boost = _best_per_item(neighbour_ids.ravel(), neighbour_scores.ravel(), items)
         blended = (1 - self.session_weight) * scaled + self.session_weight * boost
         order = np.argsort(-blended, kind="stable")[:k]
-        out_ids[: len(order)], out_scores[: len(order)] = items[order], blended[order]
-        return out_ids, out_scores
+        out_ids[: len(order)], out_scores[: len(order)], out_from[: len(order)] = items[order], blended[order], valid[order]
+        return out_ids, out_scores, out_from
 
     # --- external ids in, dictionaries out -----------------------------------------------------
 
