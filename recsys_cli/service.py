@@ -574,8 +574,9 @@ class RecommendationService:
         if model is not None:
             route = self.source_of(model)
             if session is not None and model is self.collaborative and not declares(model, Ranking):
-                # EASE reads a product's anchor from B as explain does (its own column); any other model explains
-                # the final list, as the batch does (a product's affinities may round differently in a wider BLAS product)
+                # a model that `ExplainsOne` (EASE) reads each product's anchor from its own column, so the pool's
+                # are the final list's; any other explains the final list as the batch does (a product's
+                # affinities may round differently in a wider BLAS product)
                 explained = declares(model, ExplainsOne)
                 pool = (model.recommend_one_explained if explained else model.recommend_one)(
                     user, history, k=_session_pool(k), allowed=allowed, excluded=excluded
@@ -704,7 +705,7 @@ class RecommendationService:
         full = self.dataset.history()
         start, stop = full.weights.indptr[user], full.weights.indptr[user + 1]
         data = (full.weights.data[start:stop], full.last_seen.data[start:stop], full.strongest.data[start:stop])
-        ordered = True if full.weights.has_sorted_indices else None  # a training row's products increase
+        ordered = True if full.weights.has_sorted_indices else None  # distinct pairs: sorted rows increase
         return UserHistory.one(full.weights.indices[start:stop], *data, self.dataset.n_items, sorted_indices=ordered)
 
     def _merge_live(self, base: UserHistory, live_rows: list[tuple[str, int, int]]) -> tuple[UserHistory, np.ndarray]:
@@ -1286,11 +1287,6 @@ def anchor_codes(strongest: sparse.csr_matrix, anchors: np.ndarray) -> np.ndarra
     matrix = strongest.tocsr()
     if not matrix.has_sorted_indices:
         matrix = matrix.sorted_indices()
-    start, stop = matrix.indptr[0], matrix.indptr[-1]
-    if anchors.shape[0] == 1 and stop > start:  # one request's row: a search in its own products
-        row, wanted = matrix.indices[start:stop], anchors[0]
-        where = np.minimum(np.searchsorted(row, wanted), len(row) - 1)
-        return np.where(row[where] == wanted, matrix.data[start:stop][where].astype(np.int64) - 1, -1)[None, :]
     found, position = lookup(matrix, np.arange(anchors.shape[0]), anchors)
     if not len(matrix.data):  # nobody has a history: no anchor is found
         return np.full(anchors.shape, -1, dtype=np.int64)

@@ -43,7 +43,8 @@ class WeightingConfig:
 
 
 def pair_weights(pairs: "pd.DataFrame | Mapping[str, np.ndarray]", config: WeightingConfig, now: int | None = None) -> np.ndarray:
-    """One float32 weight per row of `pairs` (columns n_view, n_cart, n_purchase, last_ts)."""
+    """One float32 weight per row of `pairs` (columns n_view, n_cart, n_purchase, last_ts); the
+    counts are whole numbers (aggregated events), each read as never, once or several times."""
     size = len(pairs["n_view"])
     weights = np.zeros(size, dtype=np.float32)
     for column, event in (("n_view", "view_product"), ("n_cart", "add_to_cart"), ("n_purchase", "purchase_item")):

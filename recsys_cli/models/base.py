@@ -138,7 +138,8 @@ class RecommendsOne(Protocol):
 @runtime_checkable
 class ExplainsOne(Protocol):
     """A `RecommendsOne` model that names the history item behind each product of its one-customer
-    list from the rows it read to rank them, instead of reading them again in `explain`."""
+    list with the list: from the rows it read to rank them where those hold what `explain` reads
+    (EASE with binary weights and no decay), else by `explain` itself."""
 
     def recommend_one_explained(
         self, user: int, history: UserHistory, *, k: int, allowed: np.ndarray | None, excluded: np.ndarray
@@ -388,27 +389,25 @@ def explain_by_affinity(history_items: list[np.ndarray], ids: np.ndarray, affini
     """For each recommended item, the history item with the highest `affinity(history, items)`.
 
     `history_items[r]` are row r's history items; `affinity` returns a (len(history), len(items))
-    array. Items with no positive affinity to any history item get -1. Used for reasons.
+    array. Items with no positive affinity to any history item get -1, as do -1 ids. Used for reasons.
     """
-    if len(history_items) == 1 and len(history_items[0]) and ids.shape[1] and ids[0, -1] >= 0:
-        return _best_anchor(history_items[0], ids[0], affinity)[None, :]  # a request's full list
     anchors = np.full(ids.shape, -1, dtype=np.int64)
     for row, history in enumerate(history_items):
         if not len(history) or not ids.shape[1]:
             continue
-        if ids[row, -1] >= 0:  # a full list: no positions to pick
-            anchors[row] = _best_anchor(history, ids[row], affinity)
+        if ids[row].min() >= 0:  # a full list (a request's usual case): no positions to pick
+            anchors[row] = best_anchor(history, np.asarray(affinity(history, ids[row])))
             continue
         valid = np.flatnonzero(ids[row] >= 0)
         if len(valid):
-            anchors[row, valid] = _best_anchor(history, ids[row, valid], affinity)
+            anchors[row, valid] = best_anchor(history, np.asarray(affinity(history, ids[row, valid])))
     return anchors
 
 
-def _best_anchor(history: np.ndarray, items: np.ndarray, affinity) -> np.ndarray:
-    """Per item, the history item of highest positive affinity, else -1 (the first on ties)."""
-    weights = np.asarray(affinity(history, items))
-    return np.where(weights.max(axis=0) > 0, history[weights.argmax(axis=0)], -1)
+def best_anchor(history: np.ndarray, affinity: np.ndarray) -> np.ndarray:
+    """Per column of `affinity` (history items x recommended items), the history item of highest
+    positive affinity, else -1; the first such item on ties. The one home of the reasons' rule."""
+    return np.where(affinity.max(axis=0) > 0, history[affinity.argmax(axis=0)], -1).astype(np.int64, copy=False)
 
 
 CHUNK_CELLS = 4_000_000

@@ -24,6 +24,7 @@ from .base import (
     ItemSpace,
     Scorer,
     allowed_columns,
+    best_anchor,
     block,
     drop_columns,
     explain_by_affinity,
@@ -240,15 +241,16 @@ class EASEModel(_ItemToItem):
         ids = take_padded(self.items, columns)
         if not explained:
             return ids, best, None
-        if not self.binary or self.decay < 1:  # the rows ranked were scaled: B's own values are gone
+        if not self.binary or self.decay < 1:
+            # the rows ranked were scaled, B's own values are gone: as `explain` says (for a session's
+            # whole pool, then: more columns than its final list, the same anchor for each)
             return ids, best, self.explain(history, ids[None, :])[0]
         # every history product weighs 1 and each modelled one is a row here, in the history's order, so
-        # `taken` holds B[explainers, columns] as `explain` reads it (the first best row on ties, as there)
-        valid = at if len(at) and at[-1] >= 0 else at[at >= 0]  # padding trails
+        # `taken` holds B[explainers, columns] as `explain` reads it
+        valid = at >= 0
         anchors = np.full(k, -1, dtype=np.int64)
-        if len(valid):
-            picked = taken.take(valid, axis=1)
-            anchors[: len(valid)] = np.where(picked.max(axis=0) > 0, self.items[rows[picked.argmax(axis=0)]], -1)
+        if valid.any():
+            anchors[valid] = best_anchor(self.items[rows], taken.take(at[valid], axis=1))
         return ids, best, anchors
 
     def _one_row(self, history: UserHistory) -> tuple[np.ndarray, np.ndarray]:

@@ -83,6 +83,37 @@ def test_ease_explains_only_by_the_products_it_models(modelled):
         assert anchors[0, 0] == a and anchors[0, 2] == b
 
 
+@pytest.mark.parametrize("binary", [True, False], ids=["binary", "weighted"])
+def test_ease_names_a_requests_anchors_as_explain_does(binary):
+    """A request's list comes with its anchors read from the rows EASE ranked (binary weights) or
+    from `explain` (weighted): either way `explain`'s, for histories holding products EASE does not
+    model, an explicit zero weight, tied affinities and a list shorter than k."""
+    dataset = random_dataset(n_users=300, n_items=60, n_pairs=2000, seed=4)
+    model = EASEModel(max_items=20, binary=binary).fit(dataset)
+    outside = np.setdiff1d(np.arange(dataset.n_items), model.items)
+    together = [(c, p) for c in ("u0", "u1") for p in "abc"] + [("u2", "d")]
+    tied = EASEModel(binary=binary).fit(events_dataset(together))
+    tied.B[[0, 1], 2] = 0.01  # an exact tie (the solve leaves the last bits apart): c's affinity to a and to b
+    cases = [(model, [int(model.items[0]), int(outside[0]), int(model.items[5]), int(outside[1])], None)]
+    cases += [(model, [int(p) for p in model.items[:8]], 3)]  # the fourth product's weight is an explicit zero
+    cases += [(tied, [0, 1], None)]
+    for fitted, items, zero in cases:
+        order = np.sort(np.array(items, dtype=np.int32))
+        weights = np.linspace(1.0, 3.0, len(order)).astype(np.float32)
+        if zero is not None:
+            weights[zero] = 0.0
+        history = UserHistory.one(order, weights, 1_700_000_000.0 + np.arange(len(order)), np.ones(len(order), np.int8), fitted.n_items)
+        assert history.weights.nnz == len(order)  # the zero stays stored, as a live merge may leave it
+        for k in (3, fitted.n_items + 2):
+            ids, scores, anchors = fitted.recommend_one_explained(0, history, k=k, allowed=None, excluded=order)
+            want_ids, want_scores = fitted.recommend_one(0, history, k=k, allowed=None, excluded=order)
+            np.testing.assert_array_equal(ids, want_ids)
+            np.testing.assert_array_equal(scores, want_scores)
+            np.testing.assert_array_equal(anchors, fitted.explain(history, ids[None, :])[0])
+            assert anchors.dtype == np.int64 and (anchors[ids < 0] == -1).all()
+            assert set(anchors[anchors >= 0].tolist()) <= set(order.tolist()) - set(outside.tolist() if fitted is model else [])
+
+
 @pytest.mark.parametrize("make", [EASEModel, ItemKNNModel], ids=["ease", "itemknn"])
 def test_live_history_counts_and_empty_history_pads(make):
     dataset = events_dataset([("u0", "a"), ("u0", "b"), ("u1", "b"), ("u1", "c"), ("u2", "c"), ("u2", "d")])
