@@ -19,7 +19,8 @@ prepared id (benchmarks/wrk/rotate.lua):
 
 wrk runs on the same machine as the server and competes with it for the same cores: on a 2-core
 machine the numbers are a lower bound for a dedicated server. Prints a table with the targets of
-issue 16 and writes benchmarks/results/http.json. wrk must be on PATH (benchmarks/install_tools.sh,
+issue 16, writes benchmarks/results/http.json and the table into docs/performance.md and the
+README's speed section. wrk must be on PATH (benchmarks/install_tools.sh,
 which `make bench` runs, installs it).
 
 The server runs without its access log unless --access-log is given (the line costs a fast request
@@ -524,7 +525,8 @@ def main() -> int:
         "|---|---|---|---|---|---|---|---|---|---|",
     ]
     table += ["| " + " | ".join(str(value) for value in row.values()) + " |" for row in rows]
-    update_doc(ROOT / "docs" / "performance.md", "http-table", "\n".join(table), "bench_http.py")
+    for doc in (ROOT / "docs" / "performance.md", ROOT / "README.md"):  # the README's speed section too
+        update_doc(doc, "http-table", "\n".join(table), "bench_http.py")
     return 0
 
 

@@ -18,7 +18,8 @@ trained once into benchmarks/out/http-10x-*, shared with bench_http.py), where t
 p50 of 1 ms filtered or not; batches are skipped there (most customers are past the stored
 lists' time budget, so a batch is most of an hour of scoring; implicit's ALS batch ~15 TFLOP).
 
-Prints a table and writes benchmarks/results/recommend.json (recommend-10x.json at 10x).
+Prints a table and writes benchmarks/results/recommend.json (recommend-10x.json at 10x), and the
+table into docs/performance.md (and, at 1x, the README's speed section).
 
 Usage: python benchmarks/bench_recommend.py [--scale 1x|10x] [--customers 1000] [--retrain] [--skip-scored-batch]
 """
@@ -256,6 +257,8 @@ def main() -> None:
         )
     marker = "recommend-table" if args.scale == "1x" else f"recommend-{args.scale}-table"
     update_doc(ROOT / "docs" / "performance.md", marker, "\n".join(lines), "bench_recommend.py")
+    if args.scale == "1x":  # the README's speed section shows the seed preset's table
+        update_doc(ROOT / "README.md", marker, "\n".join(lines), "bench_recommend.py")
 
 
 def _rounded(value: float | None) -> float | None:
