@@ -35,7 +35,19 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from common import OUT, ROOT, machine, metric, metric_rows, percentile, print_table, seed_data, update_doc, write_results  # noqa: E402
+from common import (  # noqa: E402
+    OUT,
+    ROOT,
+    machine,
+    metric,
+    metric_rows,
+    percentile,
+    print_table,
+    seed_data,
+    timed_passes,
+    update_doc,
+    write_results,
+)
 
 ARTIFACTS = OUT / "recommend-artifacts"
 
@@ -63,17 +75,7 @@ two runs minutes apart the same code's p50 moved by half. Every path and referen
 
 def timed_ms(call, items) -> list[list[float]]:
     """Milliseconds of `call(item)` for each item, per pass (`PASSES`), after a warm-up over the first 50."""
-    for item in items[:50]:
-        call(item)
-    passes = []
-    for _ in range(PASSES):
-        out = []
-        for item in items:
-            started = time.perf_counter()
-            call(item)
-            out.append((time.perf_counter() - started) * 1000)
-        passes.append(out)
-    return passes
+    return timed_passes(call, items, PASSES)
 
 
 def summary(passes: list[list[float]]) -> dict[str, float]:

@@ -91,6 +91,22 @@ def percentile(values: Sequence[float], q: float) -> float:
     return ordered[rank - 1]
 
 
+def timed_passes(call, items: Sequence, passes: int, warmup: int = 50) -> list[list[float]]:
+    """Milliseconds of `call(item)` for each item, per pass over all `items`, after a warm-up over
+    the first `warmup`: the scripts' one way of timing single calls."""
+    for item in items[:warmup]:
+        call(item)
+    timed = []
+    for _ in range(passes):
+        out = []
+        for item in items:
+            started = time.perf_counter_ns()
+            call(item)
+            out.append((time.perf_counter_ns() - started) / 1e6)
+        timed.append(out)
+    return timed
+
+
 def metric(
     name: str, value: float | None, unit: str, target: float | None = None, how: str = "", *, at_least: bool = False
 ) -> dict[str, Any]:

@@ -38,7 +38,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from common import OUT, ROOT, SEED, metric, metric_rows, percentile, print_table, seed_data, write_results  # noqa: E402
+from common import OUT, ROOT, SEED, metric, metric_rows, percentile, print_table, seed_data, timed_passes, write_results  # noqa: E402
 
 NAME = "scale"
 HERE = ROOT / "benchmarks"
@@ -122,16 +122,10 @@ def _pick(service, per_route: int) -> dict[str, list[str]]:
 
 def _latency(call, args: list[str], passes: int) -> dict:
     """p50/p99/mean in ms of single calls; each pass times every arg once; the median pass is reported."""
-    for a in args[: min(50, len(args))]:  # warm-up
-        call(a)
-    passes_stats = []
-    for _ in range(passes):
-        times = []
-        for a in args:
-            started = time.perf_counter_ns()
-            call(a)
-            times.append((time.perf_counter_ns() - started) / 1e6)
-        passes_stats.append((percentile(times, 50), percentile(times, 99), sum(times) / len(times), sum(times) / 1e3))
+    passes_stats = [
+        (percentile(times, 50), percentile(times, 99), sum(times) / len(times), sum(times) / 1e3)
+        for times in timed_passes(call, args, passes)
+    ]
     passes_stats.sort()
     p50, p99, mean, seconds = passes_stats[len(passes_stats) // 2]
     return {
