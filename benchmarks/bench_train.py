@@ -31,7 +31,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from common import OUT, SEED, isolated, median, metric, metric_rows, percentile, print_table, seed_data, write_results  # noqa: E402
+from common import OUT, SEED, isolated, median, metric, metric_rows, percentile, print_table, seed_data, timed_passes, write_results  # noqa: E402
 
 NAME = "train"
 ROUTES = ("collaborative", "content", "popularity")
@@ -107,15 +107,8 @@ def _pick_customers(service, per_route: int, rng) -> dict[str, list[str]]:
 
 def _latencies_ms(call, args: list, passes: int, warmup: int) -> dict:
     """p50/p99 of single calls in ms: each pass times every arg once; median over passes."""
-    for a in args[:warmup]:
-        call(a)
     p50s, p99s, means = [], [], []
-    for _ in range(passes):
-        times = []
-        for a in args:
-            started = time.perf_counter_ns()
-            call(a)
-            times.append((time.perf_counter_ns() - started) / 1e6)
+    for times in timed_passes(call, args, passes, warmup):
         p50s.append(percentile(times, 50))
         p99s.append(percentile(times, 99))
         means.append(sum(times) / len(times))
