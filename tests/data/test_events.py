@@ -6,7 +6,10 @@ import time
 
 import pandas as pd
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
+from recsys_cli.data import events as events_module
 from recsys_cli.data.events import EventRules, check_events, check_ids, from_json
 from recsys_cli.data.ingest import ingest
 from recsys_cli.errors import EventsError, InputError
@@ -198,3 +201,46 @@ def test_live_events_reach_training_only_if_ingest_would_accept_them():
     assert kept["customer_id"].tolist() == ["c1", "c4"]
     assert kept["type"].tolist() == [0, 1] and kept["timestamp"].tolist() == [1_700_000_000, 1_700_000_100]
     assert len(rejected) == 2 and "future" in rejected.iloc[0] and "customer_id" in rejected.iloc[1]
+
+
+_IDS = st.one_of(st.sampled_from(["c1", "10117", " p 7 ", "", "   ", "\ud800", "é"]), st.text(max_size=6), st.integers(-3, 3), st.none())
+_TYPES = st.one_of(st.sampled_from(["view_product", "add_to_cart", "purchase_item", "teleport", "View_product", ""]), st.integers(0, 2))
+_STAMPS = st.one_of(
+    st.integers(-10, 2_000_000_000),
+    st.integers(int(NOW) - 5, int(NOW) + 200_000),
+    st.integers(10**11 - 2, 10**13),
+    st.floats(allow_nan=True, allow_infinity=True),
+    st.floats(min_value=0, max_value=NOW + 86_400.0),
+    st.sampled_from(["1700000000", "2024-01-01T00:00:00Z", "soon", True, None]),
+)
+
+
+@st.composite
+def _event(draw) -> dict:
+    event = {"customer_id": draw(_IDS), "product_id": draw(_IDS), "type": draw(_TYPES)}
+    if draw(st.booleans()):
+        event["timestamp"] = draw(_STAMPS)
+    if draw(st.integers(0, 9)) == 0:
+        event["colour"] = "red"
+    if draw(st.integers(0, 9)) == 0:
+        del event[draw(st.sampled_from(["customer_id", "product_id", "type"]))]
+    return event
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(st.lists(_event(), min_size=1, max_size=4))
+def test_a_plain_batch_reads_as_the_full_rules_read_it(monkeypatch, events):
+    """POST /events reads plain batches (string ids, a known type, unix seconds or no timestamp)
+    without pandas; any batch gets the same rows, or the same refusal, as the full rules give."""
+
+    def outcome() -> object:
+        try:
+            return from_json(events, now=NOW)
+        except EventsError as refused:
+            return ("refused", refused.details)
+
+    fast = outcome()
+    with monkeypatch.context() as patched:
+        patched.setattr(events_module, "_plain_rows", lambda *args: None)
+        full = outcome()
+    assert fast == full

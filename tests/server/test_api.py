@@ -269,6 +269,10 @@ def test_a_bad_event_rejects_the_whole_batch(client, api, trained):
         ({"customer_id": "a", "product_id": "1", "type": "view_product", "timestamp": True}, "events[0].timestamp"),
         ({"customer_id": "a", "product_id": "1", "type": "view_product", "timestamp": None}, "events[0].timestamp: must be unix seconds"),
         ({"customer_id": "a", "product_id": "1", "type": "view_product", "when": 1}, "unknown field 'when'"),
+        # JSON carries lone surrogates; pandas strings cannot hold them (this was a 500)
+        ({"customer_id": "\ud800", "product_id": "1", "type": "view_product"}, "events[0].customer_id: customer_id is not valid Unicode"),
+        ({"customer_id": "a", "product_id": "1", "type": "view\udc80"}, "events[0].type: unknown event type 'view\\\\udc80'"),
+        ({"customer_id": "a", "product_id": "1", "type": "view_product", "timestamp": "\ud800"}, "events[0].timestamp: unparseable"),
         ([1], "events[0]: must be an object"),
         ([], "empty"),
         ("view", "must be an event object or an array"),
