@@ -106,6 +106,7 @@ def test_a_hidden_product_never_comes_back_over_rest(client, api, warm):
         ({"product_ids": "abc"}, 400, "product_ids must be a list"),
         ({"products": ["a"]}, 400, '{"product_ids": ['),
         ({"product_ids": ["no-such-product"]}, 404, "unknown product 'no-such-product'"),
+        ({"product_ids": ["\ud800"]}, 400, "product_ids is not valid Unicode"),  # JSON carries lone surrogates (was a 500)
     ],
 )
 def test_bad_hide_requests_are_clear_errors(client, api, body, status, message):
