@@ -803,7 +803,15 @@ def _known_products(service: Any, viewed: Sequence[str]) -> list[str]:
 
 
 def _read_ids(path: Path) -> list[str]:
-    ids = [line.strip() for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    """A --customers-file's ids: one per line, blank lines skipped, a `customer_id` header and a
+    UTF-8 byte-order mark dropped."""
+    raw = path.read_bytes()
+    try:
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError as error:
+        line = raw.count(b"\n", 0, error.start) + 1
+        raise InputError(f"{path}: line {line} is not UTF-8 text (byte {error.start}: {error.reason}); save the file as UTF-8") from None
+    ids = [line.strip() for line in text.splitlines() if line.strip()]
     return ids[1:] if ids and ids[0] == "customer_id" else ids
 
 

@@ -78,6 +78,20 @@ def test_batch_jsonl_and_csv(sample_artifacts, service, tmp_path, run_cli):
     assert len(rows) == 2 * len(ids) and rows[0]["customer_id"] == ids[0]
 
 
+def test_a_customers_file_that_is_not_utf8_is_a_clear_error_and_a_bom_is_dropped(sample_artifacts, service, tmp_path, run_cli):
+    _, artifacts = sample_artifacts
+    known = str(service.dataset.users.external_ids[0])
+    broken = tmp_path / "ids.txt"
+    broken.write_bytes(known.encode() + b"\nabc\n\xed\xa0\x80\n")  # a lone surrogate's bytes on line 3
+    result = run_cli("recommend", "--customers-file", broken, "--format", "jsonl", "--artifacts", artifacts)
+    assert result.exit_code == 2 and "Traceback" not in result.stderr  # a bad input, as the other InputErrors
+    assert "line 3 is not UTF-8 text" in result.stderr and "ids.txt" in result.stderr
+    marked = tmp_path / "bom.txt"
+    marked.write_bytes(b"\xef\xbb\xbf" + known.encode() + b"\n")  # as some editors save UTF-8
+    result = run_cli("recommend", "--customers-file", marked, "--format", "jsonl", "-n", "2", "--artifacts", artifacts)
+    assert result.exit_code == 0 and json.loads(result.stdout)["customer_id"] == known
+
+
 def test_similar_and_pair(sample_artifacts, service, run_cli):
     _, artifacts = sample_artifacts
     product = service.dataset.items.external_ids[service.popularity.ranking[0]]
