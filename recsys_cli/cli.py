@@ -6,6 +6,7 @@ nothing else is caught here, so a real bug still shows its traceback.
 
 from __future__ import annotations
 
+import codecs
 import dataclasses
 import functools
 import json
@@ -806,11 +807,13 @@ def _read_ids(path: Path) -> list[str]:
     """A --customers-file's ids: one per line, blank lines skipped, a `customer_id` header and a
     UTF-8 byte-order mark dropped."""
     raw = path.read_bytes()
+    skipped = len(codecs.BOM_UTF8) if raw.startswith(codecs.BOM_UTF8) else 0
     try:
-        text = raw.decode("utf-8-sig")
+        text = raw[skipped:].decode("utf-8")
     except UnicodeDecodeError as error:
-        line = raw.count(b"\n", 0, error.start) + 1
-        raise InputError(f"{path}: line {line} is not UTF-8 text (byte {error.start}: {error.reason}); save the file as UTF-8") from None
+        at = skipped + error.start  # in the file, mark included
+        line = raw.count(b"\n", 0, at) + 1
+        raise InputError(f"{path}: line {line} is not UTF-8 text (byte {at}: {error.reason}); save the file as UTF-8") from None
     ids = [line.strip() for line in text.splitlines() if line.strip()]
     return ids[1:] if ids and ids[0] == "customer_id" else ids
 

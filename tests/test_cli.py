@@ -90,6 +90,9 @@ def test_a_customers_file_that_is_not_utf8_is_a_clear_error_and_a_bom_is_dropped
     marked.write_bytes(b"\xef\xbb\xbf" + known.encode() + b"\n")  # as some editors save UTF-8
     result = run_cli("recommend", "--customers-file", marked, "--format", "jsonl", "-n", "2", "--artifacts", artifacts)
     assert result.exit_code == 0 and json.loads(result.stdout)["customer_id"] == known
+    marked.write_bytes(b"\xef\xbb\xbfc1\nc2\n\xff\n")  # a mark and a bad byte: places counted in the file as it is
+    result = run_cli("recommend", "--customers-file", marked, "--format", "jsonl", "--artifacts", artifacts)
+    assert result.exit_code == 2 and "line 3 is not UTF-8 text (byte 9:" in result.stderr
 
 
 def test_similar_and_pair(sample_artifacts, service, run_cli):

@@ -303,7 +303,10 @@ def _json_shown(value: Any) -> str:
 
 def _not_encodable(values: pd.Series) -> pd.Series:
     """Values whose text has lone surrogates (JSON can carry them; UTF-8, pandas strings and SQLite
-    cannot). One encode of everything first, so the common case costs no per-row work."""
+    cannot). One encode of everything first, so the common case costs no per-row work; a pyarrow
+    string column (what ingest reads) cannot hold one, so it costs nothing."""
+    if getattr(values.dtype, "storage", None) == "pyarrow":
+        return pd.Series(False, index=values.index)
     try:
         "".join(map(str, values)).encode("utf-8")
     except UnicodeEncodeError:

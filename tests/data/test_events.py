@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 from recsys_cli.data import events as events_module
 from recsys_cli.data.events import EventRules, check_events, check_ids, from_json
 from recsys_cli.data.ingest import ingest
+from recsys_cli.data.schema import EVENT_CODE
 from recsys_cli.errors import EventsError, InputError
 
 from ..conftest import EVENTS_HEADER, write
@@ -227,17 +228,52 @@ def _event(draw) -> dict:
     return event
 
 
-@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(st.lists(_event(), min_size=1, max_size=4))
-def test_a_plain_batch_reads_as_the_full_rules_read_it(monkeypatch, events):
+_PLAIN_IDS = st.one_of(
+    st.sampled_from(["c1", "10117", " p 7 ", "x\u00a0", "x\ud800"]), st.text(alphabet="ab7 \u2003", min_size=1, max_size=4)
+)
+
+
+@st.composite
+def _plain_event(draw, now: float, limit: float) -> dict:
+    """Mostly what a shop sends, with the edges of each rule: times at 0, near now and the future
+    limit, just under the milliseconds threshold; the odd value the plain path must hand on."""
+    event = {"customer_id": draw(_PLAIN_IDS), "product_id": draw(_PLAIN_IDS), "type": draw(st.sampled_from(list(EVENT_CODE)))}
+    stamp = draw(
+        st.one_of(
+            st.none(),
+            st.integers(0, int(limit) + 2),
+            st.floats(0, limit + 2, allow_nan=False),
+            st.sampled_from([0, -0.0, int(now), now, limit, int(limit), limit + 1e-3, 10**11 - 1, 10**11, 1e11 - 0.5, True, "1700000000"]),
+        )
+    )
+    if stamp is not None:
+        event["timestamp"] = stamp
+    return event
+
+
+@st.composite
+def _batch(draw) -> tuple[list[dict], float, EventRules]:
+    now = draw(st.sampled_from([1_700_000_000.0, 1_700_000_000.75, 99_999_000_000.5]))
+    rules = EventRules(max_future_seconds=draw(st.sampled_from([0.0, 0.5, 86_400.0, 10**12])))
+    limit = now + rules.max_future_seconds
+    events = draw(st.lists(st.one_of(_plain_event(now, limit), _event()), min_size=1, max_size=4))
+    return events, now, rules
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(_batch())
+def test_a_plain_batch_reads_as_the_full_rules_read_it(monkeypatch, batch):
     """POST /events reads plain batches (string ids, a known type, unix seconds or no timestamp)
-    without pandas; any batch gets the same rows, or the same refusal, as the full rules give."""
+    without pandas; any batch gets the same rows, of the same types, or the same refusal, as the
+    full rules give."""
+    events, now, rules = batch
 
     def outcome() -> object:
         try:
-            return from_json(events, now=NOW)
+            rows = from_json(events, now=now, rules=rules)
         except EventsError as refused:
             return ("refused", refused.details)
+        return [(row, tuple(type(value) for value in row)) for row in rows]
 
     fast = outcome()
     with monkeypatch.context() as patched:
