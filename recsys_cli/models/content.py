@@ -249,24 +249,13 @@ class ContentModel:
         return ids, scores
 
     def _few_similar(self, items: list[int], ids: np.ndarray, scores: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """`similar_items` for a few products: each row filled from its list, cut to the width of
-        `ids` (already padded with -1 / -inf); those not precomputed from `_on_demand` at once."""
-        k, ptr, known = ids.shape[1], self.neighbours.indptr, [i for i in items if 0 <= i < self.n_items]
-        lists = {
-            i: (self.neighbours.indices[ptr[i] : ptr[i + 1]], self.neighbours.data[ptr[i] : ptr[i + 1]])
-            for i in known
-            if self.precomputed[i]
-        }
-        missing = [i for i in known if i not in lists]
-        if missing:
-            lengths, extra_ids, extra_data = self._on_demand(np.array(missing, dtype=np.int64))
-            for item, stop, length in zip(missing, np.cumsum(lengths).tolist(), lengths.tolist(), strict=True):
-                lists[item] = (extra_ids[stop - length : stop], extra_data[stop - length : stop])
-        for row, item in enumerate(items):
-            if item in lists:
-                found_ids, found_scores = lists[item]
-                width = min(len(found_ids), k)
-                ids[row, :width], scores[row, :width] = found_ids[:width], found_scores[:width]
+        """`similar_items` for a few products: each row filled from a slice of its list (`_rows`),
+        cut to the width of `ids` (already padded with -1 / -inf)."""
+        rows = [row for row, item in enumerate(items) if 0 <= item < self.n_items]
+        if rows:
+            start, length, indices, data = self._rows(np.array([items[row] for row in rows], dtype=np.int64))
+            for row, first, width in zip(rows, start.tolist(), np.minimum(length, ids.shape[1]).tolist(), strict=True):
+                ids[row, :width], scores[row, :width] = indices[first : first + width], data[first : first + width]
         return ids, scores
 
     def _rows(self, items: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
