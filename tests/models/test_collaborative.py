@@ -9,10 +9,13 @@ import lightfm
 import numpy as np
 import pandas as pd
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from scipy import sparse
 
 from recsys_cli.dataset import Dataset
 from recsys_cli.errors import InputError
+from recsys_cli.models import als
 from recsys_cli.models.als import ALSModel
 from recsys_cli.models.base import select_top_k, top_k
 from recsys_cli.models.collaborative import LightFMModel, item_feature_matrix
@@ -177,6 +180,54 @@ def test_als_kept_customer_factors_give_the_same_lists_and_new_events_still_coun
     for model in (solving, kept):
         ids, scores = model.recommend(np.zeros(0, dtype=np.int64), k=5)
         assert ids.shape == scores.shape == (0, 5)
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(seed=st.integers(0, 2**32 - 1), n_columns=st.integers(1, 120), k=st.integers(1, 12), n_blocked=st.integers(0, 130))
+def test_als_top_k_by_decreasing_norm_stops_early_with_every_columns_answer(monkeypatch, seed, n_columns, k, n_blocked):
+    """The pruned top-k (columns by decreasing factor norm, scored a few at a time until no later
+    column can reach a customer's k-th score) gives the products and scores of implicit's one call
+    over every column, in each customer's first `needed` places, with blocked columns."""
+    from implicit.cpu.topk import topk
+
+    monkeypatch.setattr(als, "_FIRST_COLUMNS", 4)  # several rounds on small arrays
+    rng = np.random.default_rng(seed)
+    factors = (rng.normal(size=(n_columns, 3)) * rng.exponential(size=(n_columns, 1)) ** 2).astype(np.float32)
+    factors = factors[np.argsort(-np.linalg.norm(factors.astype(np.float64), axis=1), kind="stable")]
+    norms = np.linalg.norm(factors.astype(np.float64), axis=1)
+    vectors = rng.normal(size=(7, 3)).astype(np.float32)
+    vectors[0] = 0  # a customer whose every score is 0: never settled early
+    k = min(k, n_columns)
+    blocked = np.unique(rng.integers(0, n_columns, n_blocked)).astype(np.int32) if n_blocked else None
+    needed = rng.integers(1, k + 1, len(vectors))
+    expected_ids, expected_scores = topk(factors, vectors, k, filter_items=blocked, num_threads=1)
+    got_ids, got_scores = als._top(factors, norms, vectors, k, blocked, needed=needed)
+    exact = factors.astype(np.float64) @ vectors.astype(np.float64).T  # column x customer
+    for row, places in enumerate(needed):
+        real = expected_scores[row, :places] > als._FILTERED  # blocked places: any column, the lowest float
+        assert np.array_equal(got_scores[row, :places] > als._FILTERED, real)
+        # float32 products round differently in a narrower block: scores agree to rounding, and the
+        # products are the same ones (their exact scores agree: a near-tie may swap two places)
+        np.testing.assert_allclose(got_scores[row, :places][real], expected_scores[row, :places][real], rtol=1e-5, atol=1e-7)
+        got, expected = got_ids[row, :places][real], expected_ids[row, :places][real]
+        np.testing.assert_allclose(exact[got, row], exact[expected, row], rtol=1e-5, atol=1e-7)
+        assert len(set(got.tolist())) == len(got) and (blocked is None or not np.isin(got, blocked).any())
+
+
+def test_als_keeps_columns_by_decreasing_norm_and_an_older_models_order_gives_the_same_lists(dataset):
+    """A fitted ALS stores its columns by decreasing factor norm (what lets a top-k stop early); a
+    model saved before that (columns in product order) is still read and gives the same lists."""
+    model = ALSModel(factors=4, iterations=2, num_threads=1).fit(dataset)
+    norms = np.linalg.norm(model._active_factors.astype(np.float64), axis=1)
+    assert np.all(norms[1:] <= norms[:-1])
+    np.testing.assert_array_equal(model.item_factors[model.items], model._active_factors)
+    older = copy.deepcopy(model)
+    by_product = np.argsort(older.items)
+    older.items, older._active_factors = older.items[by_product], older._active_factors[by_product]
+    users, allowed = np.arange(dataset.n_users), np.arange(dataset.n_items) % 3 > 0
+    for mask in (None, allowed):
+        for got, expected in zip(older.recommend(users, k=6, allowed=mask), model.recommend(users, k=6, allowed=mask)):
+            np.testing.assert_array_equal(got, expected)
 
 
 def test_als_without_implicit_says_how_to_install(dataset, monkeypatch):
