@@ -398,11 +398,9 @@ def _als(spark: "SparkSession", pairs: "DataFrame", dataset: Dataset, settings: 
     factors = estimator.fit(ratings).itemFactors.toPandas()
     model = ALSModel(**{key: section[key] for key in ("factors", "iterations", "regularization", "alpha", "random_state", "num_threads")})
     matrix = sparse.csr_matrix(dataset.interactions, dtype=np.float32)
-    model._interactions = matrix
-    model.item_factors = np.zeros((dataset.n_items, model.factors), dtype=np.float32)
+    every = np.zeros((dataset.n_items, model.factors), dtype=np.float32)
     if len(factors):
-        model.item_factors[factors["id"].to_numpy(dtype=np.int64)] = np.stack(factors["features"].to_numpy()).astype(np.float32)
-    model.items = np.flatnonzero(np.bincount(matrix.indices, minlength=matrix.shape[1]) > 0)
-    model._active_factors = np.ascontiguousarray(model.item_factors[model.items])
-    model._gram = (model._active_factors.T @ model._active_factors).astype(np.float64)
+        every[factors["id"].to_numpy(dtype=np.int64)] = np.stack(factors["features"].to_numpy()).astype(np.float32)
+    items = np.flatnonzero(np.bincount(matrix.indices, minlength=matrix.shape[1]) > 0)
+    model.with_item_factors(matrix, items, every[items])
     return model

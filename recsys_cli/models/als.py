@@ -67,10 +67,9 @@ class ALSModel(DerivedCache):
             raise InputError("implicit is not installed: pip install implicit") from error
 
         matrix = sparse.csr_matrix(dataset.interactions, dtype=np.float32)
-        self._interactions = matrix
         # only products with interactions are fitted and scored: the cost follows the events, not the
         # catalog (the others keep zero factors)
-        self.items = np.flatnonzero(np.bincount(matrix.indices, minlength=matrix.shape[1]) > 0)
+        items = np.flatnonzero(np.bincount(matrix.indices, minlength=matrix.shape[1]) > 0)
         with threadpool_limits(1, "blas"):  # implicit parallelises itself; nested BLAS threads only slow it
             model = AlternatingLeastSquares(
                 factors=self.factors,
@@ -80,13 +79,19 @@ class ALSModel(DerivedCache):
                 random_state=self.random_state,
                 num_threads=self.num_threads,
             )
-            model.fit(sparse.csr_matrix(matrix[:, self.items]), show_progress=False)
-        fitted = np.ascontiguousarray(model.item_factors, dtype=np.float32)
+            model.fit(sparse.csr_matrix(matrix[:, items]), show_progress=False)
+        return self.with_item_factors(matrix, items, model.item_factors)
+
+    def with_item_factors(self, interactions: sparse.csr_matrix, items: np.ndarray, factors: np.ndarray) -> "ALSModel":
+        """Keep fitted item factors (`factors[j]` for product `items[j]`, the products with
+        interactions in `interactions`, the fit's matrix); any fitting engine ends here.
+        The columns are stored by decreasing factor norm, so a top-k can stop early (`_top`)."""
+        fitted = np.ascontiguousarray(factors, dtype=np.float32)
+        self._interactions = interactions
         self._gram = (fitted.T @ fitted).astype(np.float64)
-        # columns by decreasing factor norm, so a top-k can stop early (`_top`)
         by_norm = np.argsort(-np.linalg.norm(fitted.astype(np.float64), axis=1), kind="stable")
-        self.items, self._active_factors = self.items[by_norm], np.ascontiguousarray(fitted[by_norm])
-        self.item_factors = np.zeros((matrix.shape[1], self.factors), dtype=np.float32)
+        self.items, self._active_factors = np.asarray(items)[by_norm], np.ascontiguousarray(fitted[by_norm])
+        self.item_factors = np.zeros((interactions.shape[1], self.factors), dtype=np.float32)
         self.item_factors[self.items] = self._active_factors
         return self
 

@@ -132,6 +132,8 @@ def test_als_factors_from_spark_serve_recommendations(spark, tmp_path, run_cli):
     model = artifact_store.load(tmp_path / "artifacts", outcome.version).parts["collaborative"]
     assert model.name == "als" and model.item_factors.shape[1] == 8
     assert np.abs(model.item_factors[model.items]).sum(axis=1).min() > 0  # every product with events has factors
+    norms = np.linalg.norm(model._active_factors.astype(np.float64), axis=1)
+    assert np.all(norms[1:] <= norms[:-1])  # kept as the local fit keeps them: a top-k can stop early
     customer = pd.read_csv(SAMPLE / "events.csv", dtype=str)["customer_id"].value_counts().index[0]
     result = run_cli("recommend", customer, "-n", "5", "--format", "json", "--artifacts", tmp_path / "artifacts")
     assert result.exit_code == 0 and result.stdout.count('"product_id"') == 5
