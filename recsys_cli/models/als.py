@@ -86,6 +86,8 @@ class ALSModel(DerivedCache):
         """Keep fitted item factors (`factors[j]` for product `items[j]`, the products with
         interactions in `interactions`, the fit's matrix); any fitting engine ends here.
         The columns are stored by decreasing factor norm, so a top-k can stop early (`_top`)."""
+        for key in [key for key in self.__dict__ if key.startswith("_cached")]:  # derived from the factors replaced
+            del self.__dict__[key]
         fitted = np.ascontiguousarray(factors, dtype=np.float32)
         self._interactions = interactions
         self._gram = (fitted.T @ fitted).astype(np.float64)

@@ -214,20 +214,86 @@ def test_als_top_k_by_decreasing_norm_stops_early_with_every_columns_answer(monk
         assert len(set(got.tolist())) == len(got) and (blocked is None or not np.isin(got, blocked).any())
 
 
-def test_als_keeps_columns_by_decreasing_norm_and_an_older_models_order_gives_the_same_lists(dataset):
-    """A fitted ALS stores its columns by decreasing factor norm (what lets a top-k stop early); a
-    model saved before that (columns in product order) is still read and gives the same lists."""
-    model = ALSModel(factors=4, iterations=2, num_threads=1).fit(dataset)
+def skewed_dataset(seed: int = 0, n_users: int = 400, n_items: int = 600, n: int = 8000) -> Dataset:
+    """Few products bought by many, most by few (as in a shop): ALS factor norms spread widely."""
+    rng = np.random.default_rng(seed)
+    events = pd.DataFrame(
+        {
+            "customer_id": [f"c{u}" for u in rng.integers(0, n_users, n)],
+            "product_id": [f"p{i}" for i in np.minimum(rng.zipf(1.4, n), n_items) - 1],
+            "type": rng.integers(0, 3, n).astype(np.int64),
+            "timestamp": np.arange(n, dtype=np.int64) + 1_700_000_000,
+        }
+    )
+    return Dataset.construct(events, pd.DataFrame({"product_id": [f"p{i}" for i in range(n_items)]}))
+
+
+def test_als_keeps_columns_by_decreasing_norm_and_an_older_models_order_gives_the_same_lists(monkeypatch):
+    """A fitted ALS stores its columns by decreasing factor norm (what lets a top-k stop early); its
+    lists, through the early stop, are those of a model saved before that (columns in product order,
+    every column scored): batch and one customer, excluding their history, unfiltered, with a wide
+    filter (blocked columns) and a narrow one (only its columns, with their norms)."""
+    import implicit.cpu.topk
+
+    from recsys_cli.dataset import UserHistory
+
+    monkeypatch.setattr(als, "_FIRST_COLUMNS", 16)  # several rounds over the dataset's products
+    dataset = skewed_dataset()
+    model = ALSModel(factors=8, iterations=5, num_threads=1).fit(dataset)
     norms = np.linalg.norm(model._active_factors.astype(np.float64), axis=1)
     assert np.all(norms[1:] <= norms[:-1])
     np.testing.assert_array_equal(model.item_factors[model.items], model._active_factors)
     older = copy.deepcopy(model)
     by_product = np.argsort(older.items)
     older.items, older._active_factors = older.items[by_product], older._active_factors[by_product]
-    users, allowed = np.arange(dataset.n_users), np.arange(dataset.n_items) % 3 > 0
-    for mask in (None, allowed):
-        for got, expected in zip(older.recommend(users, k=6, allowed=mask), model.recommend(users, k=6, allowed=mask)):
-            np.testing.assert_array_equal(got, expected)
+    assert older._ranked(None)[3] is None  # the old order scores every column
+    scored, topk = [], implicit.cpu.topk.topk
+
+    def counting(factors, query, *args, **kwargs):
+        scored.append(len(factors) * len(query))
+        return topk(factors, query, *args, **kwargs)
+
+    monkeypatch.setattr(implicit.cpu.topk, "topk", counting)
+    model.recommend(np.arange(dataset.n_users), k=5)
+    assert sum(scored) < 0.5 * dataset.n_users * len(model.items)  # the early stop is taken: the test below means something
+    users, history = np.arange(dataset.n_users), dataset.history()
+    # every other customer's ten best products excluded (as if bought since): their lists look past them
+    best, _ = older.recommend(users, k=10)
+    best[1::2] = -1
+    rows, columns = np.nonzero(best >= 0)
+    exclude = sparse.csr_matrix((np.ones(len(rows), dtype=np.int8), (rows, best[rows, columns])), shape=dataset.interactions.shape)
+    wide, narrow = np.arange(dataset.n_items) % 3 > 0, np.arange(dataset.n_items) % 3 == 0
+    scored.clear()
+    model.recommend(users, k=3, allowed=narrow, exclude=exclude)  # a narrow filter's kept columns stop early too
+    assert sum(scored) < 0.75 * dataset.n_users * len(model._ranked(narrow)[0])
+    for mask in (None, wide, narrow):
+        for k in (3, 12):
+            got, expected = (
+                model.recommend(users, k=k, allowed=mask, exclude=exclude),
+                older.recommend(users, k=k, allowed=mask, exclude=exclude),
+            )
+            np.testing.assert_array_equal(got[0], expected[0])
+            np.testing.assert_allclose(got[1], expected[1], rtol=1e-6)  # a narrower block may round the last bit
+            for user in users[:25]:
+                row = UserHistory(history.weights[user : user + 1], history.last_seen[user : user + 1], history.strongest[user : user + 1])
+                excluded = exclude.indices[exclude.indptr[user] : exclude.indptr[user + 1]]
+                got = model.recommend_one(int(user), row, k=k, allowed=mask, excluded=excluded)
+                expected = older.recommend_one(int(user), row, k=k, allowed=mask, excluded=excluded)
+                np.testing.assert_array_equal(got[0], expected[0])
+                np.testing.assert_allclose(got[1], expected[1], rtol=1e-6)
+
+
+def test_als_given_new_factors_forgets_what_it_derived_from_the_old(dataset):
+    """with_item_factors on a model that has served: the norms, masks and gram derived from the
+    old factors go, so its lists are a fresh model's."""
+    model = ALSModel(factors=4, iterations=2, num_threads=1).fit(dataset)
+    fresh = ALSModel(factors=4, iterations=3, num_threads=1).fit(dataset)
+    mask, users = np.arange(dataset.n_items) % 2 == 0, np.arange(dataset.n_users)
+    model.recommend(users, k=4, allowed=mask)  # derives norms, the mask's columns, the solve's gram
+    order = np.argsort(fresh.items)
+    model.with_item_factors(fresh._interactions, fresh.items[order], fresh._active_factors[order])
+    for got, expected in zip(model.recommend(users, k=4, allowed=mask), fresh.recommend(users, k=4, allowed=mask)):
+        np.testing.assert_array_equal(got, expected)
 
 
 def test_als_without_implicit_says_how_to_install(dataset, monkeypatch):
