@@ -157,6 +157,36 @@ def test_sparse_top_k_matches_dense_top_k():
         np.testing.assert_array_equal(ids, expected_ids)
 
 
+@pytest.mark.parametrize("decay", [1.0, 0.5])
+def test_item_knn_ranks_the_neighbours_of_the_history_as_ranking_every_product_would(decay, monkeypatch):
+    """ItemKNN ranks only the products connected to a customer's history (sparse), in chunks of
+    customers: the list of scoring every product by history @ S, ties by product, with each
+    customer's exclusions and a filter, for a batch and for one customer."""
+    from recsys_cli.models import itembased
+
+    monkeypatch.setattr(itembased, "_SPARSE_CHUNK", 7)  # several chunks
+    dataset = random_dataset(60, 80, 700, seed=3)
+    model = ItemKNNModel(neighbours=10, decay=decay).fit(dataset)
+    rng = np.random.default_rng(0)
+    users = np.arange(dataset.n_users)
+    exclude = sparse.csr_matrix((rng.random((dataset.n_users, dataset.n_items)) < 0.1).astype(np.int8))
+    allowed = rng.random(dataset.n_items) < 0.7
+    dense = (model._history_rows(users, None) @ model.S).toarray()
+    for mask in (None, allowed):
+        for k in (1, 5, 90):
+            ids, scores = model.recommend(users, k=k, exclude=exclude, allowed=mask)
+            for user in users:
+                row = dense[user]
+                eligible = (row > 0) & (exclude[user].toarray().ravel() == 0) & (mask if mask is not None else True)
+                order = np.lexsort((np.arange(len(row)), -row))  # best score first, then the smaller product
+                expected = [item for item in order if eligible[item]][:k]
+                assert ids[user][ids[user] >= 0].tolist() == expected
+                np.testing.assert_allclose(scores[user][: len(expected)], row[expected], rtol=1e-6)
+                one_ids, one_scores = model.recommend(users[user : user + 1], k=k, exclude=exclude[user], allowed=mask)
+                np.testing.assert_array_equal(one_ids[0], ids[user])
+                np.testing.assert_array_equal(one_scores[0], scores[user])
+
+
 @pytest.mark.parametrize("model", [ItemKNNModel, EASEModel])
 def test_a_loaded_model_scored_from_many_threads_at_once_never_fails(model):
     """The service's batch routing scores one freshly loaded model from a thread pool: the first
