@@ -20,6 +20,7 @@ from threadpoolctl import threadpool_limits
 from ..dataset import Dataset, UserHistory, csr_row
 from ..errors import InputError
 from .base import (
+    CHUNK_CELLS,
     DerivedCache,
     ItemSpace,
     Scorer,
@@ -403,10 +404,16 @@ class ItemKNNModel(_ItemToItem):
         n_rows = rows.shape[0]
         ids, best = np.full((n_rows, k), -1, dtype=np.int64), np.full((n_rows, k), -np.inf, dtype=np.float32)
         exclude = exclude.tocsr() if exclude is not None and exclude.nnz else None
-        for start in range(0, n_rows, _SPARSE_CHUNK):
-            stop = min(start + _SPARSE_CHUNK, n_rows)
+        # chunks of at most _SPARSE_CHUNK customers and about CHUNK_CELLS candidate entries (a history's
+        # products x their neighbours), so a run of heavy customers cannot take gigabytes
+        work = np.cumsum(np.diff(rows.indptr).astype(np.int64) * max(self.neighbours, 1))
+        start = 0
+        while start < n_rows:
+            before = int(work[start - 1]) if start else 0
+            stop = min(start + _SPARSE_CHUNK, n_rows, max(start + 1, int(np.searchsorted(work, before + CHUNK_CELLS, side="right"))))
             part = exclude[start:stop] if exclude is not None else None
             ids[start:stop], best[start:stop] = sparse_top_k(self._candidates(rows[start:stop], part, allowed), k)
+            start = stop
         return ids, best
 
     def _candidates(self, rows: sparse.csr_matrix, exclude: sparse.csr_matrix | None, allowed: np.ndarray | None) -> sparse.csr_matrix:
@@ -419,7 +426,9 @@ class ItemKNNModel(_ItemToItem):
             keep &= allowed[scores.indices]
         if exclude is not None and exclude.nnz:
             width = np.int64(scores.shape[1])
-            excluded = np.repeat(np.arange(exclude.shape[0], dtype=np.int64), np.diff(exclude.indptr)) * width + exclude.indices
+            owners = np.repeat(np.arange(exclude.shape[0], dtype=np.int64), np.diff(exclude.indptr))
+            inside = exclude.indices < width  # a product S does not know cannot be a candidate (nor another row's)
+            excluded = owners[inside] * width + exclude.indices[inside]
             keep &= ~np.isin(owner * width + scores.indices, excluded, kind="sort")
         if keep.all():
             return scores

@@ -164,7 +164,8 @@ def test_item_knn_ranks_the_neighbours_of_the_history_as_ranking_every_product_w
     customer's exclusions and a filter, for a batch and for one customer."""
     from recsys_cli.models import itembased
 
-    monkeypatch.setattr(itembased, "_SPARSE_CHUNK", 7)  # several chunks
+    monkeypatch.setattr(itembased, "_SPARSE_CHUNK", 7)  # several chunks of customers
+    monkeypatch.setattr(itembased, "CHUNK_CELLS", 400)  # and of candidates: a few customers each, a heavy one alone
     dataset = random_dataset(60, 80, 700, seed=3)
     model = ItemKNNModel(neighbours=10, decay=decay).fit(dataset)
     rng = np.random.default_rng(0)
@@ -185,6 +186,22 @@ def test_item_knn_ranks_the_neighbours_of_the_history_as_ranking_every_product_w
                 one_ids, one_scores = model.recommend(users[user : user + 1], k=k, exclude=exclude[user], allowed=mask)
                 np.testing.assert_array_equal(one_ids[0], ids[user])
                 np.testing.assert_array_equal(one_scores[0], scores[user])
+    # exclusions of products past S's columns (none it can propose) change nobody's list, not even the
+    # next row's: each row here names, past the columns, the place of the next customer's best product
+    best = model.recommend(users, k=1, exclude=exclude)[0][:, 0]
+    past = sparse.csr_matrix(
+        (np.ones(len(users) - 1, dtype=np.int8), (users[:-1], dataset.n_items + np.maximum(best[1:], 0))),
+        shape=(len(users), 2 * dataset.n_items),
+    )
+    wider = sparse.hstack([exclude, sparse.csr_matrix((len(users), dataset.n_items), dtype=np.int8)]).tocsr() + past
+    for got, expected in zip(model.recommend(users, k=5, exclude=wider), model.recommend(users, k=5, exclude=exclude)):
+        np.testing.assert_array_equal(got, expected)
+    # the chunks: every customer once, in order, each chunk within the candidate budget or one customer alone
+    chunks, candidates = [], model._candidates
+    monkeypatch.setattr(model, "_candidates", lambda rows, *rest: chunks.append(rows) or candidates(rows, *rest))
+    model.recommend(users, k=5)
+    assert sum(c.shape[0] for c in chunks) == len(users) and len(chunks) < len(users) / 2
+    assert all(c.shape[0] == 1 or c.nnz * model.neighbours <= 400 for c in chunks)
 
 
 @pytest.mark.parametrize("model", [ItemKNNModel, EASEModel])
