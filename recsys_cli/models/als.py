@@ -147,7 +147,8 @@ class ALSModel(DerivedCache):
 
         Scores and selects with implicit's fused kernel (a dot product and a C++ heap selection
         per block of 100 customers), the same ranking as a dense score and `base.rank_rows` at
-        about half the cost. A mask that allows under half the products scores only those (a filter's usual case).
+        about half the cost, and stops early by factor norm (`_top`: a fifth of the columns on
+        seed). A mask that allows under half the products scores only those (a filter's usual case).
         """
         rows, vectors = self._vectors(users, history)
         n_rows = rows.shape[0]

@@ -397,7 +397,7 @@ class ItemKNNModel(_ItemToItem):
         are -1 / -inf), ties by product (see the module docstring for history and exclusion).
 
         Sparse throughout: a customer's candidates are their products' neighbours, so the cost
-        follows the history, not the catalog (ranking every product cost 3-4x as much at 28k
+        follows the history, not the catalog (ranking every product cost 2.7-4x as much at 28k
         products); one customer takes the same path as many, so batch results equal single ones.
         """
         rows = self._history_rows(np.asarray(users, dtype=np.int64), history)
