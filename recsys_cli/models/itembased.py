@@ -28,8 +28,10 @@ from .base import (
     best_anchor,
     block,
     drop_columns,
+    excluded_pairs,
     explain_by_affinity,
     lookup,
+    members,
     rank_rows,
     take_padded,
     take_rows,
@@ -411,25 +413,27 @@ class ItemKNNModel(_ItemToItem):
         while start < n_rows:
             before = int(work[start - 1]) if start else 0
             stop = min(start + _SPARSE_CHUNK, n_rows, max(start + 1, int(np.searchsorted(work, before + CHUNK_CELLS, side="right"))))
-            part = exclude[start:stop] if exclude is not None else None
-            ids[start:stop], best[start:stop] = sparse_top_k(self._candidates(rows[start:stop], part, allowed), k)
+            ids[start:stop], best[start:stop] = sparse_top_k(
+                self._candidates(rows[start:stop], exclude, np.arange(start, stop), allowed), k
+            )
             start = stop
         return ids, best
 
-    def _candidates(self, rows: sparse.csr_matrix, exclude: sparse.csr_matrix | None, allowed: np.ndarray | None) -> sparse.csr_matrix:
-        """history @ S without the products scored 0 or less, excluded (pairs aligned with `rows`)
-        or not `allowed`."""
+    def _candidates(
+        self, rows: sparse.csr_matrix, exclude: sparse.csr_matrix | None, positions: np.ndarray, allowed: np.ndarray | None
+    ) -> sparse.csr_matrix:
+        """history @ S without the products scored 0 or less, excluded (row positions[j] of `exclude`
+        for row j of `rows`) or not `allowed`."""
         scores = sparse.csr_matrix(rows @ self.S)
         owner = np.repeat(np.arange(scores.shape[0], dtype=np.int64), np.diff(scores.indptr))
         keep = scores.data > 0
         if allowed is not None:
             keep &= allowed[scores.indices]
-        if exclude is not None and exclude.nnz:
-            width = np.int64(scores.shape[1])
-            owners = np.repeat(np.arange(exclude.shape[0], dtype=np.int64), np.diff(exclude.indptr))
-            inside = exclude.indices < width  # a product S does not know cannot be a candidate (nor another row's)
-            excluded = owners[inside] * width + exclude.indices[inside]
-            keep &= ~np.isin(owner * width + scores.indices, excluded, kind="sort")
+        if exclude is not None:
+            at, columns = excluded_pairs(exclude, positions, None, scores.shape[1])  # only products S has
+            if len(at):
+                width = np.int64(scores.shape[1])
+                keep &= ~members(owner * width + scores.indices, at * width + columns)
         if keep.all():
             return scores
         indptr = np.concatenate([[0], np.cumsum(np.bincount(owner[keep], minlength=scores.shape[0]))])
