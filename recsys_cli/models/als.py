@@ -9,6 +9,9 @@ for a history that has not changed since.
 
 from __future__ import annotations
 
+import os
+from concurrent.futures import ThreadPoolExecutor
+
 import numpy as np
 from scipy import sparse
 from scipy.linalg import lapack
@@ -31,6 +34,9 @@ from .base import (
 _TOPK_BLOCK = 100  # customers per call of implicit's top-k kernel (its own block size)
 _FIRST_COLUMNS = 2048  # columns a pruned top-k scores first; each further round doubles them
 _FILTERED = -np.finfo(np.float32).max
+_ONE_BY_ONE = 32  # rows up to which user_factors solves one by one (a request); more go in blocks
+_SOLVE_CELLS = 1 << 20  # history factors per block of a batch solve (8 MB of float64)
+_WOODBURY_MAX = 48  # history length up to which a block solves L x L systems instead of f x f
 FACTORS_KEPT = 1 << 20  # bytes of a filter's factor rows kept with its mask (MASKS_KEPT filters: 64 MB at most)
 
 
@@ -105,22 +111,58 @@ class ALSModel(DerivedCache):
         """Solve (YtY + Yh^T (C - I) Yh + reg I) x = Yh^T C 1 for every history row.
 
         The matrix is YtY over the other products + Yh^T C Yh + reg I: positive definite for
-        positive confidences, so a Cholesky solve (LAPACK dposv), with a general solve as the
-        fallback when a zero or negative weight makes it indefinite."""
+        positive confidences. A few rows (a request) are solved one by one with a Cholesky solve
+        (LAPACK dposv, a general solve as the fallback when a zero or negative weight makes it
+        indefinite); many rows (a batch, the published model's kept factors) in blocks of rows
+        of one length (`_solve_block`), the same float64 solution."""
         out = np.zeros((rows.shape[0], self.factors), dtype=np.float32)
         regularized = self._cached("regularized_gram", lambda: self._gram + self.regularization * np.eye(self.factors))
+        if rows.shape[0] > _ONE_BY_ONE:
+            self._solve_blocks(rows, regularized, out)
+            return out
         for row in range(rows.shape[0]):
             start, stop = rows.indptr[row], rows.indptr[row + 1]
-            if start == stop:
-                continue
-            items = rows.indices[start:stop]
-            confidence = self.alpha * rows.data[start:stop].astype(np.float64)
-            factors = self.item_factors[items].astype(np.float64)
-            a = regularized + (factors.T * (confidence - 1.0)) @ factors
-            b = factors.T @ confidence
-            _, solved, info = lapack.dposv(a, b)
-            out[row] = solved if info == 0 else np.linalg.solve(a, b)
+            if start < stop:
+                out[row] = self._solve_row(regularized, rows.indices[start:stop], rows.data[start:stop])
         return out
+
+    def _solve_row(self, regularized: np.ndarray, items: np.ndarray, weights: np.ndarray) -> np.ndarray:
+        confidence = self.alpha * weights.astype(np.float64)
+        factors = self.item_factors[items].astype(np.float64)
+        a = regularized + (factors.T * (confidence - 1.0)) @ factors
+        b = factors.T @ confidence
+        _, solved, info = lapack.dposv(a, b)
+        return solved if info == 0 else np.linalg.solve(a, b)
+
+    def _solve_blocks(self, rows: sparse.csr_matrix, regularized: np.ndarray, out: np.ndarray) -> None:
+        """`user_factors` for many rows: rows of one length are solved together (`_solve_block`),
+        in blocks of about _SOLVE_CELLS history factors, on every core (numpy releases the GIL)."""
+        inverse = self._cached("regularized_inverse", lambda: np.linalg.inv(regularized))
+        lengths = np.diff(rows.indptr)
+        order = np.argsort(lengths, kind="stable")
+        blocks = []
+        for group in np.split(order, np.flatnonzero(np.diff(lengths[order])) + 1):
+            length = int(lengths[group[0]])
+            if length:
+                step = max(1, _SOLVE_CELLS // (length * self.factors))
+                blocks += [group[i : i + step] for i in range(0, len(group), step)]
+
+        def solve(block: np.ndarray) -> None:
+            at = rows.indptr[block][:, None] + np.arange(rows.indptr[block[0] + 1] - rows.indptr[block[0]])
+            try:
+                out[block] = _solve_block(self.item_factors[rows.indices[at]], self.alpha * rows.data[at].astype(np.float64), regularized, inverse)
+            except np.linalg.LinAlgError:  # a singular row (zero or negative weights): one by one, as a request is
+                for row, where in zip(block, at):
+                    out[row] = self._solve_row(regularized, rows.indices[where], rows.data[where])
+
+        threads = max(1, min(self.num_threads or os.cpu_count() or 1, len(blocks)))
+        with threadpool_limits(1, "blas"):  # one core per block: BLAS threads on 64 x 64 matrices only contend
+            if threads == 1:
+                for block in blocks:
+                    solve(block)
+            else:
+                with ThreadPoolExecutor(max_workers=threads) as pool:
+                    list(pool.map(solve, blocks))
 
     def _rows(self, users: np.ndarray, history: UserHistory | None) -> sparse.csr_matrix:
         if history is not None:
@@ -328,6 +370,26 @@ class ALSModel(DerivedCache):
         rows = sparse.csr_matrix(history.weights)
         items = [rows.indices[rows.indptr[r] : rows.indptr[r + 1]] for r in range(rows.shape[0])]
         return explain_by_affinity(items, ids, lambda h, i: self.item_factors[h] @ self.item_factors[i].T)
+
+
+def _solve_block(factors: np.ndarray, confidence: np.ndarray, regularized: np.ndarray, inverse: np.ndarray) -> np.ndarray:
+    """The ALS user step for B rows of L history products each: `factors` (B, L, f) their item
+    factors, `confidence` (B, L, float64). A = R + Yh^T D Yh with R = YtY + reg I and D = C - I; x = A^-1 Yh^T c.
+    For short rows (L <= _WOODBURY_MAX) through R^-1, by the Woodbury identity:
+    x = u - Z^T (I + D Yh Z^T)^-1 D Yh u, with Z = Yh R^-1 and u = R^-1 Yh^T c: an L x L solve per
+    row instead of f x f. Longer rows build A and solve it."""
+    y, c = factors.astype(np.float64), confidence
+    d = c - 1.0
+    length = y.shape[1]
+    if length > _WOODBURY_MAX:
+        a = regularized + (y * d[:, :, None]).transpose(0, 2, 1) @ y
+        return np.linalg.solve(a, np.einsum("blf,bl->bf", y, c)[..., None])[..., 0]
+    z = y @ inverse
+    u = np.einsum("blf,bl->bf", z, c)
+    m = d[:, :, None] * (z @ y.transpose(0, 2, 1))
+    m[:, np.arange(length), np.arange(length)] += 1.0
+    w = np.linalg.solve(m, (d * np.einsum("blf,bf->bl", y, u))[..., None])[..., 0]
+    return u - np.einsum("blf,bl->bf", z, w)
 
 
 def _top(

@@ -283,6 +283,34 @@ def test_als_keeps_columns_by_decreasing_norm_and_an_older_models_order_gives_th
                 np.testing.assert_allclose(got[1], expected[1], rtol=1e-6)
 
 
+def test_als_solves_a_batch_of_customers_in_blocks_as_it_solves_one(monkeypatch):
+    """Many customers' factors (a batch, the published model's kept factors) are solved in blocks
+    of one history length, short ones through the Woodbury identity, on two threads: the same
+    factors as solving each customer alone, short and long histories, in small blocks or large,
+    and one by one again for a block whose systems numpy cannot solve together."""
+    rng = np.random.default_rng(3)
+    n_items, factors = 400, 16
+    model = ALSModel(factors=factors, alpha=4.0, num_threads=2)
+    interactions = sparse.random(300, n_items, density=0.02, random_state=4, format="csr", dtype=np.float32)
+    model.with_item_factors(interactions, np.arange(n_items), rng.normal(size=(n_items, factors)).astype(np.float32))
+    lengths = np.concatenate([np.repeat([1, 2, 3, 7, 30, als._WOODBURY_MAX, als._WOODBURY_MAX + 1, 120], 12), np.zeros(4, dtype=int)])
+    rng.shuffle(lengths)
+    indices = np.concatenate([np.sort(rng.choice(n_items, size=n, replace=False)) for n in lengths])
+    weights = rng.choice(np.array([0.5, 1.0, 3.0, 8.0], dtype=np.float32), size=len(indices))
+    rows = sparse.csr_matrix((weights, indices, np.concatenate([[0], np.cumsum(lengths)])), shape=(len(lengths), n_items))
+    alone = np.vstack([model.user_factors(rows[r]) for r in range(rows.shape[0])])
+    assert np.all(alone[lengths == 0] == 0) and np.all(np.abs(alone[lengths > 0]).sum(axis=1) > 0)
+    np.testing.assert_allclose(model.user_factors(rows), alone, rtol=1e-5, atol=1e-6)
+    monkeypatch.setattr(als, "_SOLVE_CELLS", 64)  # one or two customers per block
+    np.testing.assert_allclose(model.user_factors(rows), alone, rtol=1e-5, atol=1e-6)
+
+    def singular(*args):
+        raise np.linalg.LinAlgError("Singular matrix")
+
+    monkeypatch.setattr(als, "_solve_block", singular)
+    np.testing.assert_array_equal(model.user_factors(rows), alone)
+
+
 def test_als_given_new_factors_forgets_what_it_derived_from_the_old(dataset):
     """with_item_factors on a model that has served: the norms, masks and gram derived from the
     old factors go, so its lists are a fresh model's."""
