@@ -150,7 +150,9 @@ class ALSModel(DerivedCache):
         def solve(block: np.ndarray) -> None:
             at = rows.indptr[block][:, None] + np.arange(rows.indptr[block[0] + 1] - rows.indptr[block[0]])
             try:
-                out[block] = _solve_block(self.item_factors[rows.indices[at]], self.alpha * rows.data[at].astype(np.float64), regularized, inverse)
+                out[block] = _solve_block(
+                    self.item_factors[rows.indices[at]], self.alpha * rows.data[at].astype(np.float64), regularized, inverse
+                )
             except np.linalg.LinAlgError:  # a singular row (zero or negative weights): one by one, as a request is
                 for row, where in zip(block, at):
                     out[row] = self._solve_row(regularized, rows.indices[where], rows.data[where])
