@@ -44,7 +44,7 @@ from .dataset import Dataset, UserHistory
 from .errors import InputError
 from .evaluation.metrics import ndcg_at_k
 from .evaluation.split import NoSplitError, Split, last_item_split, relevant_truth, temporal_split, truth_matrix
-from .models.base import Recommender
+from .models.base import Recommender, Resumes, declares
 from .models.blend import BlendModel, combine, typical_best
 from .models.popularity import MODES, PopularityModel
 from .service import merge_candidates
@@ -68,6 +68,13 @@ class Selection:
     split: str = ""
     table: list[dict[str, Any]] = field(default_factory=list)
     seconds: float = 0.0
+    # what the chosen models' validation fits learned (`Resumes.state`), by candidate key: the final
+    # fit on every event starts from it
+    states: dict[str, Any] = field(default_factory=dict, repr=False)
+
+    def resume_state(self, spec: dict[str, Any]) -> Any:
+        """The validation fit's state for a single-model spec, or None."""
+        return self.states.get(_candidate_key(spec))
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -451,6 +458,8 @@ def select(
     for row in table:
         row["chosen_for"] = [s for s in SEGMENTS if row["candidate"] == labels_chosen[s]]
     segments_sizes = {s: int(len(rows[s])) for s in SEGMENTS}
+    chosen = [_candidate_key(part) for spec in choice.values() for part in (spec, spec.get("pair")) if part]
+    states = {key: fitted[key].state(dataset) for key in chosen if key in fitted and declares(fitted[key], Resumes)}
     return Selection(
         popularity=best_pop_options,
         few=choice["few"],
@@ -458,6 +467,7 @@ def select(
         split=f"{split.kind}; validation customers {segments_sizes}",
         table=table,
         seconds=time.perf_counter() - started,
+        states=states,
     )
 
 

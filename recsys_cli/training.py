@@ -26,7 +26,7 @@ from .data.schema import PURCHASE
 from .dataset import Dataset
 from .errors import InputError
 from .live import open_live_store
-from .models.base import KeepsCustomers, Recommender, declares
+from .models.base import KeepsCustomers, Recommender, Resumes, declares
 from .models.blend import BlendModel
 from .models.content import ContentConfig, ContentModel
 from .models.popularity import PopularityModel
@@ -164,7 +164,8 @@ def fit_models(
                 return content
             key = f"{spec['kind']}/{sorted((spec.get('params') or {}).items())}"
             if key not in models:
-                models[key] = build_model(spec, settings).fit(dataset)
+                model, state = build_model(spec, settings), chosen.resume_state(spec)
+                models[key] = model.fit(dataset, resume=state) if state is not None and declares(model, Resumes) else model.fit(dataset)
                 if publish and declares(models[key], KeepsCustomers):
                     models[key].keep_customers()
             model = models[key]

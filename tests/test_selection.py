@@ -296,3 +296,20 @@ def test_a_blend_must_lead_the_best_single_model_by_more_than_noise():
     # nothing cheaper beats popularity: the blend is only held to the popularity floor
     assert serving(["ease", "ease + 0.25 x als"], floor=1.0) == ("ease + 0.25 x als", [])
     assert serving([]) == ("", [])
+
+
+def test_train_fits_the_chosen_als_from_where_selection_left_it():
+    """The final fit of a model selection already fitted on the validation split starts from that
+    fit (ALS: its item factors, product by product) and runs `resumed_iterations`: with none, the
+    published factors are selection's for every product it knew."""
+    events = paired_events()
+    catalog = pd.DataFrame({"product_id": pd.unique(events["product_id"])})
+    overrides = {"selection": {**FAST["selection"], "candidates": ["als"], "blend_weights": []}, "als": {"factors": 8, "num_threads": 1}}
+    chosen = _select(events, overrides)
+    assert chosen.warm["kind"] == "als" and list(chosen.states) == ["als"], chosen.table
+    products, factors = chosen.states["als"]
+    for iterations in (0, 2):
+        settings = load_settings(environ={}, overrides={**FAST, **overrides, "als": {**overrides["als"], "resumed_iterations": iterations}})
+        trained = fit_models(events, catalog, settings)
+        got = trained.collaborative.item_factors[trained.dataset.items.to_internal(products)]
+        assert np.array_equal(got, factors) == (iterations == 0)

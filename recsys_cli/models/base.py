@@ -122,6 +122,18 @@ class KeepsCustomers(Protocol):
 
 
 @runtime_checkable
+class Resumes(Protocol):
+    """A model whose fit can start from an earlier fit with the same settings on part of the same
+    shop's events (train's selection fits each candidate on the validation split first) and reach
+    the same quality in fewer iterations: `state(dataset)` is what that fit learned, keyed by
+    external product id; `fit(dataset, resume=state)` starts from it."""
+
+    def state(self, dataset: Any) -> Any: ...
+
+    def fit(self, dataset: Any, *, resume: Any = None) -> Any: ...
+
+
+@runtime_checkable
 class RecommendsOne(Protocol):
     """A model with a short path for one customer (what a request asks): plain arrays instead of the
     batch structures, and under a narrow filter only the allowed columns scored. It returns exactly

@@ -214,10 +214,10 @@ def test_als_top_k_by_decreasing_norm_stops_early_with_every_columns_answer(monk
         assert len(set(got.tolist())) == len(got) and (blocked is None or not np.isin(got, blocked).any())
 
 
-def skewed_dataset(seed: int = 0, n_users: int = 400, n_items: int = 600, n: int = 8000) -> Dataset:
+def skewed_events(seed: int = 0, n_users: int = 400, n_items: int = 600, n: int = 8000) -> pd.DataFrame:
     """Few products bought by many, most by few (as in a shop): ALS factor norms spread widely."""
     rng = np.random.default_rng(seed)
-    events = pd.DataFrame(
+    return pd.DataFrame(
         {
             "customer_id": [f"c{u}" for u in rng.integers(0, n_users, n)],
             "product_id": [f"p{i}" for i in np.minimum(rng.zipf(1.4, n), n_items) - 1],
@@ -225,7 +225,10 @@ def skewed_dataset(seed: int = 0, n_users: int = 400, n_items: int = 600, n: int
             "timestamp": np.arange(n, dtype=np.int64) + 1_700_000_000,
         }
     )
-    return Dataset.construct(events, pd.DataFrame({"product_id": [f"p{i}" for i in range(n_items)]}))
+
+
+def skewed_dataset(seed: int = 0, n_items: int = 600) -> Dataset:
+    return Dataset.construct(skewed_events(seed, n_items=n_items), pd.DataFrame({"product_id": [f"p{i}" for i in range(n_items)]}))
 
 
 def test_als_keeps_columns_by_decreasing_norm_and_an_older_models_order_gives_the_same_lists(monkeypatch):
@@ -309,6 +312,27 @@ def test_als_solves_a_batch_of_customers_in_blocks_as_it_solves_one(monkeypatch)
 
     monkeypatch.setattr(als, "_solve_block", singular)
     np.testing.assert_array_equal(model.user_factors(rows), alone)
+
+
+def test_als_resumes_an_earlier_fit_by_product_on_a_dataset_that_orders_them_differently():
+    """A fit that resumes an earlier one (train's final fit after selection's) starts from its item
+    factors product by product, whatever internal index each product has in the new dataset; a
+    product the earlier fit did not know starts as implicit starts any (small, seeded); a product
+    with no interactions gets no factors. With its resumed iterations it learns from there."""
+    events = skewed_events(seed=1)
+    full = Dataset.construct(events)
+    part = Dataset.construct(events[events["product_id"] != events["product_id"].iloc[0]].iloc[2000:])  # other indices, fewer products
+    earlier = ALSModel(factors=8, iterations=5, num_threads=1).fit(part)
+    products, factors = earlier.state(part)
+    started = ALSModel(factors=8, num_threads=1, resumed_iterations=0).fit(full, resume=(products, factors))
+    known = full.items.to_internal(products)
+    assert (known >= 0).all() and not np.array_equal(known, part.items.to_internal(products))
+    np.testing.assert_array_equal(started.item_factors[known], factors)
+    new = np.setdiff1d(started.items, known)
+    assert len(new) and np.all((started.item_factors[new] >= 0) & (started.item_factors[new] < 0.01))
+    assert not started.item_factors[np.setdiff1d(np.arange(full.n_items), started.items)].any()
+    resumed = ALSModel(factors=8, num_threads=1, resumed_iterations=2).fit(full, resume=(products, factors))
+    assert not np.allclose(resumed.item_factors[known], factors)
 
 
 def test_als_given_new_factors_forgets_what_it_derived_from_the_old(dataset):
