@@ -23,7 +23,8 @@ from .base import (
     DerivedCache,
     MaskCache,
     allowed_columns,
-    explain_by_affinity,
+    blocks_by_length,
+    explain_by_vectors,
     members,
     pairs_in,
     ranges,
@@ -162,17 +163,11 @@ class ALSModel(DerivedCache):
         """`user_factors` for many rows: rows of one length are solved together (`_solve_block`),
         in blocks of about _SOLVE_CELLS history factors, on every core (numpy releases the GIL)."""
         inverse = self._cached("regularized_inverse", lambda: np.linalg.inv(regularized))
-        lengths = np.diff(rows.indptr)
-        order = np.argsort(lengths, kind="stable")
-        blocks = []
-        for group in np.split(order, np.flatnonzero(np.diff(lengths[order])) + 1):
-            length = int(lengths[group[0]])
-            if length:
-                step = max(1, _SOLVE_CELLS // (length * self.factors))
-                blocks += [group[i : i + step] for i in range(0, len(group), step)]
+        blocks = blocks_by_length(rows.indptr, _SOLVE_CELLS // self.factors)
 
-        def solve(block: np.ndarray) -> None:
-            at = rows.indptr[block][:, None] + np.arange(rows.indptr[block[0] + 1] - rows.indptr[block[0]])
+        def solve(job: tuple[int, np.ndarray]) -> None:
+            length, block = job
+            at = rows.indptr[block][:, None] + np.arange(length)
             try:
                 out[block] = _solve_block(
                     self.item_factors[rows.indices[at]], self.alpha * rows.data[at].astype(np.float64), regularized, inverse
@@ -184,8 +179,8 @@ class ALSModel(DerivedCache):
         threads = max(1, min(self.num_threads or os.cpu_count() or 1, len(blocks)))
         with threadpool_limits(1, "blas"):  # one core per block: BLAS threads on 64 x 64 matrices only contend
             if threads == 1:
-                for block in blocks:
-                    solve(block)
+                for job in blocks:
+                    solve(job)
             else:
                 with ThreadPoolExecutor(max_workers=threads) as pool:
                     list(pool.map(solve, blocks))
@@ -393,9 +388,7 @@ class ALSModel(DerivedCache):
 
     def explain(self, history: UserHistory, ids: np.ndarray) -> np.ndarray:
         """The history item whose factors are closest (dot product) to each recommended item's."""
-        rows = sparse.csr_matrix(history.weights)
-        items = [rows.indices[rows.indptr[r] : rows.indptr[r + 1]] for r in range(rows.shape[0])]
-        return explain_by_affinity(items, ids, lambda h, i: self.item_factors[h] @ self.item_factors[i].T)
+        return explain_by_vectors(sparse.csr_matrix(history.weights), ids, self.item_factors)
 
 
 def _solve_block(factors: np.ndarray, confidence: np.ndarray, regularized: np.ndarray, inverse: np.ndarray) -> np.ndarray:

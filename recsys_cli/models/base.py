@@ -416,6 +416,38 @@ def explain_by_affinity(history_items: list[np.ndarray], ids: np.ndarray, affini
     return anchors
 
 
+def explain_by_vectors(rows: sparse.csr_matrix, ids: np.ndarray, vectors: np.ndarray) -> np.ndarray:
+    """`explain_by_affinity` with the dot product of `vectors` rows as the affinity (ALS: item
+    factors), every row of `rows` (the history) at once: the rows of one history length L in
+    blocks, (B, L, f) @ (B, f, k), the same rule as `best_anchor` (first best history item)."""
+    anchors = np.full(ids.shape, -1, dtype=np.int64)
+    if not ids.shape[1]:
+        return anchors
+    for length, block in blocks_by_length(rows.indptr, CHUNK_CELLS // ids.shape[1]):
+        history = rows.indices[rows.indptr[block][:, None] + np.arange(length)]
+        wanted = ids[block]
+        affinity = vectors[history] @ vectors[np.maximum(wanted, 0)].transpose(0, 2, 1)
+        best = affinity.argmax(axis=1)
+        positive = (np.take_along_axis(affinity, best[:, None, :], axis=1)[:, 0] > 0) & (wanted >= 0)
+        anchors[block] = np.where(positive, np.take_along_axis(history, best, axis=1), -1)
+    return anchors
+
+
+def blocks_by_length(indptr: np.ndarray, cells: int) -> list[tuple[int, np.ndarray]]:
+    """The non-empty rows of a CSR matrix (its `indptr`) grouped by their number of entries L, in
+    blocks of at most `cells` entries (at least one row each): (L, row numbers) per block. What a
+    batch of small per-row problems is computed as, one array operation per block."""
+    lengths = np.diff(indptr)
+    order = np.argsort(lengths, kind="stable")
+    blocks = []
+    for group in np.split(order, np.flatnonzero(np.diff(lengths[order])) + 1):
+        length = int(lengths[group[0]]) if len(group) else 0
+        if length:
+            step = max(1, cells // length)
+            blocks += [(length, group[i : i + step]) for i in range(0, len(group), step)]
+    return blocks
+
+
 def best_anchor(history: np.ndarray, affinity: np.ndarray) -> np.ndarray:
     """Per column of `affinity` (history items x recommended items), the history item of highest
     positive affinity, else -1; the first such item on ties. The one home of the reasons' rule."""

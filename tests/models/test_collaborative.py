@@ -335,6 +335,37 @@ def test_als_resumes_an_earlier_fit_by_product_on_a_dataset_that_orders_them_dif
     assert not np.allclose(resumed.item_factors[known], factors)
 
 
+def test_als_explains_a_batch_at_once_by_the_rule_of_one_customer_at_a_time(monkeypatch):
+    """ALS's reasons for many customers (the stored lists) are computed by history length in
+    blocks; each is the history product whose factors have the highest positive dot product with
+    the recommended one's, the first on ties, -1 where none is positive or the slot is empty:
+    the rule `explain_by_affinity` applies one customer at a time."""
+    from recsys_cli.models.base import explain_by_affinity
+
+    dataset = skewed_dataset(seed=2)
+    model = ALSModel(factors=8, iterations=3, num_threads=1).fit(dataset)
+    history = dataset.history()
+    ids, _ = model.recommend(np.arange(dataset.n_users), k=12)
+    rng = np.random.default_rng(0)
+    ids[1::2] = rng.integers(0, dataset.n_items, size=ids[1::2].shape)  # any product: some unrelated to the history
+    ids[::7, 5:] = -1  # short lists
+    ids[3] = -1
+    rows = history.weights
+    items = [rows.indices[rows.indptr[r] : rows.indptr[r + 1]] for r in range(rows.shape[0])]
+    tied = copy.deepcopy(model)  # products share one of four factor vectors: ties everywhere
+    tied.item_factors = rng.normal(size=(4, 8)).astype(np.float32)[rng.integers(0, 4, dataset.n_items)]
+    unexplained = 0
+    for explaining in (model, tied):
+        factors = explaining.item_factors
+        expected = explain_by_affinity(items, ids, lambda h, i, factors=factors: factors[h] @ factors[i].T)
+        assert (expected >= 0).mean() > 0.3
+        unexplained += int(((expected < 0) & (ids >= 0)).sum())
+        for cells in (4_000_000, 40):  # large blocks, and a few rows each
+            monkeypatch.setattr("recsys_cli.models.base.CHUNK_CELLS", cells)
+            np.testing.assert_array_equal(explaining.explain(history, ids), expected)
+    assert unexplained, "some products have no history product of positive affinity"
+
+
 def test_als_given_new_factors_forgets_what_it_derived_from_the_old(dataset):
     """with_item_factors on a model that has served: the norms, masks and gram derived from the
     old factors go, so its lists are a fresh model's."""
