@@ -39,6 +39,17 @@ def test_add_ids_appends_and_never_moves_an_existing_mapping():
     assert list(before.external_ids) == ["x", "y"]  # the original map is unchanged (frozen)
 
 
+def test_encoding_a_column_extends_the_map_and_numbers_every_row():
+    before = IdMap.from_ids(["x", "y"])
+    column = pd.Series(["z", "y", "01", "z", "1", "x", "01"], dtype=object)
+    after, internal = before.encode(column)
+    assert list(after.external_ids) == ["x", "y", "z", "01", "1"]
+    assert internal.tolist() == [2, 1, 3, 2, 4, 0, 3] and internal.dtype == np.int64
+    assert after.to_internal(column).tolist() == internal.tolist()
+    same, none = after.encode(pd.Series([], dtype=object))
+    assert same is after and none.tolist() == []
+
+
 def test_add_ids_with_nothing_new_returns_the_same_map():
     ids = IdMap.from_ids(["x", "y"])
     assert ids.add_ids(["y", "x"]) is ids
