@@ -363,24 +363,14 @@ def select(
     fitted: dict[str, Recommender] = {}
     kinds = _candidate_kinds(settings)
     decays = [float(d) for d in section["decays"]]
-    resumable: dict[str, Any] = {}  # kind -> the last fitted candidate of that kind that another can resume
     for candidate in kinds:
         kind, params = parse_candidate(candidate, settings)
         progress(f"selection: fitting {candidate}")
         try:
-            model = build_model({"kind": kind, "params": params}, settings)
-            # a second candidate of a kind (ALS with another alpha) starts from the first one's fit,
-            # as the final fit starts from the chosen candidate's (see Resumes)
-            model = (
-                model.fit(dataset, resume=resumable[kind].state(dataset))
-                if kind in resumable and declares(model, Resumes)
-                else model.fit(dataset)
-            )
+            model = build_model({"kind": kind, "params": params}, settings).fit(dataset)
         except (MemoryError, InputError) as error:
             table.append({"candidate": candidate, "role": "skipped", "note": str(error)[:200]})
             continue
-        if declares(model, Resumes):
-            resumable[kind] = model
         for decay in decays if hasattr(model, "decay") else [1.0]:
             if hasattr(model, "decay"):
                 model.decay = decay

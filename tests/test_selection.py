@@ -313,22 +313,3 @@ def test_train_fits_the_chosen_als_from_where_selection_left_it():
         trained = fit_models(events, catalog, settings)
         got = trained.collaborative.item_factors[trained.dataset.items.to_internal(products)]
         assert np.array_equal(got, factors) == (iterations == 0)
-
-
-def test_selection_fits_a_second_als_candidate_from_the_first(monkeypatch):
-    """A second ALS candidate (another alpha) starts from the first ALS candidate's fit."""
-    from recsys_cli.models.als import ALSModel
-
-    fits, real = [], ALSModel.fit
-
-    def recording(self, dataset, *, resume=None):
-        fitted = real(self, dataset, resume=resume)
-        fits.append((self.alpha, resume, fitted.state(dataset)))
-        return fitted
-
-    monkeypatch.setattr(ALSModel, "fit", recording)
-    overrides = {"selection": {**FAST["selection"], "candidates": ["als", "als:alpha=4"], "blend_weights": []}, "als": {"factors": 8}}
-    _select(paired_events(), overrides)
-    (first_alpha, first_resume, first_state), (second_alpha, second_resume, _) = fits
-    assert (first_alpha, second_alpha) == (1.0, 4.0) and first_resume is None
-    assert all(np.array_equal(a, b) for a, b in zip(second_resume, first_state))

@@ -72,18 +72,14 @@ class ALSModel(DerivedCache):
         """Fit item (and fit-time user) factors on the weighted interactions.
 
         `resume` (see `state`): start from an earlier fit's item factors, for the products it knew,
-        and run `resumed_iterations` instead of `iterations`: train's final fit after selection
-        fitted the same settings on the validation split (on the seed preset, Online Retail and
-        Amazon Beauty 3 to 5 resumed iterations score what 15 from random factors do), and
-        selection's second ALS candidate (another alpha) after the first. A fit with another
-        number of factors cannot resume and starts from random factors."""
+        and run `resumed_iterations` instead of `iterations` (train's final fit after selection
+        fitted the same settings on the validation split: on the seed preset, Online Retail and
+        Amazon Beauty 3 to 5 resumed iterations score what 15 from random factors do)."""
         try:
             from implicit.cpu.als import AlternatingLeastSquares
         except ImportError as error:  # a runtime dependency, but an install can still be broken
             raise InputError("implicit is not installed: pip install implicit") from error
 
-        if resume is not None and resume[1].shape[1:] != (self.factors,):
-            resume = None  # another number of factors: nothing to start from
         matrix = sparse.csr_matrix(dataset.interactions, dtype=np.float32)
         # only products with interactions are fitted and scored: the cost follows the events, not the
         # catalog (the others keep zero factors)
