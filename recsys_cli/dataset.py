@@ -69,7 +69,11 @@ class IdMap:
     def encode(self, ids: "np.ndarray | pd.Series") -> "tuple[IdMap, np.ndarray]":
         """(this map with the unseen ids appended, as `add_ids` does; each id's internal index): one
         hashing pass over a column of millions of ids, then a lookup of its distinct ids only."""
-        codes, distinct = pd.factorize(np.asarray(ids, dtype=object))
+        values = np.asarray(ids, dtype=object)
+        codes, distinct = pd.factorize(values)
+        if (codes < 0).any():  # factorize leaves missing values (None, NaN) out: the two-pass way keeps each
+            extended = self.add_ids(values)
+            return extended, extended.to_internal(values)
         extended = self.add_ids(distinct)
         return extended, extended.to_internal(distinct)[codes] if len(codes) else np.zeros(0, dtype=np.int64)
 

@@ -48,6 +48,12 @@ def test_encoding_a_column_extends_the_map_and_numbers_every_row():
     assert after.to_internal(column).tolist() == internal.tolist()
     same, none = after.encode(pd.Series([], dtype=object))
     assert same is after and none.tolist() == []
+    missing = pd.Series(["b", None, "c", "b", np.nan], dtype=object)  # factorize leaves these out: numbered as before
+    expected = before.add_ids(missing)
+    encoded, internal = before.encode(missing)
+    assert list(encoded.external_ids[:4]) == list(expected.external_ids[:4]) and len(encoded) == len(expected)
+    assert internal.tolist() == expected.to_internal(missing).tolist()
+    assert internal[1] != internal[2], "a missing id is not the next customer's"
 
 
 def test_add_ids_with_nothing_new_returns_the_same_map():

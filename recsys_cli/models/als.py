@@ -38,6 +38,7 @@ _FILTERED = -np.finfo(np.float32).max
 _ONE_BY_ONE = 32  # rows up to which user_factors solves one by one (a request); more go in blocks
 _SOLVE_CELLS = 1 << 20  # history factors per block of a batch solve (8 MB of float64)
 _WOODBURY_MAX = 48  # history length up to which a block solves L x L systems instead of f x f
+_PARALLEL_ROWS = 20_000  # rows from which a batch solve runs on every core
 FACTORS_KEPT = 1 << 20  # bytes of a filter's factor rows kept with its mask (MASKS_KEPT filters: 64 MB at most)
 
 
@@ -103,8 +104,8 @@ class ALSModel(DerivedCache):
         return dataset.items.to_external(self.items), self._active_factors
 
     def _resumed_factors(self, dataset: Dataset, items: np.ndarray, products: np.ndarray, factors: np.ndarray) -> np.ndarray:
-        """Starting item factors for `items`: the earlier fit's where it knew the product, implicit's
-        own start (uniform in [0, 0.01), seeded) for the others."""
+        """Starting item factors for `items`: the earlier fit's where it knew the product; for the
+        others, small seeded values drawn as implicit draws its own start (uniform in [0, 0.01))."""
         start = np.random.default_rng(self.random_state).random((len(items), self.factors), dtype=np.float32) * 0.01
         column = np.full(dataset.n_items, -1, dtype=np.int64)
         column[items] = np.arange(len(items))
@@ -139,7 +140,7 @@ class ALSModel(DerivedCache):
         positive confidences. A few rows (a request) are solved one by one with a Cholesky solve
         (LAPACK dposv, a general solve as the fallback when a zero or negative weight makes it
         indefinite); many rows (a batch, the published model's kept factors) in blocks of rows
-        of one length (`_solve_block`), the same float64 solution."""
+        of one length (`_solve_block`), the same solution up to float64 rounding."""
         out = np.zeros((rows.shape[0], self.factors), dtype=np.float32)
         regularized = self._cached("regularized_gram", lambda: self._gram + self.regularization * np.eye(self.factors))
         if rows.shape[0] > _ONE_BY_ONE:
@@ -162,7 +163,11 @@ class ALSModel(DerivedCache):
     def _solve_blocks(self, rows: sparse.csr_matrix, regularized: np.ndarray, out: np.ndarray) -> None:
         """`user_factors` for many rows: rows of one length are solved together (`_solve_block`),
         in blocks of about _SOLVE_CELLS history factors, on every core (numpy releases the GIL)."""
-        inverse = self._cached("regularized_inverse", lambda: np.linalg.inv(regularized))
+        try:
+            inverse = self._cached("regularized_inverse", lambda: np.linalg.inv(regularized))
+            woodbury = min(_WOODBURY_MAX, self.factors)  # an L x L solve only where it is smaller than f x f
+        except np.linalg.LinAlgError:  # YtY + reg I singular (regularization 0): every row solves A itself
+            inverse, woodbury = regularized, 0
         blocks = blocks_by_length(rows.indptr, _SOLVE_CELLS // self.factors)
 
         def solve(job: tuple[int, np.ndarray]) -> None:
@@ -170,20 +175,21 @@ class ALSModel(DerivedCache):
             at = rows.indptr[block][:, None] + np.arange(length)
             try:
                 out[block] = _solve_block(
-                    self.item_factors[rows.indices[at]], self.alpha * rows.data[at].astype(np.float64), regularized, inverse
+                    self.item_factors[rows.indices[at]], self.alpha * rows.data[at].astype(np.float64), regularized, inverse, woodbury
                 )
             except np.linalg.LinAlgError:  # a singular row (zero or negative weights): one by one, as a request is
                 for row, where in zip(block, at):
                     out[row] = self._solve_row(regularized, rows.indices[where], rows.data[where])
 
-        threads = max(1, min(self.num_threads or os.cpu_count() or 1, len(blocks)))
-        with threadpool_limits(1, "blas"):  # one core per block: BLAS threads on 64 x 64 matrices only contend
-            if threads == 1:
-                for job in blocks:
-                    solve(job)
-            else:
-                with ThreadPoolExecutor(max_workers=threads) as pool:
-                    list(pool.map(solve, blocks))
+        # threads only for a large batch (the published model's kept factors): a request batch is
+        # already one of the service's workers, and a pool costs more than a few blocks
+        threads = max(1, min(self.num_threads or os.cpu_count() or 1, len(blocks))) if rows.shape[0] >= _PARALLEL_ROWS else 1
+        if threads == 1:
+            for job in blocks:
+                solve(job)
+            return
+        with threadpool_limits(1, "blas"), ThreadPoolExecutor(max_workers=threads) as pool:  # BLAS threads would only contend
+            list(pool.map(solve, blocks))
 
     def _rows(self, users: np.ndarray, history: UserHistory | None) -> sparse.csr_matrix:
         if history is not None:
@@ -391,16 +397,16 @@ class ALSModel(DerivedCache):
         return explain_by_vectors(sparse.csr_matrix(history.weights), ids, self.item_factors)
 
 
-def _solve_block(factors: np.ndarray, confidence: np.ndarray, regularized: np.ndarray, inverse: np.ndarray) -> np.ndarray:
+def _solve_block(factors: np.ndarray, confidence: np.ndarray, regularized: np.ndarray, inverse: np.ndarray, woodbury: int) -> np.ndarray:
     """The ALS user step for B rows of L history products each: `factors` (B, L, f) their item
     factors, `confidence` (B, L, float64). A = R + Yh^T D Yh with R = YtY + reg I and D = C - I; x = A^-1 Yh^T c.
-    For short rows (L <= _WOODBURY_MAX) through R^-1, by the Woodbury identity:
+    For short rows (L <= `woodbury`) through `inverse` = R^-1, by the Woodbury identity:
     x = u - Z^T (I + D Yh Z^T)^-1 D Yh u, with Z = Yh R^-1 and u = R^-1 Yh^T c: an L x L solve per
     row instead of f x f. Longer rows build A and solve it."""
     y, c = factors.astype(np.float64), confidence
     d = c - 1.0
     length = y.shape[1]
-    if length > _WOODBURY_MAX:
+    if length > woodbury:
         a = regularized + (y * d[:, :, None]).transpose(0, 2, 1) @ y
         return np.linalg.solve(a, np.einsum("blf,bl->bf", y, c)[..., None])[..., 0]
     z = y @ inverse

@@ -423,7 +423,8 @@ def explain_by_vectors(rows: sparse.csr_matrix, ids: np.ndarray, vectors: np.nda
     anchors = np.full(ids.shape, -1, dtype=np.int64)
     if not ids.shape[1]:
         return anchors
-    for length, block in blocks_by_length(rows.indptr, CHUNK_CELLS // ids.shape[1]):
+    # a block holds B x (L + k) vectors and B x L x k affinities: CHUNK_CELLS of the vectors' floats at most
+    for length, block in blocks_by_length(rows.indptr, CHUNK_CELLS // vectors.shape[1], per_row=ids.shape[1]):
         history = rows.indices[rows.indptr[block][:, None] + np.arange(length)]
         wanted = ids[block]
         affinity = vectors[history] @ vectors[np.maximum(wanted, 0)].transpose(0, 2, 1)
@@ -433,17 +434,18 @@ def explain_by_vectors(rows: sparse.csr_matrix, ids: np.ndarray, vectors: np.nda
     return anchors
 
 
-def blocks_by_length(indptr: np.ndarray, cells: int) -> list[tuple[int, np.ndarray]]:
+def blocks_by_length(indptr: np.ndarray, cells: int, *, per_row: int = 0) -> list[tuple[int, np.ndarray]]:
     """The non-empty rows of a CSR matrix (its `indptr`) grouped by their number of entries L, in
-    blocks of at most `cells` entries (at least one row each): (L, row numbers) per block. What a
-    batch of small per-row problems is computed as, one array operation per block."""
+    blocks of at most `cells` entries, counting `per_row` more for each row (at least one row each):
+    (L, row numbers) per block. What a batch of small per-row problems is computed as, one array
+    operation per block."""
     lengths = np.diff(indptr)
     order = np.argsort(lengths, kind="stable")
     blocks = []
     for group in np.split(order, np.flatnonzero(np.diff(lengths[order])) + 1):
         length = int(lengths[group[0]]) if len(group) else 0
         if length:
-            step = max(1, cells // length)
+            step = max(1, cells // (length + per_row))
             blocks += [(length, group[i : i + step]) for i in range(0, len(group), step)]
     return blocks
 

@@ -296,7 +296,7 @@ def test_als_solves_a_batch_of_customers_in_blocks_as_it_solves_one(monkeypatch)
     model = ALSModel(factors=factors, alpha=4.0, num_threads=2)
     interactions = sparse.random(300, n_items, density=0.02, random_state=4, format="csr", dtype=np.float32)
     model.with_item_factors(interactions, np.arange(n_items), rng.normal(size=(n_items, factors)).astype(np.float32))
-    lengths = np.concatenate([np.repeat([1, 2, 3, 7, 30, als._WOODBURY_MAX, als._WOODBURY_MAX + 1, 120], 12), np.zeros(4, dtype=int)])
+    lengths = np.concatenate([np.repeat([1, 2, 3, 7, factors, factors + 1, 30, 120], 12), np.zeros(4, dtype=int)])
     rng.shuffle(lengths)
     indices = np.concatenate([np.sort(rng.choice(n_items, size=n, replace=False)) for n in lengths])
     weights = rng.choice(np.array([0.5, 1.0, 3.0, 8.0], dtype=np.float32), size=len(indices))
@@ -305,6 +305,8 @@ def test_als_solves_a_batch_of_customers_in_blocks_as_it_solves_one(monkeypatch)
     assert np.all(alone[lengths == 0] == 0) and np.all(np.abs(alone[lengths > 0]).sum(axis=1) > 0)
     np.testing.assert_allclose(model.user_factors(rows), alone, rtol=1e-5, atol=1e-6)
     monkeypatch.setattr(als, "_SOLVE_CELLS", 64)  # one or two customers per block
+    np.testing.assert_allclose(model.user_factors(rows), alone, rtol=1e-5, atol=1e-6)
+    monkeypatch.setattr(als, "_PARALLEL_ROWS", 1)  # on two threads, as the published model's kept factors are
     np.testing.assert_allclose(model.user_factors(rows), alone, rtol=1e-5, atol=1e-6)
 
     def singular(*args):
