@@ -127,7 +127,11 @@ def test_live_history_counts_and_empty_history_pads(make):
     assert model.recommend(unknown, k=1, history=history_of([[a], [a]], dataset.n_items))[0][:, 0].tolist() == [dataset.items.get("b")] * 2
 
 
-def test_itemknn_keeps_top_cosine_neighbours():
+@pytest.mark.parametrize("block_rows", [512, 4])  # one block; many, built two at a time on threads
+def test_itemknn_keeps_top_cosine_neighbours(block_rows, monkeypatch):
+    from recsys_cli.models import itembased
+
+    monkeypatch.setattr(itembased, "_BLOCK_ROWS", block_rows)
     dataset = random_dataset(n_users=400, n_items=120, n_pairs=3000, seed=3)
     model = ItemKNNModel(neighbours=5, shrink=2.0).fit(dataset)
     x = (dataset.interactions > 0).astype(np.float64).toarray()
