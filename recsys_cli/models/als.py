@@ -10,7 +10,6 @@ for a history that has not changed since.
 from __future__ import annotations
 
 import os
-from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 from scipy import sparse
@@ -25,6 +24,7 @@ from .base import (
     allowed_columns,
     blocks_by_length,
     explain_by_vectors,
+    map_threads,
     members,
     pairs_in,
     ranges,
@@ -170,9 +170,8 @@ class ALSModel(DerivedCache):
             inverse, woodbury = regularized, 0
         blocks = blocks_by_length(rows.indptr, _SOLVE_CELLS // self.factors)
 
-        def solve(job: tuple[int, np.ndarray]) -> None:
-            length, block = job
-            at = rows.indptr[block][:, None] + np.arange(length)
+        def solve(job: tuple[np.ndarray, np.ndarray]) -> None:
+            block, at = job
             try:
                 out[block] = _solve_block(
                     self.item_factors[rows.indices[at]], self.alpha * rows.data[at].astype(np.float64), regularized, inverse, woodbury
@@ -183,13 +182,11 @@ class ALSModel(DerivedCache):
 
         # threads only for a large batch (the published model's kept factors): a request batch is
         # already one of the service's workers, and a pool costs more than a few blocks
-        threads = max(1, min(self.num_threads or os.cpu_count() or 1, len(blocks))) if rows.shape[0] >= _PARALLEL_ROWS else 1
-        if threads == 1:
-            for job in blocks:
-                solve(job)
+        if rows.shape[0] < _PARALLEL_ROWS:
+            map_threads(solve, blocks, 1)
             return
-        with threadpool_limits(1, "blas"), ThreadPoolExecutor(max_workers=threads) as pool:  # BLAS threads would only contend
-            list(pool.map(solve, blocks))
+        with threadpool_limits(1, "blas"):  # BLAS threads would only contend with the blocks'
+            map_threads(solve, blocks, self.num_threads or os.cpu_count() or 1)
 
     def _rows(self, users: np.ndarray, history: UserHistory | None) -> sparse.csr_matrix:
         if history is not None:

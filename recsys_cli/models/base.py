@@ -7,7 +7,8 @@ customer) and scores (float32, -inf at those positions), best first.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, Protocol, runtime_checkable
 
@@ -424,21 +425,19 @@ def explain_by_vectors(rows: sparse.csr_matrix, ids: np.ndarray, vectors: np.nda
     if not ids.shape[1]:
         return anchors
     # a block holds B x (L + k) vectors and B x L x k affinities: CHUNK_CELLS of the vectors' floats at most
-    for length, block in blocks_by_length(rows.indptr, CHUNK_CELLS // vectors.shape[1], per_row=ids.shape[1]):
-        history = rows.indices[rows.indptr[block][:, None] + np.arange(length)]
-        wanted = ids[block]
+    for block, at in blocks_by_length(rows.indptr, CHUNK_CELLS // vectors.shape[1], per_row=ids.shape[1]):
+        history, wanted = rows.indices[at], ids[block]
         affinity = vectors[history] @ vectors[np.maximum(wanted, 0)].transpose(0, 2, 1)
-        best = affinity.argmax(axis=1)
-        positive = (np.take_along_axis(affinity, best[:, None, :], axis=1)[:, 0] > 0) & (wanted >= 0)
-        anchors[block] = np.where(positive, np.take_along_axis(history, best, axis=1), -1)
+        best = np.take_along_axis(history, affinity.argmax(axis=1), axis=1)
+        anchors[block] = np.where((affinity.max(axis=1) > 0) & (wanted >= 0), best, -1)
     return anchors
 
 
-def blocks_by_length(indptr: np.ndarray, cells: int, *, per_row: int = 0) -> list[tuple[int, np.ndarray]]:
+def blocks_by_length(indptr: np.ndarray, cells: int, *, per_row: int = 0) -> list[tuple[np.ndarray, np.ndarray]]:
     """The non-empty rows of a CSR matrix (its `indptr`) grouped by their number of entries L, in
     blocks of at most `cells` entries, counting `per_row` more for each row (at least one row each):
-    (L, row numbers) per block. What a batch of small per-row problems is computed as, one array
-    operation per block."""
+    (row numbers, their entries' positions as a rows x L array) per block. What a batch of small
+    per-row problems is computed as, one array operation per block."""
     lengths = np.diff(indptr)
     order = np.argsort(lengths, kind="stable")
     blocks = []
@@ -446,8 +445,20 @@ def blocks_by_length(indptr: np.ndarray, cells: int, *, per_row: int = 0) -> lis
         length = int(lengths[group[0]]) if len(group) else 0
         if length:
             step = max(1, cells // (length + per_row))
-            blocks += [(length, group[i : i + step]) for i in range(0, len(group), step)]
+            blocks += [
+                (rows, indptr[rows][:, None] + np.arange(length)) for rows in (group[i : i + step] for i in range(0, len(group), step))
+            ]
     return blocks
+
+
+def map_threads(function: Callable[[Any], Any], items: Sequence[Any], threads: int) -> list[Any]:
+    """[function(item) for item in items] in order, on up to `threads` threads: what the models run
+    this way spend their time in numpy, scipy or implicit, which release the GIL."""
+    threads = max(1, min(threads, len(items)))
+    if threads == 1:
+        return [function(item) for item in items]
+    with ThreadPoolExecutor(max_workers=threads) as pool:
+        return list(pool.map(function, items))
 
 
 def best_anchor(history: np.ndarray, affinity: np.ndarray) -> np.ndarray:

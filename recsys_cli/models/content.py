@@ -30,7 +30,6 @@ import os
 import re
 import threading
 from collections import OrderedDict
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import numpy as np
@@ -40,6 +39,7 @@ from scipy import sparse
 from ..data.schema import CATEGORY_SEPARATOR, GENDERS
 from ..dataset import Dataset, UserHistory
 from ..errors import InputError, NotFoundError
+from .base import map_threads
 
 _GENDER_LABELS: dict[str, frozenset[str]] = {
     "Man": frozenset({"man"}),
@@ -685,12 +685,7 @@ def _neighbours(f: _Features, x: _BlockInputs, config: ContentConfig, rows: np.n
             values.append(vals)
         return items, kept, np.concatenate(picked), np.concatenate(values)
 
-    threads = max(1, min(2, len(tasks), os.cpu_count() or 1)) if len(tasks) > 1 else 1
-    if threads == 1:
-        parts = [block(task) for task in tasks]
-    else:
-        with ThreadPoolExecutor(max_workers=threads) as pool:
-            parts = list(pool.map(block, tasks))
+    parts = map_threads(block, tasks, min(2, os.cpu_count() or 1))
     position = np.searchsorted(rows, np.concatenate([np.repeat(p[0], p[1]) for p in parts]))
     order = np.argsort(position, kind="stable")  # row order; each row's rank order is kept
     counts = np.bincount(position, minlength=len(rows))
